@@ -1,0 +1,116 @@
+#include "cli/client.h"
+
+#include <charconv>
+#include <iostream>
+
+#include <absl/status/status.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+namespace micro::cli {
+
+std::vector<FlagSpec> ClientFlags() {
+  return {
+      {"address", 'a', "HOST:PORT", "daemon address (env MICRO_ADDRESS; default 127.0.0.1:8081)"},
+      {"namespace", 'n', "NS", "namespace (env MICRO_NAMESPACE; default micro)"},
+      {"output", 'o', "FORMAT", "table or json (env MICRO_OUTPUT; default table)"},
+      {"timeout", 0, "SECONDS", "give up after this long (default 10)"},
+  };
+}
+
+Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
+                                           const std::map<std::string, std::string>& env) {
+  ClientOptions options;
+  const auto pick = [&](const char* flag, const char* var, std::string& out) {
+    if (flags.Has(flag)) {
+      out = flags.Get(flag);
+    } else if (auto it = env.find(var); it != env.end() && !it->second.empty()) {
+      out = it->second;
+    }
+  };
+  pick("address", "MICRO_ADDRESS", options.address);
+  pick("namespace", "MICRO_NAMESPACE", options.ns);
+  std::string output = "table";
+  pick("output", "MICRO_OUTPUT", output);
+  if (output == "json") {
+    options.output = Output::kJson;
+  } else if (output != "table") {
+    return absl::InvalidArgumentError("--output must be table or json, not '" + output + "'");
+  }
+  if (flags.Has("timeout")) {
+    const std::string t = flags.Get("timeout");
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    if (ec != std::errc() || end != t.data() + t.size() || n <= 0) {
+      return absl::InvalidArgumentError("--timeout must be a positive number of seconds");
+    }
+    options.timeout_seconds = n;
+  }
+  if (options.address.empty()) return absl::InvalidArgumentError("--address is empty");
+  return options;
+}
+
+std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options) {
+  return grpc::CreateChannel(options.address, grpc::InsecureChannelCredentials());
+}
+
+void Prepare(grpc::ClientContext& context, const ClientOptions& options) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(options.timeout_seconds));
+  if (!options.ns.empty()) context.AddMetadata("micro-namespace", options.ns);
+}
+
+int ReportError(const grpc::Status& status, const ClientOptions& options) {
+  const std::string code =
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      status.error_message().find("connect") != std::string::npos) {
+    std::cerr << "error: " << code << ": no micro server answered at " << options.address
+              << "; start one with 'micro server', or point --address / MICRO_ADDRESS at a "
+                 "running one\n";
+    return 1;
+  }
+  std::cerr << "error: " << code << ": " << status.error_message() << "\n";
+  return 1;
+}
+
+void PrintJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  std::cout << out;
+}
+
+int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env,
+                     int (*body)(const ParsedArgs&, const ClientOptions&)) {
+  std::vector<FlagSpec> flags = spec.flags;
+  for (FlagSpec& f : ClientFlags()) flags.push_back(std::move(f));
+  auto parsed = ParseArgs(args, flags);
+  const std::string command = spec.usage.substr(0, spec.usage.find(' ', 6));
+  if (!parsed.ok()) {
+    std::cerr << "error: " << parsed.status().message() << "; see '" << command << " --help'\n";
+    return 2;
+  }
+  if (parsed->help) {
+    std::cout << FormatHelp(spec.usage, spec.description, flags);
+    return 0;
+  }
+  if (parsed->positionals.size() > spec.max_positionals) {
+    std::cerr << "error: unexpected argument '" << parsed->positionals[spec.max_positionals]
+              << "'; see '" << command << " --help'\n";
+    return 2;
+  }
+  auto options = ResolveClientOptions(*parsed, env);
+  if (!options.ok()) {
+    std::cerr << "error: " << options.status().message() << "\n";
+    return 2;
+  }
+  return body(*parsed, *options);
+}
+
+}  // namespace micro::cli

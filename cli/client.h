@@ -1,0 +1,58 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include "core/flags.h"
+#include "core/status.h"
+
+namespace micro::cli {
+
+enum class Output { kTable, kJson };
+
+// How a client command reaches the daemon, from flags and MICRO_* environment.
+struct ClientOptions {
+  std::string address = "127.0.0.1:8081";
+  std::string ns;  // empty: the daemon's default
+  Output output = Output::kTable;
+  int64_t timeout_seconds = 10;
+};
+
+// The flags every client command takes (--address, --namespace, --output, --timeout).
+std::vector<FlagSpec> ClientFlags();
+
+// Flag > environment (MICRO_ADDRESS, MICRO_NAMESPACE, MICRO_OUTPUT) > default.
+[[nodiscard]] Result<ClientOptions> ResolveClientOptions(
+    const ParsedArgs& flags, const std::map<std::string, std::string>& env);
+
+std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options);
+
+// Sets the deadline and namespace metadata of one call.
+void Prepare(grpc::ClientContext& context, const ClientOptions& options);
+
+// Prints `error: <CODE>: <message>` to stderr, or for an unreachable daemon one line saying
+// where the CLI looked and how to start one. Returns the exit code (1).
+int ReportError(const grpc::Status& status, const ClientOptions& options);
+
+// Prints `message` as indented JSON with the proto field names.
+void PrintJson(const google::protobuf::Message& message);
+
+// Runs a command body: parses flags (`specs` plus the client flags), prints help, resolves the
+// client options, and reports usage errors with exit code 2.
+struct CommandSpec {
+  std::string usage;
+  std::string description;
+  std::vector<FlagSpec> flags;
+  size_t max_positionals = 0;
+};
+int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env,
+                     int (*body)(const ParsedArgs&, const ClientOptions&));
+
+}  // namespace micro::cli

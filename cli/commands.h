@@ -1,0 +1,16 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace micro::cli {
+
+using Env = std::map<std::string, std::string>;
+
+// Each returns the process exit code: 0 success, 1 a failed call, 2 a usage error.
+int ServicesCommand(const std::vector<std::string>& args, const Env& env);
+int HealthCommand(const std::vector<std::string>& args, const Env& env);
+int VersionCommand(const std::vector<std::string>& args, const Env& env);
+
+}  // namespace micro::cli

@@ -1,0 +1,64 @@
+// The `micro` binary: `micro server` runs the daemon; every other command is a gRPC client.
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "server/daemon.h"
+
+extern char** environ;
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>&, const micro::cli::Env&);
+};
+
+const Command kCommands[] = {
+    {"server", "run the daemon in the foreground", &micro::server::RunServerCommand},
+    {"services", "list registered services, or show one", &micro::cli::ServicesCommand},
+    {"health", "show whether the daemon is serving, and its version", &micro::cli::HealthCommand},
+    {"version", "print the version of this binary", &micro::cli::VersionCommand},
+};
+
+void PrintUsage(std::ostream& out) {
+  out << "Usage: micro <command> [flags]\n\n"
+         "micro runs a microservice platform in one process ('micro server') and talks to it.\n\n"
+         "Commands:\n";
+  for (const Command& c : kCommands) {
+    std::string name = c.name;
+    out << "  " << name << std::string(12 - name.size(), ' ') << c.summary << "\n";
+  }
+  out << "\nRun 'micro <command> --help' for the flags of a command.\n";
+}
+
+micro::cli::Env Environment() {
+  micro::cli::Env env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    auto eq = entry.find('=');
+    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    PrintUsage(args.empty() ? std::cerr : std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") args[0] = "version";
+  for (const Command& c : kCommands) {
+    if (args[0] == c.name) {
+      return c.run(std::vector<std::string>(args.begin() + 1, args.end()), Environment());
+    }
+  }
+  std::cerr << "error: unknown command '" << args[0] << "'; run 'micro --help' for the list\n";
+  return 2;
+}

@@ -1,0 +1,92 @@
+#include "core/flags.h"
+
+#include <fmt/format.h>
+
+namespace micro {
+namespace {
+
+const FlagSpec* FindLong(const std::vector<FlagSpec>& specs, const std::string& name) {
+  for (const FlagSpec& spec : specs) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+const FlagSpec* FindShort(const std::vector<FlagSpec>& specs, char name) {
+  for (const FlagSpec& spec : specs) {
+    if (spec.short_name != 0 && spec.short_name == name) return &spec;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                             const std::vector<FlagSpec>& specs) {
+  ParsedArgs parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") {
+      parsed.rest.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      break;
+    }
+    if (arg == "-h" || arg == "--help") {
+      parsed.help = true;
+      continue;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      parsed.positionals.push_back(arg);
+      continue;
+    }
+    const FlagSpec* spec = nullptr;
+    std::string value;
+    bool has_inline_value = false;
+    if (arg[1] == '-') {
+      std::string name = arg.substr(2);
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name.resize(eq);
+        has_inline_value = true;
+      }
+      spec = FindLong(specs, name);
+    } else if (arg.size() == 2) {
+      spec = FindShort(specs, arg[1]);
+    }
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(fmt::format("unknown flag {}", arg));
+    }
+    if (spec->value_name.empty()) {
+      if (has_inline_value) {
+        return absl::InvalidArgumentError(fmt::format("flag --{} takes no value", spec->name));
+      }
+      parsed.values[spec->name] = "true";
+      continue;
+    }
+    if (!has_inline_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(
+            fmt::format("flag --{} needs a value ({})", spec->name, spec->value_name));
+      }
+      value = args[++i];
+    }
+    parsed.values[spec->name] = value;
+  }
+  return parsed;
+}
+
+std::string FormatHelp(const std::string& usage, const std::string& description,
+                       const std::vector<FlagSpec>& specs) {
+  std::string out = fmt::format("Usage: {}\n\n{}\n", usage, description);
+  if (specs.empty()) return out;
+  out += "\nFlags:\n";
+  for (const FlagSpec& spec : specs) {
+    std::string left = spec.short_name ? fmt::format("-{}, --{}", spec.short_name, spec.name)
+                                       : fmt::format("    --{}", spec.name);
+    if (!spec.value_name.empty()) left += " " + spec.value_name;
+    out += fmt::format("  {:<32} {}\n", left, spec.help);
+  }
+  out += fmt::format("  {:<32} {}\n", "-h, --help", "show this help");
+  return out;
+}
+
+}  // namespace micro

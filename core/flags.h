@@ -1,0 +1,41 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace micro {
+
+// One command-line flag: `--name VALUE`, `--name=VALUE`, or `-s VALUE`; a switch takes no value.
+struct FlagSpec {
+  std::string name;         // without the leading "--"
+  char short_name = 0;      // 0: none
+  std::string value_name;   // empty: a switch
+  std::string help;
+};
+
+struct ParsedArgs {
+  std::vector<std::string> positionals;
+  std::map<std::string, std::string> values;  // switches map to "true"
+  std::vector<std::string> rest;              // everything after "--"
+  bool help = false;                          // -h or --help was given
+
+  bool Has(const std::string& name) const { return values.count(name) != 0; }
+  std::string Get(const std::string& name, const std::string& fallback = "") const {
+    auto it = values.find(name);
+    return it == values.end() ? fallback : it->second;
+  }
+};
+
+// Parses `args` (without the program and command names) against `specs`. An unknown flag or a
+// missing value is INVALID_ARGUMENT naming the flag. A repeated flag keeps its last value.
+[[nodiscard]] Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
+                                           const std::vector<FlagSpec>& specs);
+
+// The help text of a command: usage line, description, then one line per flag.
+std::string FormatHelp(const std::string& usage, const std::string& description,
+                       const std::vector<FlagSpec>& specs);
+
+}  // namespace micro

@@ -1,0 +1,65 @@
+#include "core/names.h"
+
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace micro {
+namespace {
+
+bool Allowed(char c, Charset charset) {
+  const bool alnum = std::isalnum(static_cast<unsigned char>(c)) != 0;
+  switch (charset) {
+    case Charset::kName: return alnum || c == '.' || c == '_' || c == '-';
+    case Charset::kVersion: return alnum || c == '.' || c == '_' || c == '-' || c == '+';
+    case Charset::kPrintable: return c > 0x20 && c < 0x7f;
+  }
+  return false;
+}
+
+const char* Describe(Charset charset) {
+  switch (charset) {
+    case Charset::kName: return "letters, digits, '.', '_' and '-', starting with a letter or digit";
+    case Charset::kVersion: return "letters, digits, '.', '_', '+' and '-'";
+    case Charset::kPrintable: return "printable ASCII without spaces";
+  }
+  return "";
+}
+
+}  // namespace
+
+Status CheckName(std::string_view what, std::string_view value, size_t max_bytes,
+                 Charset charset) {
+  if (value.empty()) return absl::InvalidArgumentError(fmt::format("{} is empty", what));
+  if (value.size() > max_bytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("{} is {} bytes; the limit is {}", what, value.size(), max_bytes));
+  }
+  for (char c : value) {
+    if (!Allowed(c, charset)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{} '{}' has the character {:?}; allowed: {}", what, value, c, Describe(charset)));
+    }
+  }
+  if (charset == Charset::kName && !std::isalnum(static_cast<unsigned char>(value[0]))) {
+    return absl::InvalidArgumentError(
+        fmt::format("{} '{}' must start with a letter or digit", what, value));
+  }
+  return absl::OkStatus();
+}
+
+Status CheckNamespace(std::string_view ns) {
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(fmt::format(
+        "namespace '{}' is not valid: use 1 to 63 characters of a-z, 0-9 and '-', starting and "
+        "ending with a letter or digit",
+        ns));
+  };
+  if (ns.empty() || ns.size() > 63 || ns.front() == '-' || ns.back() == '-') return bad();
+  for (char c : ns) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return bad();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace micro

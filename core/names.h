@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace micro {
+
+// Character classes for the names users give things.
+enum class Charset {
+  kName,       // [A-Za-z0-9._-], first character alphanumeric
+  kVersion,    // [A-Za-z0-9._+-]
+  kPrintable,  // printable ASCII without spaces
+};
+
+// Checks that `value` is 1..max_bytes long and drawn from `charset`. The error is
+// INVALID_ARGUMENT and names `what` ("service name", ...), the limit and the offending character.
+[[nodiscard]] Status CheckName(std::string_view what, std::string_view value, size_t max_bytes,
+                               Charset charset);
+
+// Namespaces: 1..63 characters of [a-z0-9-], starting and ending alphanumeric (a DNS label).
+[[nodiscard]] Status CheckNamespace(std::string_view ns);
+
+inline constexpr const char* kDefaultNamespace = "micro";
+
+}  // namespace micro

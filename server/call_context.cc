@@ -1,0 +1,107 @@
+#include "server/call_context.h"
+
+#include <functional>
+
+#include <grpcpp/server_context.h>
+#include <spdlog/spdlog.h>
+
+#include "core/names.h"
+
+namespace micro {
+namespace {
+
+std::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.size()}; }
+
+class CallContextInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  CallContextInterceptor(grpc::experimental::ServerRpcInfo* info, CallContexts& contexts,
+                         const Clock& clock)
+      : info_(info), contexts_(contexts), clock_(clock) {}
+
+  ~CallContextInterceptor() override {
+    if (registered_) contexts_.Erase(info_->server_context());
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      CallContext context = ResolveCallContext(*methods->GetRecvInitialMetadata());
+      ns_ = context.ns;
+      contexts_.Put(info_->server_context(), std::move(context));
+      registered_ = true;
+      log_ = spdlog::should_log(spdlog::level::debug);
+      if (log_) start_ = clock_.Now();
+    }
+    if (log_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      const auto micros =
+          std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() - start_).count();
+      spdlog::debug("rpc {} namespace={} code={} duration_us={}", info_->method(), ns_,
+                    static_cast<int>(status.error_code()), micros);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  CallContexts& contexts_;
+  const Clock& clock_;
+  bool registered_ = false;
+  bool log_ = false;
+  std::string ns_;
+  Clock::TimePoint start_;
+};
+
+}  // namespace
+
+CallContext ResolveCallContext(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  CallContext context{kDefaultNamespace, "", absl::OkStatus()};
+  if (auto it = metadata.find("micro-namespace"); it != metadata.end()) {
+    context.ns = std::string(View(it->second));
+    if (auto s = CheckNamespace(context.ns); !s.ok()) context.error = s;
+  }
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    std::string_view value = View(it->second);
+    constexpr std::string_view kBearer = "Bearer ";
+    if (value.substr(0, kBearer.size()) == kBearer) {
+      context.token = std::string(value.substr(kBearer.size()));
+    } else if (context.error.ok()) {
+      context.error = absl::InvalidArgumentError(
+          "authorization metadata must have the form 'Bearer <token>'");
+    }
+  }
+  return context;
+}
+
+CallContexts::Shard& CallContexts::ShardOf(const grpc::ServerContextBase* key) const {
+  return shards_[std::hash<const void*>()(key) / alignof(std::max_align_t) % shards_.size()];
+}
+
+CallContext CallContexts::Get(const grpc::ServerContextBase* server_context) const {
+  Shard& shard = ShardOf(server_context);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.contexts.find(server_context);
+  if (it == shard.contexts.end()) {
+    return CallContext{"", "", absl::InternalError("the call context was not resolved")};
+  }
+  return it->second;
+}
+
+void CallContexts::Put(const grpc::ServerContextBase* server_context, CallContext context) {
+  Shard& shard = ShardOf(server_context);
+  std::lock_guard lock(shard.mu);
+  shard.contexts.insert_or_assign(server_context, std::move(context));
+}
+
+void CallContexts::Erase(const grpc::ServerContextBase* server_context) {
+  Shard& shard = ShardOf(server_context);
+  std::lock_guard lock(shard.mu);
+  shard.contexts.erase(server_context);
+}
+
+grpc::experimental::Interceptor* CallContextInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new CallContextInterceptor(info, contexts_, clock_);
+}
+
+}  // namespace micro

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <grpcpp/support/server_interceptor.h>
+
+#include "core/clock.h"
+#include "core/status.h"
+
+namespace grpc {
+class ServerContextBase;
+}
+
+namespace micro {
+
+// Who is calling and in which namespace, resolved once per call from its metadata.
+struct CallContext {
+  std::string ns;       // from `micro-namespace`, default "micro"
+  std::string token;    // from `authorization: Bearer <token>`, kept for the auth service
+  Status error;         // INVALID_ARGUMENT when the metadata was malformed; handlers return it
+};
+
+// Resolves `micro-namespace` and `authorization` metadata into a CallContext.
+[[nodiscard]] CallContext ResolveCallContext(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+
+// The contexts of the calls in flight, filled by the interceptor before a handler runs and
+// dropped when the call ends. Thread-safe; sharded so concurrent calls rarely share a lock.
+class CallContexts {
+ public:
+  // The context of the call behind `server_context`. A call the interceptor did not see (which
+  // would be a wiring bug) gets an INTERNAL error in `error`.
+  CallContext Get(const grpc::ServerContextBase* server_context) const;
+
+  void Put(const grpc::ServerContextBase* server_context, CallContext context);
+  void Erase(const grpc::ServerContextBase* server_context);
+
+ private:
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<const grpc::ServerContextBase*, CallContext> contexts;
+  };
+  Shard& ShardOf(const grpc::ServerContextBase* key) const;
+
+  mutable std::array<Shard, 16> shards_;
+};
+
+// The server interceptor: resolves each call's context into `contexts` and, at debug level,
+// logs every RPC with method, namespace, status code and duration.
+class CallContextInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  // Both must outlive the gRPC server.
+  CallContextInterceptorFactory(CallContexts& contexts, const Clock& clock)
+      : contexts_(contexts), clock_(clock) {}
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override;
+
+ private:
+  CallContexts& contexts_;
+  const Clock& clock_;
+};
+
+}  // namespace micro

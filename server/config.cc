@@ -1,0 +1,225 @@
+#include "server/config.h"
+
+#include <charconv>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+namespace micro::server {
+namespace {
+
+// One configuration key and the names it has in each layer.
+struct Key {
+  const char* key;         // dotted path in micro.yaml
+  const char* env;         // environment variable
+  const char* flag;        // flag without "--"
+  const char* value_name;  // for --help
+  const char* help;
+  Status (*apply)(DaemonConfig&, const std::string&);
+};
+
+Result<int64_t> ParseInt(const std::string& value) {
+  int64_t out = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  if (ec != std::errc() || end != value.data() + value.size()) {
+    return absl::InvalidArgumentError(fmt::format("'{}' is not an integer", value));
+  }
+  return out;
+}
+
+std::string ExpandHome(const std::string& path) {
+  if (path == "~" || path.rfind("~/", 0) == 0) {
+    const char* home = std::getenv("HOME");
+    return std::string(home ? home : "") + path.substr(1);
+  }
+  return path;
+}
+
+const std::vector<Key>& Keys() {
+  static const std::vector<Key> keys = {
+      {"address", "MICRO_ADDRESS", "address", "HOST:PORT",
+       "gRPC listen address (port 0 picks a free port)",
+       [](DaemonConfig& c, const std::string& v) {
+         c.address = v;
+         return CheckListenAddress(v);
+       }},
+      {"data_dir", "MICRO_HOME", "data-dir", "DIR", "where the daemon keeps its state",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v.empty()) return absl::InvalidArgumentError("the data dir must not be empty");
+         c.data_dir = ExpandHome(v);
+         return absl::OkStatus();
+       }},
+      {"log.level", "MICRO_LOG_LEVEL", "log-level", "LEVEL",
+       "trace, debug, info, warn, error, critical or off",
+       [](DaemonConfig& c, const std::string& v) {
+         auto level = ParseLogLevel(v);
+         if (!level.ok()) return level.status();
+         c.log_level = *level;
+         return absl::OkStatus();
+       }},
+      {"log.format", "MICRO_LOG_FORMAT", "log-format", "FORMAT", "text or json",
+       [](DaemonConfig& c, const std::string& v) {
+         auto format = ParseLogFormat(v);
+         if (!format.ok()) return format.status();
+         c.log_format = *format;
+         return absl::OkStatus();
+       }},
+      {"shutdown_grace_seconds", "MICRO_SHUTDOWN_GRACE_SECONDS", "shutdown-grace-seconds", "N",
+       "how long in-flight calls may finish after SIGTERM (0..3600)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 0 || *n > 3600) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 0..3600", *n));
+         }
+         c.shutdown_grace_seconds = *n;
+         return absl::OkStatus();
+       }},
+      {"registry.backend", "MICRO_REGISTRY_BACKEND", "registry-backend", "NAME",
+       "registry backend: memory",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v != "memory") {
+           return absl::InvalidArgumentError(
+               fmt::format("'{}' is not a registry backend; valid: memory", v));
+         }
+         c.registry.backend = v;
+         return absl::OkStatus();
+       }},
+  };
+  return keys;
+}
+
+Status Apply(DaemonConfig& config, const Key& key, const std::string& value,
+             const std::string& source) {
+  if (Status s = key.apply(config, value); !s.ok()) {
+    return absl::InvalidArgumentError(
+        fmt::format("config key '{}' ({}): {}", key.key, source, std::string(s.message())));
+  }
+  return absl::OkStatus();
+}
+
+bool IsSection(const std::string& prefix) {
+  for (const Key& key : Keys()) {
+    if (std::string(key.key).rfind(prefix + ".", 0) == 0) return true;
+  }
+  return false;
+}
+
+const Key* FindKey(const std::string& name) {
+  for (const Key& key : Keys()) {
+    if (name == key.key) return &key;
+  }
+  return nullptr;
+}
+
+// Walks the YAML tree, applying each leaf to its key.
+Status ApplyYaml(DaemonConfig& config, const YAML::Node& node, const std::string& prefix,
+                 const std::string& file) {
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: {} must be a mapping of keys", file, prefix.empty() ? "the file" : "'" + prefix + "'"));
+  }
+  for (const auto& entry : node) {
+    const std::string name = (prefix.empty() ? "" : prefix + ".") + entry.first.as<std::string>();
+    const YAML::Node& value = entry.second;
+    if (const Key* key = FindKey(name)) {
+      if (!value.IsScalar()) {
+        return absl::InvalidArgumentError(fmt::format(
+            "config key '{}' ({}): must be a single value, not a list or section", name, file));
+      }
+      if (Status s = Apply(config, *key, value.Scalar(), file); !s.ok()) return s;
+    } else if (IsSection(name)) {
+      if (value.IsNull()) continue;
+      if (Status s = ApplyYaml(config, value, name, file); !s.ok()) return s;
+    } else {
+      return absl::InvalidArgumentError(fmt::format(
+          "unknown config key '{}' in {}; see docs/configuration.md for the keys", name, file));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status ApplyFile(DaemonConfig& config, const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::InvalidArgumentError(fmt::format("config file {} does not exist", path));
+  }
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    if (root.IsNull()) return absl::OkStatus();  // an empty file is all defaults
+    return ApplyYaml(config, root, "", path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(fmt::format("config file {}: {}", path, e.what()));
+  }
+}
+
+}  // namespace
+
+std::vector<FlagSpec> DaemonFlags() {
+  std::vector<FlagSpec> flags = {
+      {"config", 0, "FILE", "YAML configuration file (env MICRO_CONFIG)"}};
+  for (const Key& key : Keys()) {
+    flags.push_back({key.flag, 0, key.value_name, fmt::format("{} (env {})", key.help, key.env)});
+  }
+  return flags;
+}
+
+Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
+                                      const std::map<std::string, std::string>& env) {
+  DaemonConfig config;
+  auto env_home = env.find("HOME");
+  config.data_dir = (env_home == env.end() ? std::string(".") : env_home->second) + "/.micro";
+
+  if (flags.Has("config")) {
+    config.config_file = flags.Get("config");
+  } else if (auto it = env.find("MICRO_CONFIG"); it != env.end() && !it->second.empty()) {
+    config.config_file = it->second;
+  }
+  if (!config.config_file.empty()) {
+    if (Status s = ApplyFile(config, config.config_file); !s.ok()) return s;
+  }
+  for (const Key& key : Keys()) {
+    if (auto it = env.find(key.env); it != env.end()) {
+      if (Status s = Apply(config, key, it->second, fmt::format("environment {}", key.env));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  for (const Key& key : Keys()) {
+    if (flags.Has(key.flag)) {
+      if (Status s = Apply(config, key, flags.Get(key.flag), fmt::format("flag --{}", key.flag));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return config;
+}
+
+Status CheckListenAddress(const std::string& address) {
+  const auto bad = [&](const char* why) {
+    return absl::InvalidArgumentError(
+        fmt::format("address '{}' is not valid: {}; use HOST:PORT such as 127.0.0.1:8081",
+                    address, why));
+  };
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return bad("no port");
+  const std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  if (host.empty()) return bad("no host");
+  if (host.find(':') != std::string::npos && (host.front() != '[' || host.back() != ']')) {
+    return bad("an IPv6 host must be in brackets");
+  }
+  for (char c : host) {
+    if (c <= 0x20 || c >= 0x7f) return bad("the host has a space or control character");
+  }
+  auto number = ParseInt(port);
+  if (port.empty() || !number.ok() || *number < 0 || *number > 65535) {
+    return bad("the port must be a number from 0 to 65535");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace micro::server

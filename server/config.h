@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <spdlog/common.h>
+
+#include "core/flags.h"
+#include "core/logging.h"
+#include "core/status.h"
+#include "services/registry/make_registry.h"
+
+namespace micro::server {
+
+// Everything `micro server` can be told. docs/configuration.md documents every key.
+struct DaemonConfig {
+  std::string address = "127.0.0.1:8081";
+  std::string data_dir;  // default: $HOME/.micro
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  LogFormat log_format = LogFormat::kText;
+  int64_t shutdown_grace_seconds = 10;
+  registry::RegistryConfig registry;
+  std::string config_file;  // where the file layer came from; empty if none
+};
+
+// The flags of `micro server`, for parsing and --help.
+std::vector<FlagSpec> DaemonFlags();
+
+// Builds the configuration from defaults < the YAML file (--config or MICRO_CONFIG) < MICRO_*
+// environment < flags. `env` holds the process environment. An unknown key, a value of the
+// wrong type or a bad address is INVALID_ARGUMENT naming the key and where it came from.
+[[nodiscard]] Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
+                                                    const std::map<std::string, std::string>& env);
+
+// Splits "host:port" (host may be [IPv6]); port 0..65535. INVALID_ARGUMENT otherwise.
+[[nodiscard]] Status CheckListenAddress(const std::string& address);
+
+}  // namespace micro::server

@@ -1,0 +1,163 @@
+#include "server/daemon.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include <fmt/format.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/version.h"
+#include "services/registry/make_registry.h"
+
+namespace micro::server {
+namespace {
+
+// Nodes expire at most this late; registry TTLs are whole seconds.
+constexpr std::chrono::milliseconds kMaxExpiryDelay{500};
+
+std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+}  // namespace
+
+Daemon::Daemon(const DaemonConfig& config)
+    : config_(config), signals_(io_, SIGINT, SIGTERM), expiry_timer_(io_) {}
+
+Daemon::~Daemon() = default;
+
+Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config,
+                                              Clock::TimePoint launched) {
+  std::unique_ptr<Daemon> daemon(new Daemon(config));
+  if (Status s = daemon->Open(launched); !s.ok()) return s;
+  return daemon;
+}
+
+Status Daemon::Open(Clock::TimePoint launched) {
+  auto data_dir = DataDir::Open(config_.data_dir);
+  if (!data_dir.ok()) return data_dir.status();
+  data_dir_ = std::move(*data_dir);
+
+  auto registry = registry::MakeRegistry(config_.registry, clock_);
+  if (!registry.ok()) return registry.status();
+  registry_ = std::move(*registry);
+  registry_service_ = std::make_unique<registry::RegistryService>(*registry_, contexts_);
+  info_service_ = std::make_unique<ServerInfoService>(contexts_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  // Without this call the linker drops the reflection library (--as-needed) and clients get
+  // UNIMPLEMENTED.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which would let a second daemon share our port silently.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int port = 0;
+  builder.AddListeningPort(config_.address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(registry_service_.get());
+  builder.RegisterService(info_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0) {
+    server_.reset();
+    return absl::UnavailableError(fmt::format(
+        "cannot listen on {}: the port is in use or the address is not on this machine; "
+        "choose another with --address (port 0 picks a free one)",
+        config_.address));
+  }
+  grpc_address_ = fmt::format("{}:{}", HostOf(config_.address), port);
+
+  const int64_t started = clock_.UnixMillis();
+  info_service_->set_info(
+      {Version(), static_cast<int>(::getpid()), started, grpc_address_, data_dir_->path()});
+  nlohmann::json info = {{"pid", ::getpid()},
+                         {"grpc_address", grpc_address_},
+                         {"version", Version()},
+                         {"data_dir", data_dir_->path()},
+                         {"started_unix_ms", started}};
+  if (Status s = data_dir_->WriteFile("server.json", info.dump(2) + "\n"); !s.ok()) return s;
+
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - launched);
+  spdlog::info("micro server {} serving gRPC on {} (data dir {}) after {} ms", Version(),
+               grpc_address_, data_dir_->path(), elapsed.count());
+  return absl::OkStatus();
+}
+
+int Daemon::Run() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("received {}, shutting down (grace period {} s)", ::strsignal(signal),
+                 config_.shutdown_grace_seconds);
+    expiry_timer_.cancel();
+    io_.stop();
+  });
+  ScheduleExpiry(kMaxExpiryDelay);
+  io_.run();
+  Shutdown();
+  return 0;
+}
+
+void Daemon::ScheduleExpiry(std::chrono::nanoseconds after) {
+  expiry_timer_.expires_after(std::min<std::chrono::nanoseconds>(after, kMaxExpiryDelay));
+  expiry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::optional<std::chrono::nanoseconds> next = registry_->ExpireNodes();
+    ScheduleExpiry(next.value_or(kMaxExpiryDelay));
+  });
+}
+
+void Daemon::Shutdown() {
+  server_->GetHealthCheckService()->Shutdown();
+  registry_->CloseWatchers();
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::seconds(config_.shutdown_grace_seconds));
+  server_->Wait();
+  server_.reset();
+  spdlog::info("micro server stopped");
+}
+
+int RunServerCommand(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env) {
+  const Clock::TimePoint launched = std::chrono::steady_clock::now();
+  const std::vector<FlagSpec> specs = DaemonFlags();
+  auto flags = ParseArgs(args, specs);
+  if (!flags.ok()) {
+    std::cerr << "error: " << flags.status().message() << "; see 'micro server --help'\n";
+    return 2;
+  }
+  if (flags->help) {
+    std::cout << FormatHelp("micro server [flags]",
+                            "Runs the micro daemon in the foreground: the platform's core services "
+                            "on one gRPC port.\nSIGINT or SIGTERM stops it gracefully.\n"
+                            "Configuration: defaults < micro.yaml (--config) < MICRO_* "
+                            "environment < flags.",
+                            specs);
+    return 0;
+  }
+  if (!flags->positionals.empty()) {
+    std::cerr << "error: micro server takes no arguments, got '" << flags->positionals[0]
+              << "'; see 'micro server --help'\n";
+    return 2;
+  }
+  auto config = LoadDaemonConfig(*flags, env);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return 2;
+  }
+  SetUpLogging(config->log_level, config->log_format);
+  ::signal(SIGPIPE, SIG_IGN);
+  auto daemon = Daemon::Start(*config, launched);
+  if (!daemon.ok()) {
+    spdlog::error("{}", std::string(daemon.status().message()));
+    return 1;
+  }
+  return (*daemon)->Run();
+}
+
+}  // namespace micro::server

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <grpcpp/server.h>
+
+#include "core/clock.h"
+#include "server/call_context.h"
+#include "server/config.h"
+#include "server/data_dir.h"
+#include "server/server_info_service.h"
+#include "services/registry/registry.h"
+#include "services/registry/registry_service.h"
+
+namespace micro::server {
+
+// The composition root of `micro server`: builds every service and backend, serves them on one
+// gRPC port, and tears them down in reverse order. The only place that names concrete types.
+class Daemon {
+ public:
+  // Opens the data dir, builds the backends and starts serving. `launched` is when the process
+  // started, for the cold-start time in the log.
+  // Errors: the data dir is locked or unwritable, the port is busy, a backend failed to open.
+  [[nodiscard]] static Result<std::unique_ptr<Daemon>> Start(const DaemonConfig& config,
+                                                             Clock::TimePoint launched);
+  ~Daemon();
+
+  // Serves until SIGINT or SIGTERM, then shuts down gracefully: health turns NOT_SERVING,
+  // watch streams end, in-flight calls get the grace period, the data dir is released.
+  // Returns the process exit code.
+  int Run();
+
+  // The bound gRPC address, HOST:PORT with the real port.
+  const std::string& grpc_address() const { return grpc_address_; }
+
+ private:
+  explicit Daemon(const DaemonConfig& config);
+
+  [[nodiscard]] Status Open(Clock::TimePoint launched);
+  void ScheduleExpiry(std::chrono::nanoseconds after);
+  void Shutdown();
+
+  // Members in construction order; destruction runs in reverse, so the gRPC server is gone
+  // before the services and backends it calls.
+  DaemonConfig config_;
+  SystemClock clock_;
+  std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<registry::Registry> registry_;
+  CallContexts contexts_;
+  std::unique_ptr<registry::RegistryService> registry_service_;
+  std::unique_ptr<ServerInfoService> info_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string grpc_address_;
+
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer expiry_timer_;
+};
+
+// `micro server [flags]`: everything from flag parsing to exit code. `env` is the environment.
+int RunServerCommand(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env);
+
+}  // namespace micro::server

@@ -1,0 +1,27 @@
+#include "server/server_info_service.h"
+
+#include "server/grpc_status.h"
+
+namespace micro::server {
+
+grpc::ServerUnaryReactor* ServerInfoService::Info(grpc::CallbackServerContext* context,
+                                                  const v1::InfoRequest*,
+                                                  v1::InfoResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) {
+    reactor->Finish(ToGrpc(call.error));
+    return reactor;
+  }
+  std::lock_guard lock(mu_);
+  response->set_version(info_.version);
+  response->set_pid(info_.pid);
+  response->set_started_unix_ms(info_.started_unix_ms);
+  response->set_grpc_address(info_.grpc_address);
+  response->set_data_dir(info_.data_dir);
+  response->set_namespace_(call.ns);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace micro::server

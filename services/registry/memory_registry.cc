@@ -1,0 +1,314 @@
+#include "services/registry/memory_registry.h"
+
+#include <deque>
+
+#include <fmt/format.h>
+
+#include "services/registry/validation.h"
+
+namespace micro::registry {
+
+struct MemoryRegistry::WatchQueue {
+  std::string ns;
+  std::string name;  // empty: every service
+  size_t capacity;
+  std::function<void()> notify;
+
+  std::mutex mu;
+  std::deque<Event> events;
+  Status status;
+
+  void Push(const Event& event) {
+    {
+      std::lock_guard lock(mu);
+      if (!status.ok()) return;
+      if (events.size() >= capacity) {
+        // A watcher that stops reading loses its stream rather than holding memory or blocking
+        // registrations; the client watches again and lists to catch up.
+        events.clear();
+        status = absl::ResourceExhaustedError(fmt::format(
+            "this watcher fell more than {} events behind and was closed; watch again", capacity));
+      } else {
+        events.push_back(event);
+      }
+    }
+    notify();
+  }
+
+  void Close(Status why) {
+    {
+      std::lock_guard lock(mu);
+      if (!status.ok()) return;
+      status = std::move(why);
+    }
+    notify();
+  }
+};
+
+class MemoryRegistry::MemoryWatcher final : public Watcher {
+ public:
+  MemoryWatcher(MemoryRegistry& registry, std::shared_ptr<WatchQueue> queue)
+      : registry_(registry), queue_(std::move(queue)) {}
+  ~MemoryWatcher() override { registry_.Unsubscribe(queue_.get()); }
+
+  std::optional<Event> Next() override {
+    std::lock_guard lock(queue_->mu);
+    if (queue_->events.empty()) return std::nullopt;
+    Event event = std::move(queue_->events.front());
+    queue_->events.pop_front();
+    return event;
+  }
+
+  Status status() const override {
+    std::lock_guard lock(queue_->mu);
+    return queue_->status;
+  }
+
+ private:
+  MemoryRegistry& registry_;
+  std::shared_ptr<WatchQueue> queue_;
+};
+
+MemoryRegistry::MemoryRegistry(Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
+
+MemoryRegistry::~MemoryRegistry() = default;
+
+Status MemoryRegistry::Register(const std::string& ns, const Service& given, int64_t ttl_seconds) {
+  if (auto s = CheckRegister(given, ttl_seconds, limits_); !s.ok()) return s;
+  const std::string version = given.version.empty() ? kDefaultVersion : given.version;
+  const Clock::TimePoint now = clock_.Now();
+
+  std::unique_lock lock(mu_);
+  ExpireLocked(now);
+  Services& services = namespaces_[ns];
+  auto service_it = services.find(given.name);
+  if (service_it == services.end() && services.size() >= limits_.max_services_per_namespace) {
+    return absl::ResourceExhaustedError(
+        fmt::format("namespace '{}' already holds {} services, the limit", ns, services.size()));
+  }
+  Versions empty;
+  Versions& versions = service_it == services.end() ? empty : service_it->second;
+  auto version_it = versions.find(version);
+  const bool created = version_it == versions.end();
+  if (created && versions.size() >= limits_.max_versions_per_service) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "service '{}' already has {} versions, the limit", given.name, versions.size()));
+  }
+  size_t added = 0;
+  for (const Node& node : given.nodes) {
+    if (created || version_it->second.nodes.count(node.id) == 0) ++added;
+  }
+  const size_t existing = created ? 0 : version_it->second.nodes.size();
+  if (existing + added > limits_.max_nodes_per_version) {
+    return absl::ResourceExhaustedError(
+        fmt::format("service '{}' version '{}' would have {} nodes; the limit is {}", given.name,
+                    version, existing + added, limits_.max_nodes_per_version));
+  }
+
+  VersionEntry& entry = services[given.name][version];
+  entry.info = Service{given.name, version, given.metadata, given.endpoints, {}};
+  std::optional<Clock::TimePoint> expires;
+  if (ttl_seconds > 0) expires = now + std::chrono::seconds(ttl_seconds);
+  for (const Node& node : given.nodes) {
+    auto [it, inserted] = entry.nodes.try_emplace(node.id);
+    if (!inserted) ForgetExpiry(ns, entry.info, it->second);
+    it->second = NodeEntry{node, expires};
+    if (expires) expiry_.emplace(*expires, ns, given.name, version, node.id);
+  }
+  Publish(ns, created ? Action::kCreate : Action::kUpdate, Snapshot(entry, now));
+  return absl::OkStatus();
+}
+
+Status MemoryRegistry::Deregister(const std::string& ns, const Service& given) {
+  if (auto s = CheckDeregister(given, limits_); !s.ok()) return s;
+  const std::string version = given.version.empty() ? kDefaultVersion : given.version;
+  const Clock::TimePoint now = clock_.Now();
+
+  std::unique_lock lock(mu_);
+  ExpireLocked(now);
+  auto ns_it = namespaces_.find(ns);
+  Versions* versions = nullptr;
+  if (ns_it != namespaces_.end()) {
+    auto it = ns_it->second.find(given.name);
+    if (it != ns_it->second.end()) versions = &it->second;
+  }
+  auto version_it = versions ? versions->find(version) : Versions::iterator();
+  if (!versions || version_it == versions->end()) {
+    return absl::NotFoundError(fmt::format(
+        "service '{}' version '{}' is not registered in namespace '{}'", given.name, version, ns));
+  }
+  VersionEntry& entry = version_it->second;
+  Service removed = entry.info;
+  if (given.nodes.empty()) {
+    removed = Snapshot(entry, now);
+    for (const auto& [id, node] : entry.nodes) ForgetExpiry(ns, entry.info, node);
+    entry.nodes.clear();
+  } else {
+    for (const Node& node : given.nodes) {
+      auto it = entry.nodes.find(node.id);
+      if (it == entry.nodes.end()) continue;
+      ForgetExpiry(ns, entry.info, it->second);
+      removed.nodes.push_back(std::move(it->second.node));
+      entry.nodes.erase(it);
+    }
+    if (removed.nodes.empty()) return absl::OkStatus();  // none of them was there
+  }
+  if (entry.nodes.empty()) {
+    versions->erase(version_it);
+    if (versions->empty()) ns_it->second.erase(given.name);
+  }
+  Publish(ns, Action::kDelete, std::move(removed));
+  return absl::OkStatus();
+}
+
+Result<std::vector<Service>> MemoryRegistry::GetService(const std::string& ns,
+                                                        const std::string& name,
+                                                        const std::string& version) {
+  if (auto s = CheckServiceName(name, limits_); !s.ok()) return s;
+  if (!version.empty()) {
+    if (auto s = CheckVersion(version, limits_); !s.ok()) return s;
+  }
+  const Clock::TimePoint now = clock_.Now();
+  std::vector<Service> result;
+  {
+    std::shared_lock lock(mu_);
+    auto ns_it = namespaces_.find(ns);
+    if (ns_it != namespaces_.end()) {
+      auto it = ns_it->second.find(name);
+      if (it != ns_it->second.end()) {
+        for (const auto& [v, entry] : it->second) {
+          if ((version.empty() || v == version) && Visible(entry, now)) {
+            result.push_back(Snapshot(entry, now));
+          }
+        }
+      }
+    }
+  }
+  if (result.empty()) {
+    if (version.empty()) {
+      return absl::NotFoundError(
+          fmt::format("service '{}' is not registered in namespace '{}'", name, ns));
+    }
+    return absl::NotFoundError(fmt::format(
+        "service '{}' version '{}' is not registered in namespace '{}'", name, version, ns));
+  }
+  return result;
+}
+
+Result<std::vector<Service>> MemoryRegistry::ListServices(const std::string& ns) {
+  const Clock::TimePoint now = clock_.Now();
+  std::vector<Service> result;
+  std::shared_lock lock(mu_);
+  auto ns_it = namespaces_.find(ns);
+  if (ns_it == namespaces_.end()) return result;
+  for (const auto& [name, versions] : ns_it->second) {
+    for (const auto& [version, entry] : versions) {
+      if (Visible(entry, now)) result.push_back(Snapshot(entry, now));
+    }
+  }
+  return result;
+}
+
+Result<std::unique_ptr<Watcher>> MemoryRegistry::Watch(const std::string& ns,
+                                                       const std::string& name,
+                                                       std::function<void()> notify) {
+  if (!name.empty()) {
+    if (auto s = CheckServiceName(name, limits_); !s.ok()) return s;
+  }
+  auto queue = std::make_shared<WatchQueue>();
+  queue->ns = ns;
+  queue->name = name;
+  queue->capacity = limits_.watcher_queue_events;
+  queue->notify = std::move(notify);
+  std::lock_guard lock(watch_mu_);
+  if (closed_) return absl::UnavailableError("the registry is shutting down");
+  if (watchers_.size() >= limits_.max_watchers) {
+    return absl::ResourceExhaustedError(
+        fmt::format("{} watchers are open, the limit; close one first", watchers_.size()));
+  }
+  watchers_.push_back(queue);
+  return std::unique_ptr<Watcher>(std::make_unique<MemoryWatcher>(*this, std::move(queue)));
+}
+
+std::optional<std::chrono::nanoseconds> MemoryRegistry::ExpireNodes() {
+  const Clock::TimePoint now = clock_.Now();
+  std::unique_lock lock(mu_);
+  ExpireLocked(now);
+  if (expiry_.empty()) return std::nullopt;
+  return std::get<0>(*expiry_.begin()) - now;
+}
+
+void MemoryRegistry::CloseWatchers() {
+  std::lock_guard lock(watch_mu_);
+  closed_ = true;
+  for (const auto& queue : watchers_) {
+    queue->Close(absl::UnavailableError("the server is shutting down"));
+  }
+}
+
+void MemoryRegistry::ExpireLocked(Clock::TimePoint now) {
+  // Group removals per version so a watcher sees one kDelete per version and sweep.
+  std::map<std::tuple<std::string, std::string, std::string>, Service> removed;
+  while (!expiry_.empty() && std::get<0>(*expiry_.begin()) <= now) {
+    auto [deadline, ns, name, version, id] = *expiry_.begin();
+    expiry_.erase(expiry_.begin());
+    Versions& versions = namespaces_[ns][name];
+    VersionEntry& entry = versions[version];
+    auto node_it = entry.nodes.find(id);
+    Service& gone = removed[{ns, name, version}];
+    if (gone.name.empty()) gone = entry.info;
+    gone.nodes.push_back(std::move(node_it->second.node));
+    entry.nodes.erase(node_it);
+    if (entry.nodes.empty()) {
+      versions.erase(version);
+      if (versions.empty()) namespaces_[ns].erase(name);
+    }
+  }
+  for (auto& [key, service] : removed) {
+    Publish(std::get<0>(key), Action::kDelete, std::move(service));
+  }
+}
+
+Service MemoryRegistry::Snapshot(const VersionEntry& entry, Clock::TimePoint now) const {
+  Service service = entry.info;
+  service.nodes.reserve(entry.nodes.size());
+  for (const auto& [id, node] : entry.nodes) {
+    if (!node.expires || *node.expires > now) service.nodes.push_back(node.node);
+  }
+  return service;
+}
+
+bool MemoryRegistry::Visible(const VersionEntry& entry, Clock::TimePoint now) const {
+  if (entry.nodes.empty()) return true;  // registered without nodes: stays until deregistered
+  for (const auto& [id, node] : entry.nodes) {
+    if (!node.expires || *node.expires > now) return true;
+  }
+  return false;
+}
+
+void MemoryRegistry::Publish(const std::string& ns, Action action, Service service) {
+  Event event{action, std::move(service), clock_.UnixMillis()};
+  std::lock_guard lock(watch_mu_);
+  for (const auto& queue : watchers_) {
+    if (queue->ns == ns && (queue->name.empty() || queue->name == event.service.name)) {
+      queue->Push(event);
+    }
+  }
+}
+
+void MemoryRegistry::Unsubscribe(const WatchQueue* queue) {
+  std::lock_guard lock(watch_mu_);
+  for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
+    if (it->get() == queue) {
+      watchers_.erase(it);
+      return;
+    }
+  }
+}
+
+void MemoryRegistry::ForgetExpiry(const std::string& ns, const Service& id,
+                                  const NodeEntry& node) {
+  if (node.expires) expiry_.erase({*node.expires, ns, id.name, id.version, node.node.id});
+}
+
+}  // namespace micro::registry

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.h"
+#include "services/registry/registry.h"
+
+namespace micro::registry {
+
+// The registry kept in this process's memory: the default backend. Nothing survives a restart,
+// which suits a registry: services re-register on their heartbeat.
+class MemoryRegistry final : public Registry {
+ public:
+  // `clock` must outlive the registry.
+  explicit MemoryRegistry(Clock& clock, Limits limits = {});
+  ~MemoryRegistry() override;
+
+  Status Register(const std::string& ns, const Service& service, int64_t ttl_seconds) override;
+  Status Deregister(const std::string& ns, const Service& service) override;
+  Result<std::vector<Service>> GetService(const std::string& ns, const std::string& name,
+                                          const std::string& version) override;
+  Result<std::vector<Service>> ListServices(const std::string& ns) override;
+  Result<std::unique_ptr<Watcher>> Watch(const std::string& ns, const std::string& name,
+                                         std::function<void()> notify) override;
+  std::optional<std::chrono::nanoseconds> ExpireNodes() override;
+  void CloseWatchers() override;
+
+ private:
+  struct WatchQueue;
+  class MemoryWatcher;
+
+  struct NodeEntry {
+    Node node;
+    std::optional<Clock::TimePoint> expires;
+  };
+  struct VersionEntry {
+    Service info;  // name, version, metadata, endpoints; nodes kept apart
+    std::map<std::string, NodeEntry> nodes;
+  };
+  using Versions = std::map<std::string, VersionEntry>;
+  using Services = std::map<std::string, Versions>;
+  // (deadline, namespace, service, version, node id) of every node with a TTL.
+  using ExpiryKey = std::tuple<Clock::TimePoint, std::string, std::string, std::string, std::string>;
+
+  Service Snapshot(const VersionEntry& entry, Clock::TimePoint now) const;
+  bool Visible(const VersionEntry& entry, Clock::TimePoint now) const;
+  void ExpireLocked(Clock::TimePoint now);
+  void Publish(const std::string& ns, Action action, Service service);
+  void Unsubscribe(const WatchQueue* queue);
+  void ForgetExpiry(const std::string& ns, const Service& id, const NodeEntry& node);
+
+  Clock& clock_;
+  const Limits limits_;
+
+  // Lock order: mu_, then watch_mu_, then a WatchQueue's own mutex. Events are published while
+  // mu_ is held exclusively, so every watcher sees changes in the order they happened.
+  std::shared_mutex mu_;
+  std::unordered_map<std::string, Services> namespaces_;
+  std::set<ExpiryKey> expiry_;
+
+  std::mutex watch_mu_;
+  std::vector<std::shared_ptr<WatchQueue>> watchers_;
+  bool closed_ = false;
+};
+
+}  // namespace micro::registry

@@ -1,0 +1,127 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace micro::registry {
+
+using Metadata = std::map<std::string, std::string>;
+
+struct Node {
+  std::string id;
+  std::string address;
+  Metadata metadata;
+};
+
+struct Endpoint {
+  std::string name;
+  Metadata metadata;
+};
+
+// One version of a named service with the nodes that serve it.
+struct Service {
+  std::string name;
+  std::string version;
+  Metadata metadata;
+  std::vector<Endpoint> endpoints;
+  std::vector<Node> nodes;
+};
+
+enum class Action { kCreate, kUpdate, kDelete };
+
+struct Event {
+  Action action = Action::kCreate;
+  // For kCreate and kUpdate, the version as it is after the change. For kDelete, the version
+  // with the nodes that were removed (all of them when the whole version went).
+  Service service;
+  int64_t timestamp_unix_ms = 0;
+};
+
+// Explicit limits. Beyond them calls fail with INVALID_ARGUMENT (sizes, charsets) or
+// RESOURCE_EXHAUSTED (counts). docs/architecture.md lists them for users.
+struct Limits {
+  size_t max_name_bytes = 128;          // service and endpoint names: [A-Za-z0-9._-]
+  size_t max_version_bytes = 64;        // [A-Za-z0-9._+-]
+  size_t max_node_id_bytes = 128;       // printable ASCII, no spaces
+  size_t max_address_bytes = 256;       // printable ASCII, no spaces
+  size_t max_metadata_entries = 64;     // per map
+  size_t max_metadata_key_bytes = 128;
+  size_t max_metadata_value_bytes = 4096;
+  size_t max_endpoints = 256;           // per service version
+  size_t max_nodes_per_version = 1024;
+  size_t max_versions_per_service = 64;
+  size_t max_services_per_namespace = 10000;
+  int64_t max_ttl_seconds = 86400;
+  size_t max_watchers = 1024;           // open Watch streams, all namespaces together
+  size_t watcher_queue_events = 1024;   // undelivered events before a slow watcher is closed
+};
+
+// A live subscription to registry changes, returned by Registry::Watch. Destroying it
+// unsubscribes; after the destructor returns the notify callback is never called again.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+
+  // Takes the next undelivered event, or nullopt when none is waiting. Thread-safe.
+  virtual std::optional<Event> Next() = 0;
+
+  // OK while the subscription is live. RESOURCE_EXHAUSTED once the watcher fell more than
+  // Limits::watcher_queue_events behind (it gets no further events), UNAVAILABLE once the
+  // registry closed it for shutdown. Check it when Next() returns nullopt. Thread-safe.
+  virtual Status status() const = 0;
+};
+
+// Where services announce their nodes and find each other, isolated by namespace.
+// Every method is thread-safe. Names and limits are checked before anything changes: a call
+// that fails changes nothing.
+class Registry {
+ public:
+  virtual ~Registry() = default;
+
+  // Adds or refreshes the nodes of `service` (name, version) and replaces the version's
+  // metadata and endpoints. Nodes expire `ttl_seconds` after this call unless registered again;
+  // 0 means never. An empty version is stored as "latest". Watchers get kCreate for a new
+  // version and kUpdate otherwise.
+  // Errors: INVALID_ARGUMENT (names, sizes, ttl), RESOURCE_EXHAUSTED (counts).
+  [[nodiscard]] virtual Status Register(const std::string& ns, const Service& service,
+                                        int64_t ttl_seconds) = 0;
+
+  // Removes the listed nodes of the version, or the whole version if none are listed. Removing
+  // the last node removes the version. Watchers get kDelete with what was removed.
+  // Errors: INVALID_ARGUMENT, NOT_FOUND (no such version).
+  [[nodiscard]] virtual Status Deregister(const std::string& ns, const Service& service) = 0;
+
+  // Every version of `name` (version empty) or that one version, nodes past their TTL excluded.
+  // Errors: INVALID_ARGUMENT, NOT_FOUND (no such service or version).
+  [[nodiscard]] virtual Result<std::vector<Service>> GetService(const std::string& ns,
+                                                                const std::string& name,
+                                                                const std::string& version) = 0;
+
+  // Every version of every service in the namespace, ordered by name then version.
+  [[nodiscard]] virtual Result<std::vector<Service>> ListServices(const std::string& ns) = 0;
+
+  // Subscribes to changes of `name` (empty: every service) in the namespace. `notify` is called,
+  // possibly on any thread and while registry locks are held, whenever Next() may have something
+  // new or status() changed; it must be quick and must not call back into the registry.
+  // Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (Limits::max_watchers open).
+  [[nodiscard]] virtual Result<std::unique_ptr<Watcher>> Watch(const std::string& ns,
+                                                               const std::string& name,
+                                                               std::function<void()> notify) = 0;
+
+  // Removes nodes whose TTL has passed and tells watchers. Returns how long until the next
+  // node expires (nullopt if none will), so a caller can sleep that long.
+  virtual std::optional<std::chrono::nanoseconds> ExpireNodes() = 0;
+
+  // Closes every watcher with UNAVAILABLE (used at shutdown). Later Watch calls fail UNAVAILABLE.
+  virtual void CloseWatchers() = 0;
+};
+
+}  // namespace micro::registry

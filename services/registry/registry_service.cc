@@ -1,0 +1,142 @@
+#include "services/registry/registry_service.h"
+
+#include <mutex>
+
+#include "server/grpc_status.h"
+#include "services/registry/registry_proto.h"
+
+namespace micro::registry {
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
+}
+
+// Streams registry events to one Watch caller. The registry's notify callback and gRPC's write
+// completions both pump the queue; `writing_` makes sure one write is in flight at a time.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
+ public:
+  // Subscribes; on failure finishes the call with the registry's error.
+  WatchReactor(Registry& registry, const std::string& ns, const std::string& name) {
+    auto watcher = registry.Watch(ns, name, [this] { Pump(); });
+    if (!watcher.ok()) {
+      Finish(ToGrpc(watcher.status()));
+      return;
+    }
+    std::lock_guard lock(mu_);
+    watcher_ = std::move(*watcher);
+    // The notify callback may have fired before watcher_ was set; send headers now so the
+    // client knows the watch is live, then look for events.
+    StartSendInitialMetadata();
+  }
+
+  // Refuses the call with `error`.
+  explicit WatchReactor(const Status& error) { Finish(ToGrpc(error)); }
+
+  void OnSendInitialMetadataDone(bool ok) override {
+    if (!ok) return;  // the call is over; OnDone follows
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) finished_ = true;  // client gone; OnDone follows
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    // Unsubscribe before freeing: after the watcher's destructor no notify can reach us.
+    std::unique_ptr<Watcher> watcher;
+    {
+      std::lock_guard lock(mu_);
+      watcher = std::move(watcher_);
+    }
+    watcher.reset();
+    delete this;
+  }
+
+ private:
+  void Pump() {
+    std::lock_guard lock(mu_);
+    if (!watcher_ || writing_ || finished_) return;
+    if (std::optional<Event> event = watcher_->Next()) {
+      event_.Clear();
+      ToProto(*event, &event_);
+      writing_ = true;
+      StartWrite(&event_);
+      return;
+    }
+    if (Status status = watcher_->status(); !status.ok()) {
+      finished_ = true;
+      Finish(ToGrpc(status));
+    }
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<Watcher> watcher_;
+  v1::WatchEvent event_;
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RegistryService::Register(grpc::CallbackServerContext* context,
+                                                    const v1::RegisterRequest* request,
+                                                    v1::RegisterResponse*) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  return Done(context, registry_.Register(call.ns, FromProto(request->service()),
+                                          request->ttl_seconds()));
+}
+
+grpc::ServerUnaryReactor* RegistryService::Deregister(grpc::CallbackServerContext* context,
+                                                      const v1::DeregisterRequest* request,
+                                                      v1::DeregisterResponse*) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  return Done(context, registry_.Deregister(call.ns, FromProto(request->service())));
+}
+
+grpc::ServerUnaryReactor* RegistryService::GetService(grpc::CallbackServerContext* context,
+                                                      const v1::GetServiceRequest* request,
+                                                      v1::GetServiceResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  auto services = registry_.GetService(call.ns, request->name(), request->version());
+  if (!services.ok()) return Done(context, services.status());
+  for (const registry::Service& s : *services) ToProto(s, response->add_services());
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RegistryService::ListServices(grpc::CallbackServerContext* context,
+                                                        const v1::ListServicesRequest*,
+                                                        v1::ListServicesResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  auto services = registry_.ListServices(call.ns);
+  if (!services.ok()) return Done(context, services.status());
+  for (const registry::Service& s : *services) ToProto(s, response->add_services());
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
+    grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return new WatchReactor(call.error);
+  return new WatchReactor(registry_, call.ns, request->name());
+}
+
+}  // namespace micro::registry

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "core/clock.h"
+#include "server/call_context.h"
+
+namespace micro::testing {
+
+// A gRPC server with no port, carrying the daemon's call-context interceptor, for service tests
+// through the whole RPC stack (serialization, interceptor, status codes) without sockets.
+class InProcessServer {
+ public:
+  // Services are registered before start; they and `contexts` must outlive the server.
+  InProcessServer(CallContexts& contexts, const std::vector<grpc::Service*>& services);
+  ~InProcessServer();
+
+  std::shared_ptr<grpc::Channel> channel();
+  grpc::Server& server() { return *server_; }
+
+ private:
+  SystemClock clock_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace micro::testing
