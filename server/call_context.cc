@@ -26,6 +26,9 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       CallContext context = ResolveCallContext(*methods->GetRecvInitialMetadata());
+      if (contexts_.draining()) {
+        context.error = absl::UnavailableError("the server is shutting down; retry shortly");
+      }
       ns_ = context.ns;
       contexts_.Put(info_->server_context(), std::move(context));
       registered_ = true;
@@ -91,6 +94,15 @@ void CallContexts::Put(const grpc::ServerContextBase* server_context, CallContex
   Shard& shard = ShardOf(server_context);
   std::lock_guard lock(shard.mu);
   shard.contexts.insert_or_assign(server_context, std::move(context));
+}
+
+size_t CallContexts::InFlight() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    n += shard.contexts.size();
+  }
+  return n;
 }
 
 void CallContexts::Erase(const grpc::ServerContextBase* server_context) {

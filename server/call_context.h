@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +40,14 @@ class CallContexts {
   void Put(const grpc::ServerContextBase* server_context, CallContext context);
   void Erase(const grpc::ServerContextBase* server_context);
 
+  // The number of calls in flight (resolved and not yet ended).
+  size_t InFlight() const;
+
+  // From now on every new call is refused with UNAVAILABLE, so the daemon can drain the calls
+  // already in flight before it stops.
+  void StartDraining() { draining_ = true; }
+  bool draining() const { return draining_; }
+
  private:
   struct Shard {
     mutable std::mutex mu;
@@ -47,6 +56,7 @@ class CallContexts {
   Shard& ShardOf(const grpc::ServerContextBase* key) const;
 
   mutable std::array<Shard, 16> shards_;
+  std::atomic<bool> draining_{false};
 };
 
 // The server interceptor: resolves each call's context into `contexts` and, at debug level,

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -113,10 +114,21 @@ void Daemon::ScheduleExpiry(std::chrono::nanoseconds after) {
 }
 
 void Daemon::Shutdown() {
+  // Drain first, then stop: gRPC's own graceful shutdown also waits on idle client connections
+  // (seconds, whatever the calls), so the daemon counts its in-flight calls itself and stops the
+  // server once they are done or the grace period is over.
   server_->GetHealthCheckService()->Shutdown();
+  contexts_.StartDraining();
   registry_->CloseWatchers();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::seconds(config_.shutdown_grace_seconds));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown_grace_seconds);
+  while (contexts_.InFlight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (size_t left = contexts_.InFlight(); left > 0) {
+    spdlog::warn("{} calls still in flight after the grace period; cancelling them", left);
+  }
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   server_.reset();
   spdlog::info("micro server stopped");

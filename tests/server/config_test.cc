@@ -1,0 +1,136 @@
+// Configuration layers and their errors, and the flag parser they rest on.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "server/config.h"
+#include "tests/support/temp_dir.h"
+
+namespace micro::server {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+ParsedArgs Flags(const std::vector<std::string>& args) {
+  auto parsed = ParseArgs(args, DaemonFlags());
+  REQUIRE(parsed.ok());
+  return *parsed;
+}
+
+std::string WriteFile(const testing::TempDir& dir, const std::string& text) {
+  const std::string path = dir.path() + "/micro.yaml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string Message(const Status& s) { return std::string(s.message()); }
+
+TEST_CASE("defaults apply when nothing is configured", "[config]") {
+  auto config = LoadDaemonConfig(Flags({}), {{"HOME", "/home/u"}});
+  REQUIRE(config.ok());
+  CHECK(config->address == "127.0.0.1:8081");
+  CHECK(config->data_dir == "/home/u/.micro");
+  CHECK(config->log_level == spdlog::level::info);
+  CHECK(config->log_format == LogFormat::kText);
+  CHECK(config->shutdown_grace_seconds == 10);
+  CHECK(config->registry.backend == "memory");
+}
+
+TEST_CASE("flags beat environment, which beats the file, which beats defaults", "[config]") {
+  testing::TempDir dir;
+  const std::string file = WriteFile(dir,
+                                     "address: 127.0.0.1:1111\n"
+                                     "log:\n  level: debug\n  format: json\n"
+                                     "shutdown_grace_seconds: 3\n"
+                                     "registry:\n  backend: memory\n");
+  Env env = {{"MICRO_ADDRESS", "127.0.0.1:2222"}, {"MICRO_LOG_LEVEL", "warn"},
+             {"MICRO_HOME", "/srv/micro"}};
+  auto config = LoadDaemonConfig(Flags({"--config", file, "--address", "127.0.0.1:3333"}), env);
+  REQUIRE(config.ok());
+  CHECK(config->address == "127.0.0.1:3333");
+  CHECK(config->log_level == spdlog::level::warn);
+  CHECK(config->log_format == LogFormat::kJson);
+  CHECK(config->shutdown_grace_seconds == 3);
+  CHECK(config->data_dir == "/srv/micro");
+  CHECK(config->config_file == file);
+
+  auto from_env_file = LoadDaemonConfig(Flags({}), {{"MICRO_CONFIG", file}});
+  REQUIRE(from_env_file.ok());
+  CHECK(from_env_file->address == "127.0.0.1:1111");
+}
+
+TEST_CASE("an unknown key in the file is an error naming the key", "[config]") {
+  testing::TempDir dir;
+  auto config = LoadDaemonConfig(Flags({"--config", WriteFile(dir, "log:\n  colour: red\n")}), {});
+  REQUIRE(config.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Message(config.status()).find("'log.colour'") != std::string::npos);
+
+  config = LoadDaemonConfig(Flags({"--config", WriteFile(dir, "adress: x\n")}), {});
+  CHECK(Message(config.status()).find("'adress'") != std::string::npos);
+}
+
+TEST_CASE("a value of the wrong type is an error naming the key and its source", "[config]") {
+  testing::TempDir dir;
+  struct Case {
+    std::string yaml;
+    std::string key;
+  };
+  for (const Case& c : std::vector<Case>{{"shutdown_grace_seconds: soon\n", "shutdown_grace_seconds"},
+                                         {"shutdown_grace_seconds: -1\n", "shutdown_grace_seconds"},
+                                         {"log:\n  level: loud\n", "log.level"},
+                                         {"log:\n  level: [a, b]\n", "log.level"},
+                                         {"log: verbose\n", "log"},
+                                         {"address:\n  host: x\n", "address"},
+                                         {"registry:\n  backend: etcd-ish\n", "registry.backend"}}) {
+    INFO(c.yaml);
+    const std::string file = WriteFile(dir, c.yaml);
+    auto config = LoadDaemonConfig(Flags({"--config", file}), {});
+    REQUIRE(config.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(Message(config.status()).find("'" + c.key + "'") != std::string::npos);
+  }
+  auto env = LoadDaemonConfig(Flags({}), {{"MICRO_LOG_FORMAT", "xml"}});
+  CHECK(Message(env.status()).find("MICRO_LOG_FORMAT") != std::string::npos);
+}
+
+TEST_CASE("bad addresses are refused at start-up", "[config]") {
+  for (const char* bad : {"8081", "127.0.0.1:", ":8081", "127.0.0.1:99999", "127.0.0.1:http",
+                          "::1:8081", "a b:80"}) {
+    INFO(bad);
+    auto config = LoadDaemonConfig(Flags({"--address", bad}), {});
+    REQUIRE(config.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(Message(config.status()).find("--address") != std::string::npos);
+  }
+  for (const char* good : {"127.0.0.1:0", "localhost:8081", "[::1]:8081", "0.0.0.0:65535"}) {
+    INFO(good);
+    CHECK(LoadDaemonConfig(Flags({"--address", good}), {}).ok());
+  }
+}
+
+TEST_CASE("a missing or malformed config file is an error", "[config]") {
+  testing::TempDir dir;
+  CHECK(LoadDaemonConfig(Flags({"--config", dir.path() + "/none.yaml"}), {}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  auto config = LoadDaemonConfig(Flags({"--config", WriteFile(dir, "address: [unclosed\n")}), {});
+  CHECK(config.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(LoadDaemonConfig(Flags({"--config", WriteFile(dir, "")}), {}).ok());
+  CHECK(LoadDaemonConfig(Flags({"--config", WriteFile(dir, "- a\n- b\n")}), {}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("the flag parser takes both flag forms, switches and the rest after --", "[flags]") {
+  std::vector<FlagSpec> specs = {{"name", 'n', "NAME", ""}, {"follow", 'f', "", ""}};
+  auto parsed = ParseArgs({"pos", "--name=a", "-f", "-n", "b", "--", "--name", "x"}, specs);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->positionals == std::vector<std::string>{"pos"});
+  CHECK(parsed->Get("name") == "b");
+  CHECK(parsed->Has("follow"));
+  CHECK(parsed->rest == std::vector<std::string>{"--name", "x"});
+
+  CHECK(ParseArgs({"--nope"}, specs).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ParseArgs({"--name"}, specs).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ParseArgs({"--follow=yes"}, specs).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ParseArgs({"-h"}, specs)->help);
+}
+
+}  // namespace
+}  // namespace micro::server

@@ -1,0 +1,43 @@
+#include "tests/support/micro_daemon.h"
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+namespace micro::testing {
+
+std::string MicroBinary() { return MICRO_BINARY; }
+
+MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
+                         const std::map<std::string, std::string>& env)
+    : data_dir_(dir_.path() + "/data") {
+  std::vector<std::string> argv = {MicroBinary(), "server", "--address", "127.0.0.1:0",
+                                   "--data-dir", data_dir_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<ChildProcess>(argv, env);
+}
+
+bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
+  const std::string path = data_dir_ + "/server.json";
+  return WaitFor(
+      [&] {
+        if (!process_->running()) return true;
+        std::ifstream in(path);
+        if (!in) return false;
+        auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (json.is_discarded() || !json.contains("grpc_address")) return false;
+        address_ = json["grpc_address"].get<std::string>();
+        return true;
+      },
+      timeout) &&
+         !address_.empty() && process_->running();
+}
+
+ProgramResult MicroDaemon::Cli(std::vector<std::string> args) const {
+  args.insert(args.begin(), MicroBinary());
+  args.push_back("--address");
+  args.push_back(address_);
+  return RunProgram(args);
+}
+
+}  // namespace micro::testing

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace micro::testing {
+
+struct ProgramResult {
+  int exit_code = -1;  // -1: killed at the timeout or by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` to completion with `env` added to this process's environment, capturing stdout
+// and stderr. Killed with SIGKILL if it runs past `timeout`.
+ProgramResult RunProgram(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env = {},
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// A child process whose output goes to files, stopped and reaped by PID.
+class ChildProcess {
+ public:
+  // Starts `argv` with `env` added to this process's environment.
+  ChildProcess(const std::vector<std::string>& argv,
+               const std::map<std::string, std::string>& env = {});
+  ~ChildProcess();  // SIGKILLs and reaps the child if it still runs
+
+  pid_t pid() const { return pid_; }
+  bool running();
+
+  // Sends `signal` and waits up to `timeout` for the exit; returns the exit code, or -1 if it
+  // died by a signal or had to be SIGKILLed at the timeout.
+  int Stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+  // Waits up to `timeout` for the child to exit by itself; -2 if it is still running.
+  int Wait(std::chrono::milliseconds timeout);
+
+  std::string Stdout() const;
+  std::string Stderr() const;
+
+ private:
+  int Reap(int wait_status);
+
+  TempDir output_dir_;
+  pid_t pid_ = -1;
+  int exit_code_ = -2;
+};
+
+// Waits for `condition` to hold, checking every 10 ms, up to `timeout`.
+template <typename Condition>
+bool WaitFor(Condition condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    ::usleep(10'000);
+  }
+  return true;
+}
+
+}  // namespace micro::testing
