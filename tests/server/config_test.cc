@@ -134,3 +134,24 @@ TEST_CASE("the flag parser takes both flag forms, switches and the rest after --
 
 }  // namespace
 }  // namespace micro::server
+
+namespace micro::server {
+namespace {
+
+TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[config]") {
+  auto flags = ParseArgs({"--config", std::string(MICRO_SOURCE_DIR) + "/config/micro.yaml"},
+                         DaemonFlags());
+  REQUIRE(flags.ok());
+  auto config = LoadDaemonConfig(*flags, {{"HOME", "/home/u"}});
+  REQUIRE(config.ok());
+  auto defaults = LoadDaemonConfig(ParsedArgs(), {{"HOME", "/home/u"}});
+  REQUIRE(defaults.ok());
+  CHECK(config->address == defaults->address);
+  CHECK(config->log_level == defaults->log_level);
+  CHECK(config->log_format == defaults->log_format);
+  CHECK(config->shutdown_grace_seconds == defaults->shutdown_grace_seconds);
+  CHECK(config->registry.backend == defaults->registry.backend);
+}
+
+}  // namespace
+}  // namespace micro::server
