@@ -106,16 +106,19 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
   }
 
   VersionEntry& entry = services[given.name][version];
-  entry.info = Service{given.name, version, given.metadata, given.endpoints, {}};
+  Service info{given.name, version, given.metadata, given.endpoints, {}};
+  bool changed = created || !(entry.info == info);
+  entry.info = std::move(info);
   std::optional<Clock::TimePoint> expires;
   if (ttl_seconds > 0) expires = now + std::chrono::seconds(ttl_seconds);
   for (const Node& node : given.nodes) {
     auto [it, inserted] = entry.nodes.try_emplace(node.id);
     if (!inserted) ForgetExpiry(ns, entry.info, it->second);
+    changed = changed || inserted || !(it->second.node == node);
     it->second = NodeEntry{node, expires};
     if (expires) expiry_.emplace(*expires, ns, given.name, version, node.id);
   }
-  Publish(ns, created ? Action::kCreate : Action::kUpdate, Snapshot(entry, now));
+  if (changed) Publish(ns, created ? Action::kCreate : Action::kUpdate, Snapshot(entry, now));
   return absl::OkStatus();
 }
 

@@ -35,6 +35,17 @@ struct Service {
   std::vector<Node> nodes;
 };
 
+inline bool operator==(const Node& a, const Node& b) {
+  return a.id == b.id && a.address == b.address && a.metadata == b.metadata;
+}
+inline bool operator==(const Endpoint& a, const Endpoint& b) {
+  return a.name == b.name && a.metadata == b.metadata;
+}
+inline bool operator==(const Service& a, const Service& b) {
+  return a.name == b.name && a.version == b.version && a.metadata == b.metadata &&
+         a.endpoints == b.endpoints && a.nodes == b.nodes;
+}
+
 enum class Action { kCreate, kUpdate, kDelete };
 
 struct Event {
@@ -89,7 +100,8 @@ class Registry {
   // Adds or refreshes the nodes of `service` (name, version) and replaces the version's
   // metadata and endpoints. Nodes expire `ttl_seconds` after this call unless registered again;
   // 0 means never. An empty version is stored as "latest". Watchers get kCreate for a new
-  // version and kUpdate otherwise.
+  // version and kUpdate when something else changed; a heartbeat that only refreshes the TTL
+  // of unchanged nodes tells watchers nothing.
   // Errors: INVALID_ARGUMENT (names, sizes, ttl), RESOURCE_EXHAUSTED (counts).
   [[nodiscard]] virtual Status Register(const std::string& ns, const Service& service,
                                         int64_t ttl_seconds) = 0;

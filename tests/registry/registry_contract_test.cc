@@ -286,6 +286,29 @@ TEMPLATE_TEST_CASE("watchers see create, update and delete in order", "[registry
   CHECK((**all).status().ok());
 }
 
+TEMPLATE_TEST_CASE("a heartbeat that changes nothing tells watchers nothing",
+                   "[registry][contract]", BACKENDS) {
+  Fixture<TestType> f;
+  REQUIRE(f.registry->Register("micro", MakeService("greeter", "1", {"1"}), 30).ok());
+  auto watcher = f.registry->Watch("micro", "", [] {});
+  REQUIRE(watcher.ok());
+  f.clock.Advance(20s);
+  REQUIRE(f.registry->Register("micro", MakeService("greeter", "1", {"1"}), 30).ok());
+  CHECK(Drain(**watcher).empty());
+  f.clock.Advance(20s);  // past the first deadline, within the refreshed one
+  f.registry->ExpireNodes();
+  CHECK(Drain(**watcher).empty());
+  CHECK(f.registry->GetService("micro", "greeter", "").ok());
+
+  Service changed = MakeService("greeter", "1", {"1"});
+  changed.nodes[0].metadata["zone"] = "b";
+  REQUIRE(f.registry->Register("micro", changed, 30).ok());
+  auto events = Drain(**watcher);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].action == Action::kUpdate);
+  CHECK(events[0].service.nodes[0].metadata.at("zone") == "b");
+}
+
 TEMPLATE_TEST_CASE("a watcher that stops reading is closed and blocks nobody",
                    "[registry][contract][limits]", BACKENDS) {
   Limits limits;

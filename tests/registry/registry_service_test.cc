@@ -174,6 +174,7 @@ TEST_CASE("a cancelled Watch frees its watcher slot", "[registry][rpc]") {
   Limits limits;
   limits.max_watchers = 1;
   Harness h(limits);
+  int attempts = 0;
   for (int round = 0; round < 3; ++round) {
     // The server releases the slot when the call is done, which may trail the client's view
     // of the cancellation; wait for it with a deadline.
@@ -186,7 +187,8 @@ TEST_CASE("a cancelled Watch frees its watcher slot", "[registry][rpc]") {
       reader = h.stub->Watch(context.get(), v1::WatchRequest());
       reader->WaitForInitialMetadata();
       v1::WatchEvent probe;
-      REQUIRE(Register(h, Request("greeter", "n" + std::to_string(round))).ok());
+      // A new node each attempt, so every attempt makes an event to read.
+      REQUIRE(Register(h, Request("greeter", "n" + std::to_string(++attempts))).ok());
       if (reader->Read(&probe)) break;
       status = reader->Finish();
       REQUIRE(status.error_code() == Code::RESOURCE_EXHAUSTED);
