@@ -28,12 +28,13 @@ Result<int64_t> ParseInt(const std::string& value) {
   return out;
 }
 
-std::string ExpandHome(const std::string& path) {
-  if (path == "~" || path.rfind("~/", 0) == 0) {
-    const char* home = std::getenv("HOME");
-    return std::string(home ? home : "") + path.substr(1);
-  }
-  return path;
+// "~" and "~/..." relative to `home`; then absolute, so server.json and logs show real paths.
+std::string ResolvePath(const std::string& path, const std::string& home) {
+  std::string expanded = path;
+  if (path == "~" || path.rfind("~/", 0) == 0) expanded = home + path.substr(1);
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(expanded, ec);
+  return ec ? expanded : absolute.lexically_normal().string();
 }
 
 const std::vector<Key>& Keys() {
@@ -47,13 +48,13 @@ const std::vector<Key>& Keys() {
       {"data_dir", "MICRO_HOME", "data-dir", "DIR", "where the daemon keeps its state",
        [](DaemonConfig& c, const std::string& v) {
          if (v.empty()) return absl::InvalidArgumentError("the data dir must not be empty");
-         c.data_dir = ExpandHome(v);
+         c.data_dir = v;  // resolved against HOME once every layer is applied
          return absl::OkStatus();
        }},
       {"log.level", "MICRO_LOG_LEVEL", "log-level", "LEVEL",
        "trace, debug, info, warn, error, critical or off",
        [](DaemonConfig& c, const std::string& v) {
-         auto level = ParseLogLevel(v);
+         auto level = ParseLogLevel(v == "warning" ? "warn" : v);
          if (!level.ok()) return level.status();
          c.log_level = *level;
          return absl::OkStatus();
@@ -124,6 +125,10 @@ Status ApplyYaml(DaemonConfig& config, const YAML::Node& node, const std::string
     const std::string name = (prefix.empty() ? "" : prefix + ".") + entry.first.as<std::string>();
     const YAML::Node& value = entry.second;
     if (const Key* key = FindKey(name)) {
+      if (value.IsNull()) {
+        return absl::InvalidArgumentError(fmt::format(
+            "config key '{}' ({}): has no value; remove the key to use the default", name, file));
+      }
       if (!value.IsScalar()) {
         return absl::InvalidArgumentError(fmt::format(
             "config key '{}' ({}): must be a single value, not a list or section", name, file));
@@ -169,7 +174,8 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
                                       const std::map<std::string, std::string>& env) {
   DaemonConfig config;
   auto env_home = env.find("HOME");
-  config.data_dir = (env_home == env.end() ? std::string(".") : env_home->second) + "/.micro";
+  const std::string home = env_home == env.end() ? std::string(".") : env_home->second;
+  config.data_dir = "~/.micro";
 
   if (flags.Has("config")) {
     config.config_file = flags.Get("config");
@@ -180,7 +186,8 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
     if (Status s = ApplyFile(config, config.config_file); !s.ok()) return s;
   }
   for (const Key& key : Keys()) {
-    if (auto it = env.find(key.env); it != env.end()) {
+    // An empty variable counts as unset, as it does for the CLI.
+    if (auto it = env.find(key.env); it != env.end() && !it->second.empty()) {
       if (Status s = Apply(config, key, it->second, fmt::format("environment {}", key.env));
           !s.ok()) {
         return s;
@@ -195,6 +202,7 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
       }
     }
   }
+  config.data_dir = ResolvePath(config.data_dir, home);
   return config;
 }
 

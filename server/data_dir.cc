@@ -31,9 +31,14 @@ Status ErrnoStatus(const std::string& what, int err) {
 
 Result<std::unique_ptr<DataDir>> DataDir::Open(const std::string& path) {
   std::error_code ec;
-  std::filesystem::create_directories(path, ec);
+  const bool created = std::filesystem::create_directories(path, ec);
   if (ec) {
     return ErrnoStatus(fmt::format("cannot create data dir {}", path), ec.value());
+  }
+  if (created) {
+    // Keys and state will live here: readable by its owner only, whatever the umask.
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
   }
   if (!std::filesystem::is_directory(path, ec)) {
     return absl::FailedPreconditionError(fmt::format("data dir {} is not a directory", path));

@@ -8,28 +8,53 @@
 
 namespace micro::registry {
 
+namespace {
+
+// Roughly the memory an event holds, to bound what a slow watcher can pin.
+size_t ApproxBytes(const Service& s) {
+  const auto map_bytes = [](const Metadata& m) {
+    size_t n = 0;
+    for (const auto& [k, v] : m) n += k.size() + v.size() + 64;
+    return n;
+  };
+  size_t n = sizeof(Event) + s.name.size() + s.version.size() + map_bytes(s.metadata);
+  for (const Endpoint& e : s.endpoints) n += sizeof(Endpoint) + e.name.size() + map_bytes(e.metadata);
+  for (const Node& node : s.nodes) {
+    n += sizeof(Node) + node.id.size() + node.address.size() + map_bytes(node.metadata);
+  }
+  return n;
+}
+
+}  // namespace
+
 struct MemoryRegistry::WatchQueue {
   std::string ns;
   std::string name;  // empty: every service
-  size_t capacity;
+  size_t max_events;
+  size_t max_bytes;
   std::function<void()> notify;
 
   std::mutex mu;
-  std::deque<Event> events;
+  std::deque<std::pair<Event, size_t>> events;  // with ApproxBytes of each
+  size_t bytes = 0;
   Status status;
 
   void Push(const Event& event) {
+    const size_t size = ApproxBytes(event.service);
     {
       std::lock_guard lock(mu);
       if (!status.ok()) return;
-      if (events.size() >= capacity) {
+      if (events.size() >= max_events || bytes + size > max_bytes) {
         // A watcher that stops reading loses its stream rather than holding memory or blocking
         // registrations; the client watches again and lists to catch up.
         events.clear();
+        bytes = 0;
         status = absl::ResourceExhaustedError(fmt::format(
-            "this watcher fell more than {} events behind and was closed; watch again", capacity));
+            "this watcher fell more than {} events or {} bytes behind and was closed; watch again",
+            max_events, max_bytes));
       } else {
-        events.push_back(event);
+        events.emplace_back(event, size);
+        bytes += size;
       }
     }
     notify();
@@ -54,7 +79,8 @@ class MemoryRegistry::MemoryWatcher final : public Watcher {
   std::optional<Event> Next() override {
     std::lock_guard lock(queue_->mu);
     if (queue_->events.empty()) return std::nullopt;
-    Event event = std::move(queue_->events.front());
+    Event event = std::move(queue_->events.front().first);
+    queue_->bytes -= queue_->events.front().second;
     queue_->events.pop_front();
     return event;
   }
@@ -80,14 +106,23 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
 
   std::unique_lock lock(mu_);
   ExpireLocked(now);
-  Services& services = namespaces_[ns];
-  auto service_it = services.find(given.name);
-  if (service_it == services.end() && services.size() >= limits_.max_services_per_namespace) {
-    return absl::ResourceExhaustedError(
-        fmt::format("namespace '{}' already holds {} services, the limit", ns, services.size()));
+  auto ns_it = namespaces_.find(ns);
+  if (ns_it == namespaces_.end() && namespaces_.size() >= limits_.max_namespaces) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "{} namespaces hold services, the limit; deregister the services of one first",
+        namespaces_.size()));
   }
-  Versions empty;
-  Versions& versions = service_it == services.end() ? empty : service_it->second;
+  Services no_services;
+  const Services& existing_services = ns_it == namespaces_.end() ? no_services : ns_it->second;
+  auto service_it = existing_services.find(given.name);
+  if (service_it == existing_services.end() &&
+      existing_services.size() >= limits_.max_services_per_namespace) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "namespace '{}' already holds {} services, the limit", ns, existing_services.size()));
+  }
+  const Versions no_versions;
+  const Versions& versions =
+      service_it == existing_services.end() ? no_versions : service_it->second;
   auto version_it = versions.find(version);
   const bool created = version_it == versions.end();
   if (created && versions.size() >= limits_.max_versions_per_service) {
@@ -105,7 +140,7 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
                     version, existing + added, limits_.max_nodes_per_version));
   }
 
-  VersionEntry& entry = services[given.name][version];
+  VersionEntry& entry = namespaces_[ns][given.name][version];
   Service info{given.name, version, given.metadata, given.endpoints, {}};
   bool changed = created || !(entry.info == info);
   entry.info = std::move(info);
@@ -159,6 +194,7 @@ Status MemoryRegistry::Deregister(const std::string& ns, const Service& given) {
   if (entry.nodes.empty()) {
     versions->erase(version_it);
     if (versions->empty()) ns_it->second.erase(given.name);
+    if (ns_it->second.empty()) namespaces_.erase(ns_it);
   }
   Publish(ns, Action::kDelete, std::move(removed));
   return absl::OkStatus();
@@ -221,7 +257,8 @@ Result<std::unique_ptr<Watcher>> MemoryRegistry::Watch(const std::string& ns,
   auto queue = std::make_shared<WatchQueue>();
   queue->ns = ns;
   queue->name = name;
-  queue->capacity = limits_.watcher_queue_events;
+  queue->max_events = limits_.watcher_queue_events;
+  queue->max_bytes = limits_.watcher_queue_bytes;
   queue->notify = std::move(notify);
   std::lock_guard lock(watch_mu_);
   if (closed_) return absl::UnavailableError("the registry is shutting down");
@@ -265,6 +302,7 @@ void MemoryRegistry::ExpireLocked(Clock::TimePoint now) {
     if (entry.nodes.empty()) {
       versions.erase(version);
       if (versions.empty()) namespaces_[ns].erase(name);
+      if (namespaces_[ns].empty()) namespaces_.erase(ns);
     }
   }
   for (auto& [key, service] : removed) {

@@ -56,10 +56,11 @@ struct Event {
   int64_t timestamp_unix_ms = 0;
 };
 
-// Explicit limits. Beyond them calls fail with INVALID_ARGUMENT (sizes, charsets) or
-// RESOURCE_EXHAUSTED (counts). docs/architecture.md lists them for users.
+// Explicit limits, documented for users in docs/architecture.md. Sizes, charsets and the counts
+// inside one request (metadata entries, endpoints) give INVALID_ARGUMENT; counts of stored
+// things (nodes, versions, services, namespaces, watchers) give RESOURCE_EXHAUSTED.
 struct Limits {
-  size_t max_name_bytes = 128;          // service and endpoint names: [A-Za-z0-9._-]
+  size_t max_name_bytes = 128;          // service names [A-Za-z0-9._-]; endpoint names printable
   size_t max_version_bytes = 64;        // [A-Za-z0-9._+-]
   size_t max_node_id_bytes = 128;       // printable ASCII, no spaces
   size_t max_address_bytes = 256;       // printable ASCII, no spaces
@@ -70,9 +71,11 @@ struct Limits {
   size_t max_nodes_per_version = 1024;
   size_t max_versions_per_service = 64;
   size_t max_services_per_namespace = 10000;
+  size_t max_namespaces = 1024;         // namespaces holding at least one service
   int64_t max_ttl_seconds = 86400;
   size_t max_watchers = 1024;           // open Watch streams, all namespaces together
   size_t watcher_queue_events = 1024;   // undelivered events before a slow watcher is closed
+  size_t watcher_queue_bytes = 8 << 20; // ... or undelivered bytes (approximate), whichever first
 };
 
 // A live subscription to registry changes, returned by Registry::Watch. Destroying it

@@ -329,6 +329,39 @@ TEMPLATE_TEST_CASE("a watcher that stops reading is closed and blocks nobody",
   CHECK((**reader).status().ok());
 }
 
+TEMPLATE_TEST_CASE("the number of namespaces is limited and empty ones are given back",
+                   "[registry][contract][limits]", BACKENDS) {
+  Limits limits;
+  limits.max_namespaces = 2;
+  Fixture<TestType> f(limits);
+  REQUIRE(f.registry->Register("a", MakeService("s", "1", {"1"}), 0).ok());
+  REQUIRE(f.registry->Register("b", MakeService("s", "1", {"1"}), 5).ok());
+  CHECK(f.registry->Register("c", MakeService("s", "1", {"1"}), 0).code() ==
+        absl::StatusCode::kResourceExhausted);
+  REQUIRE(f.registry->Deregister("a", MakeService("s", "1", {})).ok());
+  CHECK(f.registry->Register("c", MakeService("s", "1", {"1"}), 0).ok());
+  f.clock.Advance(6s);
+  f.registry->ExpireNodes();
+  CHECK(f.registry->Register("d", MakeService("s", "1", {"1"}), 0).ok());
+}
+
+TEMPLATE_TEST_CASE("a slow watcher is also closed when its backlog passes the byte limit",
+                   "[registry][contract][limits]", BACKENDS) {
+  Limits limits;
+  limits.watcher_queue_bytes = 64 << 10;
+  Fixture<TestType> f(limits);
+  auto stalled = f.registry->Watch("micro", "", [] {});
+  REQUIRE(stalled.ok());
+  Service big = MakeService("big", "1", {"1"});
+  big.metadata["blob"] = std::string(4000, 'x');
+  for (int i = 0; i < 20; ++i) {
+    big.nodes[0].id = "n" + std::to_string(i);
+    REQUIRE(f.registry->Register("micro", big, 0).ok());
+  }
+  CHECK(Drain(**stalled).empty());
+  CHECK((**stalled).status().code() == absl::StatusCode::kResourceExhausted);
+}
+
 TEMPLATE_TEST_CASE("the number of watchers is limited and closing one frees its place",
                    "[registry][contract][limits]", BACKENDS) {
   Limits limits;
