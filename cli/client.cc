@@ -6,6 +6,7 @@
 #include <absl/status/status.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/security/credentials.h>
 
 namespace micro::cli {
@@ -36,7 +37,8 @@ Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
   if (output == "json") {
     options.output = Output::kJson;
   } else if (output != "table") {
-    return absl::InvalidArgumentError("--output must be table or json, not '" + output + "'");
+    return absl::InvalidArgumentError("output format (--output or MICRO_OUTPUT) must be table or "
+                                      "json, not '" + output + "'");
   }
   if (flags.Has("timeout")) {
     const std::string t = flags.Get("timeout");
@@ -52,7 +54,9 @@ Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
 }
 
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options) {
-  return grpc::CreateChannel(options.address, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxResponseBytes);
+  return grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
 }
 
 void Prepare(grpc::ClientContext& context, const ClientOptions& options) {
@@ -75,15 +79,17 @@ int ReportError(const grpc::Status& status, const ClientOptions& options) {
   return 1;
 }
 
-void PrintJson(const google::protobuf::Message& message) {
+std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  std::cout << out;
+  return out;
 }
+
+void PrintJson(const google::protobuf::Message& message) { std::cout << ToJson(message); }
 
 int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env,

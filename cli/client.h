@@ -31,7 +31,10 @@ std::vector<FlagSpec> ClientFlags();
 [[nodiscard]] Result<ClientOptions> ResolveClientOptions(
     const ParsedArgs& flags, const std::map<std::string, std::string>& env);
 
+// A channel to the daemon. Responses up to kMaxResponseBytes are accepted (gRPC's default of
+// 4 MiB is too small for ListServices of a large namespace).
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options);
+inline constexpr int kMaxResponseBytes = 64 << 20;
 
 // Sets the deadline and namespace metadata of one call.
 void Prepare(grpc::ClientContext& context, const ClientOptions& options);
@@ -40,7 +43,8 @@ void Prepare(grpc::ClientContext& context, const ClientOptions& options);
 // where the CLI looked and how to start one. Returns the exit code (1).
 int ReportError(const grpc::Status& status, const ClientOptions& options);
 
-// Prints `message` as indented JSON with the proto field names.
+// `message` as indented JSON with the proto field names.
+std::string ToJson(const google::protobuf::Message& message);
 void PrintJson(const google::protobuf::Message& message);
 
 // Runs a command body: parses flags (`specs` plus the client flags), prints help, resolves the

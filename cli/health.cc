@@ -1,5 +1,7 @@
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/table.h"
@@ -29,27 +31,32 @@ int Health(const ParsedArgs&, const ClientOptions& options) {
   grpc::Status status = grpc::health::v1::Health::NewStub(channel)->Check(
       &health_context, grpc::health::v1::HealthCheckRequest(), &health);
   if (!status.ok()) return ReportError(status, options);
-
-  grpc::ClientContext info_context;
-  Prepare(info_context, options);
-  micro::server::v1::InfoResponse info;
-  status = micro::server::v1::Server::NewStub(channel)->Info(
-      &info_context, micro::server::v1::InfoRequest(), &info);
-  if (!status.ok()) return ReportError(status, options);
-
-  const std::string serving =
+  const bool serving = health.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  const std::string serving_name =
       grpc::health::v1::HealthCheckResponse::ServingStatus_Name(health.status());
+
+  // A daemon that is shutting down refuses other calls; its health answer is still the news.
+  micro::server::v1::InfoResponse info;
+  if (serving) {
+    grpc::ClientContext info_context;
+    Prepare(info_context, options);
+    status = micro::server::v1::Server::NewStub(channel)->Info(
+        &info_context, micro::server::v1::InfoRequest(), &info);
+    if (!status.ok()) return ReportError(status, options);
+  }
   if (options.output == Output::kJson) {
-    std::cout << "{\n  \"status\": \"" << serving << "\",\n  \"server\": ";
-    PrintJson(info);
-    std::cout << "}\n";
-  } else {
+    nlohmann::json out = {{"status", serving_name}};
+    if (serving) out["server"] = nlohmann::json::parse(ToJson(info));
+    std::cout << out.dump(2) << "\n";
+  } else if (serving) {
     Table table({"STATUS", "VERSION", "ADDRESS", "PID", "UPTIME", "DATA DIR"});
-    table.Add({serving, info.version(), info.grpc_address(), std::to_string(info.pid()),
+    table.Add({serving_name, info.version(), info.grpc_address(), std::to_string(info.pid()),
                Uptime(info.started_unix_ms()), info.data_dir()});
     table.Print(std::cout);
+  } else {
+    std::cout << "STATUS\n" << serving_name << "\n";
   }
-  return health.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  return serving ? 0 : 1;
 }
 
 int PrintVersion(const ParsedArgs&, const ClientOptions& options) {
@@ -73,11 +80,31 @@ int HealthCommand(const std::vector<std::string>& args, const Env& env) {
 }
 
 int VersionCommand(const std::vector<std::string>& args, const Env& env) {
-  CommandSpec spec{"micro version [flags]",
-                   "Prints the version of this micro binary. 'micro health' shows the daemon's.",
-                   {},
-                   0};
-  return RunClientCommand(spec, args, env, &PrintVersion);
+  const std::vector<FlagSpec> flags = {
+      {"output", 'o', "FORMAT", "table or json (env MICRO_OUTPUT; default table)"}};
+  auto parsed = ParseArgs(args, flags);
+  if (!parsed.ok()) {
+    std::cerr << "error: " << parsed.status().message() << "; see 'micro version --help'\n";
+    return 2;
+  }
+  if (parsed->help) {
+    std::cout << FormatHelp("micro version [flags]",
+                            "Prints the version of this micro binary. 'micro health' shows the "
+                            "daemon's.",
+                            flags);
+    return 0;
+  }
+  if (!parsed->positionals.empty()) {
+    std::cerr << "error: unexpected argument '" << parsed->positionals[0]
+              << "'; see 'micro version --help'\n";
+    return 2;
+  }
+  auto options = ResolveClientOptions(*parsed, env);
+  if (!options.ok()) {
+    std::cerr << "error: " << options.status().message() << "\n";
+    return 2;
+  }
+  return PrintVersion(*parsed, *options);
 }
 
 }  // namespace micro::cli

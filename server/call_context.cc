@@ -30,6 +30,11 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
         context.error = absl::UnavailableError("the server is shutting down; retry shortly");
       }
       ns_ = context.ns;
+      // Streams that live as long as the client wants are not waited for at shutdown.
+      const std::string_view method = info_->method();
+      context.long_lived = method == "/grpc.health.v1.Health/Watch" ||
+                           method ==
+                               "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
       contexts_.Put(info_->server_context(), std::move(context));
       registered_ = true;
       log_ = spdlog::should_log(spdlog::level::debug);
@@ -100,7 +105,7 @@ size_t CallContexts::InFlight() const {
   size_t n = 0;
   for (const Shard& shard : shards_) {
     std::lock_guard lock(shard.mu);
-    n += shard.contexts.size();
+    for (const auto& [key, context] : shard.contexts) n += context.long_lived ? 0 : 1;
   }
   return n;
 }

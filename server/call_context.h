@@ -23,6 +23,7 @@ struct CallContext {
   std::string ns;       // from `micro-namespace`, default "micro"
   std::string token;    // from `authorization: Bearer <token>`, kept for the auth service
   Status error;         // INVALID_ARGUMENT when the metadata was malformed; handlers return it
+  bool long_lived = false;  // a stream that ends only when the client says (health Watch, ...)
 };
 
 // Resolves `micro-namespace` and `authorization` metadata into a CallContext.
@@ -40,7 +41,7 @@ class CallContexts {
   void Put(const grpc::ServerContextBase* server_context, CallContext context);
   void Erase(const grpc::ServerContextBase* server_context);
 
-  // The number of calls in flight (resolved and not yet ended).
+  // The number of calls in flight (resolved and not yet ended), long-lived streams excepted.
   size_t InFlight() const;
 
   // From now on every new call is refused with UNAVAILABLE, so the daemon can drain the calls

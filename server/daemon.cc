@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/version.h"
+#include "server/grpc_logging.h"
 #include "services/registry/make_registry.h"
 
 namespace micro::server {
@@ -60,6 +61,7 @@ Status Daemon::Open(Clock::TimePoint launched) {
   builder.AddListeningPort(config_.address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(registry_service_.get());
   builder.RegisterService(info_service_.get());
+  const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.server.v1.Server"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -72,6 +74,9 @@ Status Daemon::Open(Clock::TimePoint launched) {
         config_.address));
   }
   grpc_address_ = fmt::format("{}:{}", HostOf(config_.address), port);
+  for (const char* name : kServiceNames) {
+    server_->GetHealthCheckService()->SetServingStatus(name, true);
+  }
 
   const int64_t started = clock_.UnixMillis();
   info_service_->set_info(
@@ -116,18 +121,26 @@ void Daemon::ScheduleExpiry(std::chrono::nanoseconds after) {
 void Daemon::Shutdown() {
   // Drain first, then stop: gRPC's own graceful shutdown also waits on idle client connections
   // (seconds, whatever the calls), so the daemon counts its in-flight calls itself and stops the
-  // server once they are done or the grace period is over.
+  // server once they are done or the grace period is over. A second signal stops at once.
   server_->GetHealthCheckService()->Shutdown();
   contexts_.StartDraining();
   registry_->CloseWatchers();
+  bool forced = false;
+  io_.restart();
+  signals_.async_wait([&forced](const boost::system::error_code& ec, int) {
+    if (!ec) forced = true;
+  });
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown_grace_seconds);
-  while (contexts_.InFlight() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (!forced && contexts_.InFlight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    io_.run_for(std::chrono::milliseconds(5));
   }
   if (size_t left = contexts_.InFlight(); left > 0) {
-    spdlog::warn("{} calls still in flight after the grace period; cancelling them", left);
+    spdlog::warn("{} calls still in flight {}; cancelling them", left,
+                 forced ? "at the second signal" : "after the grace period");
   }
+  signals_.cancel();
+  io_.run_for(std::chrono::milliseconds(1));
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   server_.reset();
@@ -163,10 +176,12 @@ int RunServerCommand(const std::vector<std::string>& args,
     return 2;
   }
   SetUpLogging(config->log_level, config->log_format);
+  RouteGrpcLogsToSpdlog();
   ::signal(SIGPIPE, SIG_IGN);
   auto daemon = Daemon::Start(*config, launched);
   if (!daemon.ok()) {
-    spdlog::error("{}", std::string(daemon.status().message()));
+    // Straight to stderr, so the reason shows whatever the log level or format.
+    std::cerr << "error: " << daemon.status().message() << "\n";
     return 1;
   }
   return (*daemon)->Run();

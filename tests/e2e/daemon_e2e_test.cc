@@ -208,3 +208,43 @@ TEST_CASE("JSON logs are one object per line and debug logs every RPC", "[e2e]")
 
 }  // namespace
 }  // namespace micro::testing
+
+namespace micro::testing {
+namespace {
+
+TEST_CASE("health reports each service, and an open health Watch does not hold up shutdown",
+          "[e2e]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  auto health = grpc::health::v1::Health::NewStub(Channel(daemon));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("micro.registry.v1.Registry");
+  grpc::health::v1::HealthCheckResponse response;
+  REQUIRE(health->Check(Context().get(), request, &response).ok());
+  CHECK(response.status() == grpc::health::v1::HealthCheckResponse::SERVING);
+
+  grpc::ClientContext watch_context;
+  auto watch = health->Watch(&watch_context, grpc::health::v1::HealthCheckRequest());
+  REQUIRE(watch->Read(&response));
+  CHECK(response.status() == grpc::health::v1::HealthCheckResponse::SERVING);
+
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(daemon.process().Stop(SIGTERM) == 0);
+  // The default grace period is 10 s; a health watcher is not an in-flight call to wait for.
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  while (watch->Read(&response)) {
+  }
+  CHECK(response.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
+TEST_CASE("start-up failures are reported even with logging off", "[e2e]") {
+  MicroDaemon first;
+  REQUIRE(first.WaitUntilServing());
+  ProgramResult second = RunProgram({MicroBinary(), "server", "--address", "127.0.0.1:0",
+                                     "--data-dir", first.data_dir(), "--log-level", "off"});
+  CHECK(second.exit_code == 1);
+  CHECK(second.err.rfind("error: data dir " + first.data_dir() + " is in use", 0) == 0);
+}
+
+}  // namespace
+}  // namespace micro::testing
