@@ -154,6 +154,7 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
     if (expires) expiry_.emplace(*expires, ns, given.name, version, node.id);
   }
   if (changed) Publish(ns, created ? Action::kCreate : Action::kUpdate, Snapshot(entry, now));
+  NoteNextDeadline();
   return absl::OkStatus();
 }
 
@@ -197,6 +198,7 @@ Status MemoryRegistry::Deregister(const std::string& ns, const Service& given) {
     if (ns_it->second.empty()) namespaces_.erase(ns_it);
   }
   Publish(ns, Action::kDelete, std::move(removed));
+  NoteNextDeadline();
   return absl::OkStatus();
 }
 
@@ -308,6 +310,22 @@ void MemoryRegistry::ExpireLocked(Clock::TimePoint now) {
   for (auto& [key, service] : removed) {
     Publish(std::get<0>(key), Action::kDelete, std::move(service));
   }
+  NoteNextDeadline();
+}
+
+void MemoryRegistry::NoteNextDeadline() {
+  next_deadline_ns_.store(expiry_.empty() ? kNoDeadline
+                                          : std::get<0>(*expiry_.begin()).time_since_epoch().count(),
+                          std::memory_order_release);
+}
+
+Freshness MemoryRegistry::CurrentFreshness() const {
+  Freshness freshness{revision_.load(std::memory_order_acquire), std::nullopt};
+  const int64_t deadline = next_deadline_ns_.load(std::memory_order_acquire);
+  if (deadline != kNoDeadline) {
+    freshness.valid_until = Clock::TimePoint(Clock::TimePoint::duration(deadline));
+  }
+  return freshness;
 }
 
 Service MemoryRegistry::Snapshot(const VersionEntry& entry, Clock::TimePoint now) const {
@@ -328,6 +346,8 @@ bool MemoryRegistry::Visible(const VersionEntry& entry, Clock::TimePoint now) co
 }
 
 void MemoryRegistry::Publish(const std::string& ns, Action action, Service service) {
+  // Every visible change is published, so this is the one place the revision moves.
+  revision_.fetch_add(1, std::memory_order_release);
   Event event{action, std::move(service), clock_.UnixMillis()};
   std::lock_guard lock(watch_mu_);
   for (const auto& queue : watchers_) {

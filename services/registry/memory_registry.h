@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +33,7 @@ class MemoryRegistry final : public Registry {
   Result<std::unique_ptr<Watcher>> Watch(const std::string& ns, const std::string& name,
                                          std::function<void()> notify) override;
   std::optional<std::chrono::nanoseconds> ExpireNodes() override;
+  Freshness CurrentFreshness() const override;
   void CloseWatchers() override;
 
  private:
@@ -55,6 +58,7 @@ class MemoryRegistry final : public Registry {
   void ExpireLocked(Clock::TimePoint now);
   void Publish(const std::string& ns, Action action, Service service);
   void Unsubscribe(const WatchQueue* queue);
+  void NoteNextDeadline();
   void ForgetExpiry(const std::string& ns, const Service& id, const NodeEntry& node);
 
   Clock& clock_;
@@ -65,6 +69,10 @@ class MemoryRegistry final : public Registry {
   std::shared_mutex mu_;
   std::unordered_map<std::string, Services> namespaces_;
   std::set<ExpiryKey> expiry_;
+  // Mirrors of what CurrentFreshness reports, written under mu_ and read without it.
+  std::atomic<uint64_t> revision_{1};
+  std::atomic<int64_t> next_deadline_ns_{kNoDeadline};
+  static constexpr int64_t kNoDeadline = INT64_MAX;
 
   std::mutex watch_mu_;
   std::vector<std::shared_ptr<WatchQueue>> watchers_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/status.h"
 
 namespace micro::registry {
@@ -78,6 +79,17 @@ struct Limits {
   size_t watcher_queue_bytes = 8 << 20; // ... or undelivered bytes (approximate), whichever first
 };
 
+// Whether an answer read earlier is still current: it is while `revision` is unchanged and
+// `valid_until` (the next TTL deadline of any node, if one has a TTL) has not passed.
+struct Freshness {
+  uint64_t revision = 0;
+  std::optional<Clock::TimePoint> valid_until;
+};
+
+inline bool operator==(const Freshness& a, const Freshness& b) {
+  return a.revision == b.revision && a.valid_until == b.valid_until;
+}
+
 // A live subscription to registry changes, returned by Registry::Watch. Destroying it
 // unsubscribes; after the destructor returns the notify callback is never called again.
 class Watcher {
@@ -134,6 +146,11 @@ class Registry {
   // Removes nodes whose TTL has passed and tells watchers. Returns how long until the next
   // node expires (nullopt if none will), so a caller can sleep that long.
   virtual std::optional<std::chrono::nanoseconds> ExpireNodes() = 0;
+
+  // The registry's current revision and next TTL deadline, so callers can keep answers (such as
+  // serialized responses) for as long as they stay true. Read it before the read it guards.
+  // Lock-free.
+  virtual Freshness CurrentFreshness() const = 0;
 
   // Closes every watcher with UNAVAILABLE (used at shutdown). Later Watch calls fail UNAVAILABLE.
   virtual void CloseWatchers() = 0;

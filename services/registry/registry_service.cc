@@ -111,13 +111,32 @@ grpc::ServerUnaryReactor* RegistryService::Deregister(grpc::CallbackServerContex
 }
 
 grpc::ServerUnaryReactor* RegistryService::GetService(grpc::CallbackServerContext* context,
-                                                      const v1::GetServiceRequest* request,
-                                                      v1::GetServiceResponse* response) {
+                                                      const grpc::ByteBuffer* request_bytes,
+                                                      grpc::ByteBuffer* response) {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return Done(context, call.error);
-  auto services = registry_.GetService(call.ns, request->name(), request->version());
+  v1::GetServiceRequest request;
+  grpc::Slice flat;
+  if (!request_bytes->DumpToSingleSlice(&flat).ok() ||
+      !request.ParseFromArray(flat.begin(), static_cast<int>(flat.size()))) {
+    return Done(context, absl::InvalidArgumentError("GetServiceRequest could not be parsed"));
+  }
+  std::string key = call.ns;
+  key.append(1, '\0').append(request.name()).append(1, '\0').append(request.version());
+  const Freshness freshness = registry_.CurrentFreshness();
+  if (auto kept = cache_.Find(key, freshness, clock_.Now())) {
+    *response = grpc::ByteBuffer(&*kept, 1);
+    return Done(context, absl::OkStatus());
+  }
+
+  auto services = registry_.GetService(call.ns, request.name(), request.version());
   if (!services.ok()) return Done(context, services.status());
-  for (const registry::Service& s : *services) ToProto(s, response->add_services());
+  v1::GetServiceResponse message;
+  for (const registry::Service& s : *services) ToProto(s, message.add_services());
+  grpc::Slice bytes(message.ByteSizeLong());
+  message.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(bytes.begin()));
+  cache_.Store(key, freshness, bytes);
+  *response = grpc::ByteBuffer(&bytes, 1);
   return Done(context, absl::OkStatus());
 }
 

@@ -309,6 +309,36 @@ TEMPLATE_TEST_CASE("a heartbeat that changes nothing tells watchers nothing",
   CHECK(events[0].service.nodes[0].metadata.at("zone") == "b");
 }
 
+TEMPLATE_TEST_CASE("the revision moves on every visible change and the next deadline is known",
+                   "[registry][contract]", BACKENDS) {
+  Fixture<TestType> f;
+  const Freshness empty = f.registry->CurrentFreshness();
+  CHECK_FALSE(empty.valid_until.has_value());
+
+  REQUIRE(f.registry->Register("micro", MakeService("greeter", "1", {"1"}), 30).ok());
+  const Freshness registered = f.registry->CurrentFreshness();
+  CHECK(registered.revision != empty.revision);
+  REQUIRE(registered.valid_until.has_value());
+  CHECK(*registered.valid_until == f.clock.Now() + 30s);
+
+  REQUIRE(f.registry->Register("micro", MakeService("greeter", "1", {"1"}), 30).ok());
+  CHECK(f.registry->CurrentFreshness() == registered);  // a heartbeat at the same instant
+
+  f.clock.Advance(10s);
+  REQUIRE(f.registry->Register("micro", MakeService("greeter", "1", {"1"}), 30).ok());
+  const Freshness refreshed = f.registry->CurrentFreshness();
+  CHECK(refreshed.revision == registered.revision);
+  CHECK(*refreshed.valid_until == f.clock.Now() + 30s);
+
+  REQUIRE(f.registry->Deregister("micro", MakeService("greeter", "1", {})).ok());
+  const Freshness gone = f.registry->CurrentFreshness();
+  CHECK(gone.revision != refreshed.revision);
+  CHECK_FALSE(gone.valid_until.has_value());
+
+  CHECK_FALSE(f.registry->Register("micro", MakeService("bad name", "1", {"1"}), 0).ok());
+  CHECK(f.registry->CurrentFreshness() == gone);
+}
+
 TEMPLATE_TEST_CASE("a watcher that stops reading is closed and blocks nobody",
                    "[registry][contract][limits]", BACKENDS) {
   Limits limits;

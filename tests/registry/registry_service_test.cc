@@ -20,7 +20,7 @@ struct Harness {
   FakeClock clock;
   MemoryRegistry registry;
   CallContexts contexts;
-  RegistryService service{registry, contexts};
+  RegistryService service{registry, contexts, clock};
   testing::InProcessServer server{contexts, {&service}};
   std::unique_ptr<v1::Registry::Stub> stub = v1::Registry::NewStub(server.channel());
 };
@@ -65,6 +65,42 @@ TEST_CASE("Register then GetService round-trips every field over the wire", "[re
   CHECK(s.endpoints(0).name() == "Greeter.Hello");
   CHECK(s.nodes(0).id() == "n1");
   CHECK(s.nodes(0).address() == "127.0.0.1:9000");
+}
+
+v1::GetServiceResponse Get(Harness& h, const std::string& name, grpc::Status* status,
+                           const std::string& ns = "") {
+  v1::GetServiceRequest request;
+  request.set_name(name);
+  v1::GetServiceResponse response;
+  *status = h.stub->GetService(Context(ns).get(), request, &response);
+  return response;
+}
+
+TEST_CASE("repeated GetService answers follow every change, TTL expiry included",
+          "[registry][rpc]") {
+  Harness h;
+  grpc::Status status;
+  REQUIRE(Register(h, Request("greeter", "n1", 10)).ok());
+  for (int i = 0; i < 3; ++i) CHECK(Get(h, "greeter", &status).services(0).nodes_size() == 1);
+
+  REQUIRE(Register(h, Request("greeter", "n2", 60)).ok());
+  CHECK(Get(h, "greeter", &status).services(0).nodes_size() == 2);
+  CHECK(Get(h, "greeter", &status, "team-a").services_size() == 0);
+  CHECK(status.error_code() == Code::NOT_FOUND);
+
+  // Past n1's TTL, with no sweep run: the kept answer must not be served.
+  h.clock.Advance(std::chrono::seconds(11));
+  v1::GetServiceResponse after = Get(h, "greeter", &status);
+  REQUIRE(status.ok());
+  REQUIRE(after.services(0).nodes_size() == 1);
+  CHECK(after.services(0).nodes(0).id() == "n2");
+
+  v1::DeregisterRequest deregister;
+  *deregister.mutable_service() = Request("greeter", "n2").service();
+  v1::DeregisterResponse deregistered;
+  REQUIRE(h.stub->Deregister(Context().get(), deregister, &deregistered).ok());
+  Get(h, "greeter", &status);
+  CHECK(status.error_code() == Code::NOT_FOUND);
 }
 
 TEST_CASE("wire codes: NOT_FOUND, INVALID_ARGUMENT, RESOURCE_EXHAUSTED", "[registry][rpc]") {
