@@ -94,29 +94,17 @@ void PrintJson(const google::protobuf::Message& message) { std::cout << ToJson(m
 int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env,
                      int (*body)(const ParsedArgs&, const ClientOptions&)) {
-  std::vector<FlagSpec> flags = spec.flags;
-  for (FlagSpec& f : ClientFlags()) flags.push_back(std::move(f));
-  auto parsed = ParseArgs(args, flags);
-  const std::string command = spec.usage.substr(0, spec.usage.find(' ', 6));
-  if (!parsed.ok()) {
-    std::cerr << "error: " << parsed.status().message() << "; see '" << command << " --help'\n";
-    return 2;
-  }
-  if (parsed->help) {
-    std::cout << FormatHelp(spec.usage, spec.description, flags);
-    return 0;
-  }
-  if (parsed->positionals.size() > spec.max_positionals) {
-    std::cerr << "error: unexpected argument '" << parsed->positionals[spec.max_positionals]
-              << "'; see '" << command << " --help'\n";
-    return 2;
-  }
-  auto options = ResolveClientOptions(*parsed, env);
+  CommandSpec with_client_flags = spec;
+  for (FlagSpec& f : ClientFlags()) with_client_flags.flags.push_back(std::move(f));
+  auto parsed = ParseCommandLine(with_client_flags, args);
+  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const ParsedArgs& flags = std::get<ParsedArgs>(parsed);
+  auto options = ResolveClientOptions(flags, env);
   if (!options.ok()) {
     std::cerr << "error: " << options.status().message() << "\n";
     return 2;
   }
-  return body(*parsed, *options);
+  return body(flags, *options);
 }
 
 }  // namespace micro::cli

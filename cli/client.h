@@ -47,14 +47,8 @@ int ReportError(const grpc::Status& status, const ClientOptions& options);
 std::string ToJson(const google::protobuf::Message& message);
 void PrintJson(const google::protobuf::Message& message);
 
-// Runs a command body: parses flags (`specs` plus the client flags), prints help, resolves the
+// Runs a command body: parses flags (`spec`'s plus the client flags), prints help, resolves the
 // client options, and reports usage errors with exit code 2.
-struct CommandSpec {
-  std::string usage;
-  std::string description;
-  std::vector<FlagSpec> flags;
-  size_t max_positionals = 0;
-};
 int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env,
                      int (*body)(const ParsedArgs&, const ClientOptions&));

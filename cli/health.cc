@@ -80,31 +80,19 @@ int HealthCommand(const std::vector<std::string>& args, const Env& env) {
 }
 
 int VersionCommand(const std::vector<std::string>& args, const Env& env) {
-  const std::vector<FlagSpec> flags = {
-      {"output", 'o', "FORMAT", "table or json (env MICRO_OUTPUT; default table)"}};
-  auto parsed = ParseArgs(args, flags);
-  if (!parsed.ok()) {
-    std::cerr << "error: " << parsed.status().message() << "; see 'micro version --help'\n";
-    return 2;
-  }
-  if (parsed->help) {
-    std::cout << FormatHelp("micro version [flags]",
-                            "Prints the version of this micro binary. 'micro health' shows the "
-                            "daemon's.",
-                            flags);
-    return 0;
-  }
-  if (!parsed->positionals.empty()) {
-    std::cerr << "error: unexpected argument '" << parsed->positionals[0]
-              << "'; see 'micro version --help'\n";
-    return 2;
-  }
-  auto options = ResolveClientOptions(*parsed, env);
+  const CommandSpec spec{
+      "micro version [flags]",
+      "Prints the version of this micro binary. 'micro health' shows the daemon's.",
+      {{"output", 'o', "FORMAT", "table or json (env MICRO_OUTPUT; default table)"}},
+      0};
+  auto parsed = ParseCommandLine(spec, args);
+  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  auto options = ResolveClientOptions(std::get<ParsedArgs>(parsed), env);
   if (!options.ok()) {
     std::cerr << "error: " << options.status().message() << "\n";
     return 2;
   }
-  return PrintVersion(*parsed, *options);
+  return PrintVersion(std::get<ParsedArgs>(parsed), *options);
 }
 
 }  // namespace micro::cli

@@ -1,5 +1,7 @@
 #include "core/flags.h"
 
+#include <iostream>
+
 #include <fmt/format.h>
 
 namespace micro {
@@ -72,6 +74,26 @@ Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
     parsed.values[spec->name] = value;
   }
   return parsed;
+}
+
+std::variant<ParsedArgs, int> ParseCommandLine(const CommandSpec& spec,
+                                               const std::vector<std::string>& args) {
+  const std::string command = spec.usage.substr(0, spec.usage.find(' ', sizeof("micro")));
+  auto parsed = ParseArgs(args, spec.flags);
+  if (!parsed.ok()) {
+    std::cerr << "error: " << parsed.status().message() << "; see '" << command << " --help'\n";
+    return 2;
+  }
+  if (parsed->help) {
+    std::cout << FormatHelp(spec.usage, spec.description, spec.flags);
+    return 0;
+  }
+  if (parsed->positionals.size() > spec.max_positionals) {
+    std::cerr << "error: unexpected argument '" << parsed->positionals[spec.max_positionals]
+              << "'; see '" << command << " --help'\n";
+    return 2;
+  }
+  return std::move(*parsed);
 }
 
 std::string FormatHelp(const std::string& usage, const std::string& description,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <variant>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,20 @@ struct ParsedArgs {
 // missing value is INVALID_ARGUMENT naming the flag. A repeated flag keeps its last value.
 [[nodiscard]] Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                            const std::vector<FlagSpec>& specs);
+
+// What a command accepts, for parsing and for --help.
+struct CommandSpec {
+  std::string usage;        // "micro services [NAME] [flags]"
+  std::string description;
+  std::vector<FlagSpec> flags;
+  size_t max_positionals = 0;
+};
+
+// Parses a command's arguments the same way for every command. Returns the parsed arguments, or
+// the exit code the command should return: 0 after printing help to stdout, 2 after printing a
+// usage error (`error: ...; see 'micro X --help'`) to stderr.
+[[nodiscard]] std::variant<ParsedArgs, int> ParseCommandLine(const CommandSpec& spec,
+                                                             const std::vector<std::string>& args);
 
 // The help text of a command: usage line, description, then one line per flag.
 std::string FormatHelp(const std::string& usage, const std::string& description,

@@ -151,27 +151,17 @@ void Daemon::Shutdown() {
 int RunServerCommand(const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env) {
   const Clock::TimePoint launched = std::chrono::steady_clock::now();
-  const std::vector<FlagSpec> specs = DaemonFlags();
-  auto flags = ParseArgs(args, specs);
-  if (!flags.ok()) {
-    std::cerr << "error: " << flags.status().message() << "; see 'micro server --help'\n";
-    return 2;
-  }
-  if (flags->help) {
-    std::cout << FormatHelp("micro server [flags]",
-                            "Runs the micro daemon in the foreground: the platform's core services "
-                            "on one gRPC port.\nSIGINT or SIGTERM stops it gracefully.\n"
-                            "Configuration: defaults < micro.yaml (--config) < MICRO_* "
-                            "environment < flags.",
-                            specs);
-    return 0;
-  }
-  if (!flags->positionals.empty()) {
-    std::cerr << "error: micro server takes no arguments, got '" << flags->positionals[0]
-              << "'; see 'micro server --help'\n";
-    return 2;
-  }
-  auto config = LoadDaemonConfig(*flags, env);
+  const CommandSpec spec{
+      "micro server [flags]",
+      "Runs the micro daemon in the foreground: the platform's core services on one gRPC port.\n"
+      "SIGINT or SIGTERM stops it gracefully; a second signal stops it at once.\n"
+      "Configuration: defaults < micro.yaml (--config) < MICRO_* environment < flags.",
+      DaemonFlags(),
+      0};
+  auto parsed = ParseCommandLine(spec, args);
+  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const ParsedArgs& flags = std::get<ParsedArgs>(parsed);
+  auto config = LoadDaemonConfig(flags, env);
   if (!config.ok()) {
     std::cerr << "error: " << config.status().message() << "\n";
     return 2;

@@ -21,11 +21,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
   // Subscribes; on failure finishes the call with the registry's error.
   WatchReactor(Registry& registry, const std::string& ns, const std::string& name) {
     auto watcher = registry.Watch(ns, name, [this] { Pump(); });
+    std::lock_guard lock(mu_);
     if (!watcher.ok()) {
-      Finish(ToGrpc(watcher.status()));
+      FinishLocked(ToGrpc(watcher.status()));
       return;
     }
-    std::lock_guard lock(mu_);
     watcher_ = std::move(*watcher);
     // The notify callback may have fired before watcher_ was set; send headers now so the
     // client knows the watch is live, then look for events.
@@ -33,27 +33,28 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
   }
 
   // Refuses the call with `error`.
-  explicit WatchReactor(const Status& error) { Finish(ToGrpc(error)); }
+  explicit WatchReactor(const Status& error) {
+    std::lock_guard lock(mu_);
+    FinishLocked(ToGrpc(error));
+  }
 
   void OnSendInitialMetadataDone(bool ok) override {
-    if (!ok) return;  // the call is over; OnDone follows
-    Pump();
+    if (ok) Pump();
   }
 
   void OnWriteDone(bool ok) override {
     {
       std::lock_guard lock(mu_);
       writing_ = false;
-      if (!ok) finished_ = true;  // client gone; OnDone follows
+      // The client is gone. The call still has to be finished for OnDone to come.
+      if (!ok) FinishLocked(grpc::Status::CANCELLED);
     }
     Pump();
   }
 
   void OnCancel() override {
     std::lock_guard lock(mu_);
-    if (finished_) return;
-    finished_ = true;
-    Finish(grpc::Status::CANCELLED);
+    FinishLocked(grpc::Status::CANCELLED);
   }
 
   void OnDone() override {
@@ -78,10 +79,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
       StartWrite(&event_);
       return;
     }
-    if (Status status = watcher_->status(); !status.ok()) {
-      finished_ = true;
-      Finish(ToGrpc(status));
-    }
+    if (Status status = watcher_->status(); !status.ok()) FinishLocked(ToGrpc(status));
+  }
+
+  // Finish may be called once per call; every path that ends the stream comes through here.
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
   }
 
   std::mutex mu_;

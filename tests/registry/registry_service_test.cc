@@ -1,6 +1,10 @@
 // micro.registry.v1.Registry on the wire: codes, namespaces from metadata, streaming Watch.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <future>
+#include <thread>
+
 #include <grpcpp/grpcpp.h>
 
 #include "core/fake_clock.h"
@@ -237,6 +241,45 @@ TEST_CASE("a cancelled Watch frees its watcher slot", "[registry][rpc]") {
     }
     CHECK(reader->Finish().error_code() == Code::CANCELLED);
   }
+}
+
+}  // namespace
+}  // namespace micro::registry
+
+namespace micro::registry {
+namespace {
+
+TEST_CASE("watch streams dropped while events flow all end, so the server can stop",
+          "[registry][rpc]") {
+  auto h = std::make_unique<Harness>();
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      (void)Register(*h, Request("greeter", "n" + std::to_string(i % 500)));
+    }
+  });
+  for (int round = 0; round < 20; ++round) {
+    auto context = Context();
+    auto reader = h->stub->Watch(context.get(), v1::WatchRequest());
+    v1::WatchEvent event;
+    for (int i = 0; i < round % 5 && reader->Read(&event); ++i) {
+    }
+    context->TryCancel();  // often while the server is writing
+    while (reader->Read(&event)) {
+    }
+    (void)reader->Finish();
+  }
+  stop = true;
+  writer.join();
+
+  // Every stream must have finished on the server, or shutdown would wait forever.
+  auto stopped = std::make_shared<std::promise<void>>();
+  std::future<void> done = stopped->get_future();
+  std::thread([h = std::move(h), stopped]() mutable {
+    h.reset();
+    stopped->set_value();
+  }).detach();
+  REQUIRE(done.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
 }
 
 }  // namespace
