@@ -1,0 +1,106 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace micro::store {
+
+using Metadata = std::map<std::string, std::string>;
+
+struct Record {
+  std::string key;
+  std::string value;
+  int64_t ttl_seconds = 0;  // on write: expire after this long (0: never); on read: seconds left
+  Metadata metadata;
+  uint64_t revision = 0;    // set by the store; strictly increasing across the whole store
+};
+
+enum class Order { kAsc, kDesc };
+
+// Which records of a table a scan visits, in key order.
+struct Scan {
+  std::string prefix;  // keys starting with this
+  std::string suffix;  // keys ending with this (scans the whole table, or the prefix)
+  uint32_t limit = 0;  // 0: up to Limits::max_scan_records
+  uint32_t offset = 0;
+  Order order = Order::kAsc;
+};
+
+// A write that happens only if the record is as expected.
+struct Condition {
+  uint64_t if_revision = 0;  // 0: any; else the live record must have this revision
+  bool if_absent = false;    // no live record may have this key
+};
+
+// Explicit limits; beyond them INVALID_ARGUMENT and nothing is written. docs/store.md lists them.
+struct Limits {
+  size_t max_name_bytes = 128;            // databases and tables: [A-Za-z0-9._-]
+  size_t max_key_bytes = 1024;            // any bytes but empty
+  size_t max_value_bytes = 1 << 20;       // 1 MiB
+  size_t max_metadata_entries = 64;
+  size_t max_metadata_bytes = 16 << 10;   // keys and values together
+  int64_t max_ttl_seconds = 10LL * 365 * 86400;
+  uint32_t max_scan_records = 1000;       // records one Read scan returns at most
+  uint32_t list_chunk_keys = 1000;        // keys per List message
+};
+
+// Keys of a table, read in chunks; returned by Store::List. Not thread-safe.
+class KeyCursor {
+ public:
+  virtual ~KeyCursor() = default;
+  // Up to `max` next keys; empty when done.
+  [[nodiscard]] virtual Result<std::vector<std::string>> Next(size_t max) = 0;
+};
+
+// Durable records in databases and tables. Every method is thread-safe. A call that fails
+// changes nothing. An expired record is never returned by any call.
+class Store {
+ public:
+  using WriteDone = std::function<void(Result<uint64_t> revision)>;
+  using DeleteDone = std::function<void(Status)>;
+
+  virtual ~Store() = default;
+
+  // One live record, with its seconds left. Errors: INVALID_ARGUMENT, NOT_FOUND.
+  [[nodiscard]] virtual Result<Record> Get(const std::string& db, const std::string& table,
+                                           const std::string& key) = 0;
+
+  // Live records matching `scan`, values included, at most Limits::max_scan_records.
+  [[nodiscard]] virtual Result<std::vector<Record>> Read(const std::string& db,
+                                                         const std::string& table,
+                                                         const Scan& scan) = 0;
+
+  // Writes `record` if `condition` holds and calls `done` with its new revision once it is
+  // durable (survives a crash of the process). `done` may run on any thread, or inline.
+  // Errors: INVALID_ARGUMENT (names, sizes), FAILED_PRECONDITION (condition false).
+  virtual void Write(const std::string& db, const std::string& table, Record record,
+                     Condition condition, WriteDone done) = 0;
+
+  // Deletes the record if there is one, durably, then calls `done`.
+  virtual void Delete(const std::string& db, const std::string& table, const std::string& key,
+                      DeleteDone done) = 0;
+
+  // The keys matching `scan`, to read in chunks (limit and offset apply; 0 limit: all).
+  [[nodiscard]] virtual Result<std::unique_ptr<KeyCursor>> List(const std::string& db,
+                                                                const std::string& table,
+                                                                const Scan& scan) = 0;
+
+  // Databases, and tables of a database, that hold at least one record, in order.
+  [[nodiscard]] virtual Result<std::vector<std::string>> Databases() = 0;
+  [[nodiscard]] virtual Result<std::vector<std::string>> Tables(const std::string& db) = 0;
+
+  // Removes expired records from storage; returns how many. Reads filter them regardless.
+  virtual size_t ExpireRecords() = 0;
+
+  // Writes a consistent copy of everything into `dir` (new, absolute) and returns the revision
+  // it holds. Errors: INVALID_ARGUMENT, UNIMPLEMENTED for a backend with nothing on disk.
+  [[nodiscard]] virtual Result<uint64_t> Snapshot(const std::string& dir) = 0;
+};
+
+}  // namespace micro::store

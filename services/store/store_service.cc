@@ -1,0 +1,185 @@
+#include "services/store/store_service.h"
+
+#include <mutex>
+#include <thread>
+
+#include "server/grpc_status.h"
+
+namespace micro::store {
+namespace {
+
+constexpr const char* kDefaultTable = "default";
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
+}
+
+std::string Database(const std::string& given, const CallContext& call) {
+  return given.empty() ? call.ns : given;
+}
+std::string Table(const std::string& given) { return given.empty() ? kDefaultTable : given; }
+
+Order FromProto(v1::Order order) { return order == v1::ORDER_DESC ? Order::kDesc : Order::kAsc; }
+
+void ToProto(const Record& in, v1::Record* out) {
+  out->set_key(in.key);
+  out->set_value(in.value);
+  out->set_ttl_seconds(in.ttl_seconds);
+  for (const auto& [k, v] : in.metadata) (*out->mutable_metadata())[k] = v;
+  out->set_revision(in.revision);
+}
+
+// Streams a table's keys, one bounded chunk per message, reading the next chunk only once the
+// previous one is written, so a slow client holds one chunk of memory at most.
+class ListReactor final : public grpc::ServerWriteReactor<v1::ListResponse> {
+ public:
+  ListReactor(Result<std::unique_ptr<KeyCursor>> cursor, size_t chunk) : chunk_(chunk) {
+    if (!cursor.ok()) {
+      Finish(ToGrpc(cursor.status()));
+      return;
+    }
+    cursor_ = std::move(*cursor);
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    auto keys = cursor_->Next(chunk_);
+    if (!keys.ok()) {
+      Finish(ToGrpc(keys.status()));
+      return;
+    }
+    if (keys->empty()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    message_.Clear();
+    for (auto& key : *keys) message_.add_keys(std::move(key));
+    StartWrite(&message_);
+  }
+
+  const size_t chunk_;
+  std::unique_ptr<KeyCursor> cursor_;
+  v1::ListResponse message_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* context,
+                                             const v1::ReadRequest* request,
+                                             v1::ReadResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  const std::string db = Database(request->database(), call);
+  const std::string table = Table(request->table());
+  if (!request->prefix() && !request->suffix()) {
+    auto record = store_.Get(db, table, request->key());
+    if (!record.ok()) return Done(context, record.status());
+    ToProto(*record, response->add_records());
+    return Done(context, absl::OkStatus());
+  }
+  Scan scan;
+  if (request->prefix()) scan.prefix = request->key();
+  if (request->suffix()) scan.suffix = request->key();
+  scan.limit = request->limit();
+  scan.offset = request->offset();
+  scan.order = FromProto(request->order());
+  auto records = store_.Read(db, table, scan);
+  if (!records.ok()) return Done(context, records.status());
+  for (const Record& r : *records) ToProto(r, response->add_records());
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::Write(grpc::CallbackServerContext* context,
+                                              const v1::WriteRequest* request,
+                                              v1::WriteResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  const v1::Record& in = request->record();
+  Record record{in.key(), in.value(), in.ttl_seconds(),
+                Metadata(in.metadata().begin(), in.metadata().end()), 0};
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_.Write(Database(request->database(), call), Table(request->table()), std::move(record),
+               Condition{request->if_revision(), request->if_absent()},
+               [reactor, response](Result<uint64_t> revision) {
+                 if (revision.ok()) response->set_revision(*revision);
+                 reactor->Finish(ToGrpc(revision.status()));
+               });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* context,
+                                               const v1::DeleteRequest* request,
+                                               v1::DeleteResponse*) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_.Delete(Database(request->database(), call), Table(request->table()), request->key(),
+                [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ListResponse>* StoreService::List(
+    grpc::CallbackServerContext* context, const v1::ListRequest* request) {
+  CallContext call = contexts_.Get(context);
+  const size_t chunk = 1000;
+  if (!call.error.ok()) return new ListReactor(call.error, chunk);
+  Scan scan{request->prefix(), request->suffix(), request->limit(), request->offset(),
+            FromProto(request->order())};
+  return new ListReactor(
+      store_.List(Database(request->database(), call), Table(request->table()), scan), chunk);
+}
+
+grpc::ServerUnaryReactor* StoreService::Databases(grpc::CallbackServerContext* context,
+                                                  const v1::DatabasesRequest*,
+                                                  v1::DatabasesResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  auto databases = store_.Databases();
+  if (!databases.ok()) return Done(context, databases.status());
+  for (auto& db : *databases) response->add_databases(std::move(db));
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::Tables(grpc::CallbackServerContext* context,
+                                               const v1::TablesRequest* request,
+                                               v1::TablesResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  auto tables = store_.Tables(Database(request->database(), call));
+  if (!tables.ok()) return Done(context, tables.status());
+  for (auto& t : *tables) response->add_tables(std::move(t));
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* context,
+                                                 const v1::SnapshotRequest* request,
+                                                 v1::SnapshotResponse* response) {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return Done(context, call.error);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // A checkpoint flushes and links files: slow work that does not belong on a gRPC thread.
+  std::thread([this, reactor, response, dir = request->dir()] {
+    auto revision = store_.Snapshot(dir);
+    if (revision.ok()) {
+      response->set_dir(dir);
+      response->set_revision(*revision);
+    }
+    reactor->Finish(ToGrpc(revision.status()));
+  }).detach();
+  return reactor;
+}
+
+}  // namespace micro::store

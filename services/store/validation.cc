@@ -1,0 +1,53 @@
+#include "services/store/validation.h"
+
+#include <fmt/format.h>
+
+#include "core/names.h"
+
+namespace micro::store {
+
+Status CheckLocation(const std::string& db, const std::string& table, const Limits& limits) {
+  if (auto s = CheckName("database", db, limits.max_name_bytes, Charset::kName); !s.ok()) return s;
+  return CheckName("table", table, limits.max_name_bytes, Charset::kName);
+}
+
+Status CheckKey(const std::string& key, const Limits& limits) {
+  if (key.empty()) return absl::InvalidArgumentError("the key is empty");
+  if (key.size() > limits.max_key_bytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("the key is {} bytes; the limit is {}", key.size(), limits.max_key_bytes));
+  }
+  return absl::OkStatus();
+}
+
+Status CheckRecord(const Record& record, const Limits& limits) {
+  if (auto s = CheckKey(record.key, limits); !s.ok()) return s;
+  if (record.value.size() > limits.max_value_bytes) {
+    return absl::InvalidArgumentError(fmt::format("the value is {} bytes; the limit is {}",
+                                                  record.value.size(), limits.max_value_bytes));
+  }
+  if (record.ttl_seconds < 0 || record.ttl_seconds > limits.max_ttl_seconds) {
+    return absl::InvalidArgumentError(fmt::format(
+        "ttl_seconds is {}; use 0 (never expires) up to {}", record.ttl_seconds,
+        limits.max_ttl_seconds));
+  }
+  if (record.metadata.size() > limits.max_metadata_entries) {
+    return absl::InvalidArgumentError(fmt::format("metadata has {} entries; the limit is {}",
+                                                  record.metadata.size(),
+                                                  limits.max_metadata_entries));
+  }
+  size_t bytes = 0;
+  for (const auto& [k, v] : record.metadata) bytes += k.size() + v.size();
+  if (bytes > limits.max_metadata_bytes) {
+    return absl::InvalidArgumentError(fmt::format("metadata is {} bytes; the limit is {}", bytes,
+                                                  limits.max_metadata_bytes));
+  }
+  return absl::OkStatus();
+}
+
+uint32_t ScanCap(const Scan& scan, const Limits& limits) {
+  if (scan.limit == 0 || scan.limit > limits.max_scan_records) return limits.max_scan_records;
+  return scan.limit;
+}
+
+}  // namespace micro::store
