@@ -87,6 +87,16 @@ const std::vector<Key>& Keys() {
          c.registry.backend = v;
          return absl::OkStatus();
        }},
+      {"store.backend", "MICRO_STORE_BACKEND", "store-backend", "NAME",
+       "store backend: rocksdb (durable, in the data dir) or memory",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v != "rocksdb" && v != "memory") {
+           return absl::InvalidArgumentError(
+               fmt::format("'{}' is not a store backend; valid: rocksdb, memory", v));
+         }
+         c.store.backend = v;
+         return absl::OkStatus();
+       }},
   };
   return keys;
 }

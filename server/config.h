@@ -11,6 +11,7 @@
 #include "core/logging.h"
 #include "core/status.h"
 #include "services/registry/make_registry.h"
+#include "services/store/make_store.h"
 
 namespace micro::server {
 
@@ -22,6 +23,7 @@ struct DaemonConfig {
   LogFormat log_format = LogFormat::kText;
   int64_t shutdown_grace_seconds = 10;
   registry::RegistryConfig registry;
+  store::StoreConfig store;
   std::string config_file;  // where the file layer came from; empty if none
 };
 

@@ -17,19 +17,23 @@
 #include "core/version.h"
 #include "server/grpc_logging.h"
 #include "services/registry/make_registry.h"
+#include "services/store/make_store.h"
+#include "services/store/rocksdb_store.h"
 
 namespace micro::server {
 namespace {
 
 // Nodes expire at most this late; registry TTLs are whole seconds.
 constexpr std::chrono::milliseconds kMaxExpiryDelay{500};
+// Expired store records are unreadable at once; this is how often their space is reclaimed.
+constexpr std::chrono::seconds kStoreSweepInterval{1};
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
 }  // namespace
 
 Daemon::Daemon(const DaemonConfig& config)
-    : config_(config), signals_(io_, SIGINT, SIGTERM), expiry_timer_(io_) {}
+    : config_(config), signals_(io_, SIGINT, SIGTERM), expiry_timer_(io_), sweep_timer_(io_) {}
 
 Daemon::~Daemon() = default;
 
@@ -45,10 +49,20 @@ Status Daemon::Open(Clock::TimePoint launched) {
   if (!data_dir.ok()) return data_dir.status();
   data_dir_ = std::move(*data_dir);
 
+  auto rocks_db = storage::RocksDb::Open(
+      {data_dir_->path() + "/db",
+       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily}});
+  if (!rocks_db.ok()) return rocks_db.status();
+  rocks_db_ = std::move(*rocks_db);
+
   auto registry = registry::MakeRegistry(config_.registry, clock_);
   if (!registry.ok()) return registry.status();
   registry_ = std::move(*registry);
   registry_service_ = std::make_unique<registry::RegistryService>(*registry_, contexts_, clock_);
+  auto store = store::MakeStore(config_.store, *rocks_db_, clock_);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  store_service_ = std::make_unique<store::StoreService>(*store_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -61,8 +75,10 @@ Status Daemon::Open(Clock::TimePoint launched) {
   int port = 0;
   builder.AddListeningPort(config_.address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(registry_service_.get());
+  builder.RegisterService(store_service_.get());
   builder.RegisterService(info_service_.get());
-  const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.server.v1.Server"};
+  const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
+                                       "micro.server.v1.Server"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -102,9 +118,11 @@ int Daemon::Run() {
     spdlog::info("received {}, shutting down (grace period {} s)", ::strsignal(signal),
                  config_.shutdown_grace_seconds);
     expiry_timer_.cancel();
+    sweep_timer_.cancel();
     io_.stop();
   });
   ScheduleExpiry(kMaxExpiryDelay);
+  ScheduleSweep();
   io_.run();
   Shutdown();
   return 0;
@@ -116,6 +134,15 @@ void Daemon::ScheduleExpiry(std::chrono::nanoseconds after) {
     if (ec) return;
     std::optional<std::chrono::nanoseconds> next = registry_->ExpireNodes();
     ScheduleExpiry(next.value_or(kMaxExpiryDelay));
+  });
+}
+
+void Daemon::ScheduleSweep() {
+  sweep_timer_.expires_after(kStoreSweepInterval);
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    store_->ExpireRecords();  // queues the deletes; the store's committer writes them
+    ScheduleSweep();
   });
 }
 

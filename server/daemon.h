@@ -17,6 +17,9 @@
 #include "server/server_info_service.h"
 #include "services/registry/registry.h"
 #include "services/registry/registry_service.h"
+#include "services/store/store.h"
+#include "services/store/store_service.h"
+#include "storage/rocks_db.h"
 
 namespace micro::server {
 
@@ -44,6 +47,7 @@ class Daemon {
 
   [[nodiscard]] Status Open(Clock::TimePoint launched);
   void ScheduleExpiry(std::chrono::nanoseconds after);
+  void ScheduleSweep();
   void Shutdown();
 
   // Members in construction order; destruction runs in reverse, so the gRPC server is gone
@@ -51,9 +55,12 @@ class Daemon {
   DaemonConfig config_;
   SystemClock clock_;
   std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<storage::RocksDb> rocks_db_;
   std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<store::Store> store_;
   CallContexts contexts_;
   std::unique_ptr<registry::RegistryService> registry_service_;
+  std::unique_ptr<store::StoreService> store_service_;
   std::unique_ptr<ServerInfoService> info_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;
@@ -61,6 +68,7 @@ class Daemon {
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer expiry_timer_;
+  boost::asio::steady_timer sweep_timer_;
 };
 
 // `micro server [flags]`: everything from flag parsing to exit code. `env` is the environment.
