@@ -97,6 +97,27 @@ const std::vector<Key>& Keys() {
          c.store.backend = v;
          return absl::OkStatus();
        }},
+      {"config.backend", "MICRO_CONFIG_BACKEND", "config-backend", "NAME",
+       "config backend: rocksdb (durable, in the data dir) or memory",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v != "rocksdb" && v != "memory") {
+           return absl::InvalidArgumentError(
+               fmt::format("'{}' is not a config backend; valid: rocksdb, memory", v));
+         }
+         c.config.backend = v;
+         return absl::OkStatus();
+       }},
+      {"config.secret_key", "MICRO_CONFIG_SECRET_KEY", "config-secret-key", "BASE64",
+       "key for secret config values: 32 bytes in base64 (default: <data dir>/config.key)",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v.size() != 44 || v.back() != '=') {
+           return absl::InvalidArgumentError(
+               "must be 32 bytes in base64 (44 characters); generate one with "
+               "'head -c32 /dev/urandom | base64'");
+         }
+         c.config.secret_key = v;
+         return absl::OkStatus();
+       }},
   };
   return keys;
 }

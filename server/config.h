@@ -11,6 +11,7 @@
 #include "core/logging.h"
 #include "core/status.h"
 #include "services/registry/make_registry.h"
+#include "services/config/make_config.h"
 #include "services/store/make_store.h"
 
 namespace micro::server {
@@ -24,6 +25,7 @@ struct DaemonConfig {
   int64_t shutdown_grace_seconds = 10;
   registry::RegistryConfig registry;
   store::StoreConfig store;
+  config::ConfigConfig config;
   std::string config_file;  // where the file layer came from; empty if none
 };
 

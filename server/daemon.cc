@@ -16,6 +16,8 @@
 
 #include "core/version.h"
 #include "server/grpc_logging.h"
+#include "services/config/documents.h"
+#include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
 #include "services/store/make_store.h"
 #include "services/store/rocksdb_store.h"
@@ -51,7 +53,8 @@ Status Daemon::Open(Clock::TimePoint launched) {
 
   auto rocks_db = storage::RocksDb::Open(
       {data_dir_->path() + "/db",
-       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily}});
+       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
+        config::RocksDbDocuments::kFamily}});
   if (!rocks_db.ok()) return rocks_db.status();
   rocks_db_ = std::move(*rocks_db);
 
@@ -63,6 +66,10 @@ Status Daemon::Open(Clock::TimePoint launched) {
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   store_service_ = std::make_unique<store::StoreService>(*store_, contexts_);
+  auto settings = config::MakeConfig(config_.config, *rocks_db_, data_dir_->path());
+  if (!settings.ok()) return settings.status();
+  settings_ = std::move(*settings);
+  config_service_ = std::make_unique<config::ConfigService>(*settings_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -76,9 +83,10 @@ Status Daemon::Open(Clock::TimePoint launched) {
   builder.AddListeningPort(config_.address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(registry_service_.get());
   builder.RegisterService(store_service_.get());
+  builder.RegisterService(config_service_.get());
   builder.RegisterService(info_service_.get());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
-                                       "micro.server.v1.Server"};
+                                       "micro.config.v1.Config", "micro.server.v1.Server"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -153,6 +161,7 @@ void Daemon::Shutdown() {
   server_->GetHealthCheckService()->Shutdown();
   contexts_.StartDraining();
   registry_->CloseWatchers();
+  settings_->CloseWatchers();
   bool forced = false;
   io_.restart();
   signals_.async_wait([&forced](const boost::system::error_code& ec, int) {

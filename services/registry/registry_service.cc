@@ -1,8 +1,7 @@
 #include "services/registry/registry_service.h"
 
-#include <mutex>
-
 #include "server/grpc_status.h"
+#include "server/watch_stream.h"
 #include "services/registry/registry_proto.h"
 
 namespace micro::registry {
@@ -13,88 +12,6 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Statu
   reactor->Finish(ToGrpc(status));
   return reactor;
 }
-
-// Streams registry events to one Watch caller. The registry's notify callback and gRPC's write
-// completions both pump the queue; `writing_` makes sure one write is in flight at a time.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
- public:
-  // Subscribes; on failure finishes the call with the registry's error.
-  WatchReactor(Registry& registry, const std::string& ns, const std::string& name) {
-    auto watcher = registry.Watch(ns, name, [this] { Pump(); });
-    std::lock_guard lock(mu_);
-    if (!watcher.ok()) {
-      FinishLocked(ToGrpc(watcher.status()));
-      return;
-    }
-    watcher_ = std::move(*watcher);
-    // The notify callback may have fired before watcher_ was set; send headers now so the
-    // client knows the watch is live, then look for events.
-    StartSendInitialMetadata();
-  }
-
-  // Refuses the call with `error`.
-  explicit WatchReactor(const Status& error) {
-    std::lock_guard lock(mu_);
-    FinishLocked(ToGrpc(error));
-  }
-
-  void OnSendInitialMetadataDone(bool ok) override {
-    if (ok) Pump();
-  }
-
-  void OnWriteDone(bool ok) override {
-    {
-      std::lock_guard lock(mu_);
-      writing_ = false;
-      // The client is gone. The call still has to be finished for OnDone to come.
-      if (!ok) FinishLocked(grpc::Status::CANCELLED);
-    }
-    Pump();
-  }
-
-  void OnCancel() override {
-    std::lock_guard lock(mu_);
-    FinishLocked(grpc::Status::CANCELLED);
-  }
-
-  void OnDone() override {
-    // Unsubscribe before freeing: after the watcher's destructor no notify can reach us.
-    std::unique_ptr<Watcher> watcher;
-    {
-      std::lock_guard lock(mu_);
-      watcher = std::move(watcher_);
-    }
-    watcher.reset();
-    delete this;
-  }
-
- private:
-  void Pump() {
-    std::lock_guard lock(mu_);
-    if (!watcher_ || writing_ || finished_) return;
-    if (std::optional<Event> event = watcher_->Next()) {
-      event_.Clear();
-      ToProto(*event, &event_);
-      writing_ = true;
-      StartWrite(&event_);
-      return;
-    }
-    if (Status status = watcher_->status(); !status.ok()) FinishLocked(ToGrpc(status));
-  }
-
-  // Finish may be called once per call; every path that ends the stream comes through here.
-  void FinishLocked(const grpc::Status& status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(status);
-  }
-
-  std::mutex mu_;
-  std::unique_ptr<Watcher> watcher_;
-  v1::WatchEvent event_;
-  bool writing_ = false;
-  bool finished_ = false;
-};
 
 }  // namespace
 
@@ -158,9 +75,14 @@ grpc::ServerUnaryReactor* RegistryService::ListServices(grpc::CallbackServerCont
 
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
     grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
+  using Stream = WatchStream<Watcher, Event, v1::WatchEvent>;
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return new WatchReactor(call.error);
-  return new WatchReactor(registry_, call.ns, request->name());
+  if (!call.error.ok()) return new Stream(call.error);
+  return new Stream(
+      [&](std::function<void()> notify) {
+        return registry_.Watch(call.ns, request->name(), std::move(notify));
+      },
+      [](const Event& event, v1::WatchEvent* out) { ToProto(event, out); });
 }
 
 }  // namespace micro::registry

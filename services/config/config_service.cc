@@ -1,0 +1,67 @@
+#include "services/config/config_service.h"
+
+#include "core/names.h"
+#include "server/grpc_status.h"
+#include "server/watch_stream.h"
+
+namespace micro::config {
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
+}
+
+// The namespace a request addresses: its own field, else the caller's.
+Result<std::string> Namespace(const std::string& given, const CallContext& call) {
+  if (!call.error.ok()) return call.error;
+  if (given.empty()) return call.ns;
+  if (Status s = CheckNamespace(given); !s.ok()) return s;
+  return given;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ConfigService::Get(grpc::CallbackServerContext* context,
+                                             const v1::GetRequest* request,
+                                             v1::GetResponse* response) {
+  auto ns = Namespace(request->namespace_(), contexts_.Get(context));
+  if (!ns.ok()) return Done(context, ns.status());
+  auto value = config_.Get(*ns, request->path(), request->secret());
+  if (!value.ok()) return Done(context, value.status());
+  response->set_value(std::move(*value));
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ConfigService::Set(grpc::CallbackServerContext* context,
+                                             const v1::SetRequest* request, v1::SetResponse*) {
+  auto ns = Namespace(request->namespace_(), contexts_.Get(context));
+  if (!ns.ok()) return Done(context, ns.status());
+  return Done(context, config_.Set(*ns, request->path(), request->value(), request->secret()));
+}
+
+grpc::ServerUnaryReactor* ConfigService::Delete(grpc::CallbackServerContext* context,
+                                                const v1::DeleteRequest* request,
+                                                v1::DeleteResponse*) {
+  auto ns = Namespace(request->namespace_(), contexts_.Get(context));
+  if (!ns.ok()) return Done(context, ns.status());
+  return Done(context, config_.Delete(*ns, request->path()));
+}
+
+grpc::ServerWriteReactor<v1::WatchResponse>* ConfigService::Watch(
+    grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
+  using Stream = WatchStream<ConfigWatcher, Change, v1::WatchResponse>;
+  auto ns = Namespace(request->namespace_(), contexts_.Get(context));
+  if (!ns.ok()) return new Stream(ns.status());
+  return new Stream(
+      [&](std::function<void()> notify) {
+        return config_.Watch(*ns, request->path(), std::move(notify));
+      },
+      [](const Change& change, v1::WatchResponse* out) {
+        out->set_path(change.path);
+        out->set_value(change.value);
+      });
+}
+
+}  // namespace micro::config

@@ -1,0 +1,324 @@
+#include "services/config/json_config.h"
+
+#include <deque>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace micro::config {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSecretKey = "$secret";
+constexpr const char* kMask = "[secret]";
+
+bool IsSecretLeaf(const json& node) {
+  return node.is_object() && node.size() == 1 && node.contains(kSecretKey) &&
+         node[kSecretKey].is_string();
+}
+
+Result<std::vector<std::string>> SplitPath(const std::string& path, const Limits& limits) {
+  std::vector<std::string> segments;
+  if (path.empty()) return segments;
+  if (path.size() > limits.max_path_bytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("path is {} bytes; the limit is {}", path.size(), limits.max_path_bytes));
+  }
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = path.find('.', start);
+    std::string segment = path.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (segment.empty() || segment.size() > limits.max_segment_bytes || segment == kSecretKey) {
+      return absl::InvalidArgumentError(fmt::format(
+          "path '{}' is not valid: use dot-separated names of 1 to {} bytes (not '{}')", path,
+          limits.max_segment_bytes, kSecretKey));
+    }
+    segments.push_back(std::move(segment));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (segments.size() > limits.max_depth) {
+    return absl::InvalidArgumentError(
+        fmt::format("path '{}' is deeper than {} levels", path, limits.max_depth));
+  }
+  return segments;
+}
+
+// The node at `segments`, or nullptr.
+const json* Find(const json& root, const std::vector<std::string>& segments) {
+  const json* node = &root;
+  for (const std::string& s : segments) {
+    if (!node->is_object() || IsSecretLeaf(*node)) return nullptr;
+    auto it = node->find(s);
+    if (it == node->end()) return nullptr;
+    node = &*it;
+  }
+  return node;
+}
+
+// A copy of `node` with secret leaves masked, or opened with `box`.
+Result<json> Present(const json& node, const SecretBox* box) {
+  if (IsSecretLeaf(node)) {
+    if (box == nullptr) return json(kMask);
+    auto plain = box->Open(node[kSecretKey].get<std::string>());
+    if (!plain.ok()) return plain.status();
+    return json::parse(*plain, nullptr, /*allow_exceptions=*/false);
+  }
+  if (!node.is_object()) return node;
+  json out = json::object();
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    auto value = Present(it.value(), box);
+    if (!value.ok()) return value.status();
+    out[it.key()] = std::move(*value);
+  }
+  return out;
+}
+
+// Seals every leaf of `value` (anything that is not an object is a leaf).
+Status SealLeaves(json& value, const SecretBox& box) {
+  if (!value.is_object()) {
+    auto sealed = box.Seal(value.dump());
+    if (!sealed.ok()) return sealed.status();
+    value = json{{kSecretKey, *sealed}};
+    return absl::OkStatus();
+  }
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (Status s = SealLeaves(it.value(), box); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Merges `value` into `target` leaf by leaf: objects merge, everything else replaces.
+void Merge(json& target, json value) {
+  if (!value.is_object() || IsSecretLeaf(value) || !target.is_object() || IsSecretLeaf(target)) {
+    target = std::move(value);
+    return;
+  }
+  for (auto it = value.begin(); it != value.end(); ++it) Merge(target[it.key()], std::move(it.value()));
+}
+
+size_t Depth(const json& node) {
+  if (!node.is_object() || IsSecretLeaf(node)) return 0;
+  size_t deepest = 0;
+  for (const auto& child : node) deepest = std::max(deepest, Depth(child));
+  return deepest + 1;
+}
+
+// Whether a change at `changed` concerns a watcher of `watched`: one contains the other.
+bool Related(const std::string& watched, const std::string& changed) {
+  const auto under = [](const std::string& a, const std::string& b) {
+    return b.empty() || a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 &&
+                                   a[b.size()] == '.');
+  };
+  return under(changed, watched) || under(watched, changed);
+}
+
+}  // namespace
+
+struct JsonConfig::Subscription {
+  std::string ns;
+  std::string path;
+  size_t capacity;
+  std::function<void()> notify;
+  std::mutex mu;
+  std::deque<Change> changes;
+  Status status;
+
+  void Push(const Change& change) {
+    {
+      std::lock_guard lock(mu);
+      if (!status.ok()) return;
+      if (changes.size() >= capacity) {
+        changes.clear();
+        status = absl::ResourceExhaustedError(fmt::format(
+            "this watcher fell more than {} changes behind and was closed; watch again",
+            capacity));
+      } else {
+        changes.push_back(change);
+      }
+    }
+    notify();
+  }
+
+  void Close(Status why) {
+    {
+      std::lock_guard lock(mu);
+      if (!status.ok()) return;
+      status = std::move(why);
+    }
+    notify();
+  }
+};
+
+class JsonConfig::Watcher final : public ConfigWatcher {
+ public:
+  Watcher(JsonConfig& config, std::shared_ptr<Subscription> subscription)
+      : config_(config), subscription_(std::move(subscription)) {}
+  ~Watcher() override { config_.Unsubscribe(subscription_.get()); }
+
+  std::optional<Change> Next() override {
+    std::lock_guard lock(subscription_->mu);
+    if (subscription_->changes.empty()) return std::nullopt;
+    Change change = std::move(subscription_->changes.front());
+    subscription_->changes.pop_front();
+    return change;
+  }
+
+  Status status() const override {
+    std::lock_guard lock(subscription_->mu);
+    return subscription_->status;
+  }
+
+ private:
+  JsonConfig& config_;
+  std::shared_ptr<Subscription> subscription_;
+};
+
+JsonConfig::JsonConfig(std::unique_ptr<Documents> documents, SecretBox secrets, Limits limits)
+    : documents_(std::move(documents)), secrets_(std::move(secrets)), limits_(limits) {}
+
+JsonConfig::~JsonConfig() = default;
+
+namespace {
+
+Result<json> LoadDocument(Documents& documents, const std::string& ns) {
+  auto text = documents.Load(ns);
+  if (!text.ok()) return text.status();
+  if (!text->has_value()) return json::object();
+  json doc = json::parse(**text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return absl::InternalError(fmt::format("the stored config of namespace '{}' is corrupt", ns));
+  }
+  return doc;
+}
+
+}  // namespace
+
+Result<std::string> JsonConfig::Get(const std::string& ns, const std::string& path,
+                                    bool reveal_secrets) {
+  auto segments = SplitPath(path, limits_);
+  if (!segments.ok()) return segments.status();
+  std::lock_guard lock(mu_);
+  auto doc = LoadDocument(*documents_, ns);
+  if (!doc.ok()) return doc.status();
+  const json* node = Find(*doc, *segments);
+  if (node == nullptr || (segments->empty() && doc->empty())) {
+    return absl::NotFoundError(
+        fmt::format("config path '{}' is not set in namespace '{}'", path, ns));
+  }
+  auto shown = Present(*node, reveal_secrets ? &secrets_ : nullptr);
+  if (!shown.ok()) return shown.status();
+  return shown->dump();
+}
+
+Status JsonConfig::Set(const std::string& ns, const std::string& path, const std::string& value,
+                       bool secret) {
+  auto segments = SplitPath(path, limits_);
+  if (!segments.ok()) return segments.status();
+  if (value.size() > limits_.max_value_bytes) {
+    return absl::InvalidArgumentError(fmt::format("the value is {} bytes; the limit is {}",
+                                                  value.size(), limits_.max_value_bytes));
+  }
+  json parsed;
+  try {
+    parsed = json::parse(value);
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(fmt::format("the value is not valid JSON: {}", e.what()));
+  }
+  if (segments->empty() && !parsed.is_object()) {
+    return absl::InvalidArgumentError("the whole document (empty path) can only be set to an object");
+  }
+  if (Depth(parsed) + segments->size() > limits_.max_depth) {
+    return absl::InvalidArgumentError(
+        fmt::format("the value would nest deeper than {} levels", limits_.max_depth));
+  }
+  if (secret) {
+    if (Status s = SealLeaves(parsed, secrets_); !s.ok()) return s;
+  }
+  std::lock_guard lock(mu_);
+  auto doc = LoadDocument(*documents_, ns);
+  if (!doc.ok()) return doc.status();
+  json* node = &*doc;
+  for (const std::string& s : *segments) {
+    if (!node->is_object() || IsSecretLeaf(*node)) *node = json::object();
+    node = &(*node)[s];
+  }
+  Merge(*node, std::move(parsed));
+  const std::string text = doc->dump();
+  if (text.size() > limits_.max_document_bytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("namespace '{}' would hold {} bytes of config; the limit is {}", ns,
+                    text.size(), limits_.max_document_bytes));
+  }
+  if (Status s = documents_->Save(ns, text); !s.ok()) return s;
+  auto shown = Present(*node, nullptr);
+  Publish(ns, path, shown.ok() ? shown->dump() : "null");
+  return absl::OkStatus();
+}
+
+Status JsonConfig::Delete(const std::string& ns, const std::string& path) {
+  auto segments = SplitPath(path, limits_);
+  if (!segments.ok()) return segments.status();
+  std::lock_guard lock(mu_);
+  auto doc = LoadDocument(*documents_, ns);
+  if (!doc.ok()) return doc.status();
+  if (segments->empty()) {
+    if (doc->empty()) return absl::OkStatus();
+    *doc = json::object();
+  } else {
+    std::vector<std::string> parent_path(segments->begin(), segments->end() - 1);
+    json* parent = const_cast<json*>(Find(*doc, parent_path));
+    if (parent == nullptr || !parent->is_object() || IsSecretLeaf(*parent) ||
+        parent->erase(segments->back()) == 0) {
+      return absl::OkStatus();  // nothing there
+    }
+  }
+  if (Status s = documents_->Save(ns, doc->empty() ? "" : doc->dump()); !s.ok()) return s;
+  Publish(ns, path, "null");
+  return absl::OkStatus();
+}
+
+Result<std::unique_ptr<ConfigWatcher>> JsonConfig::Watch(const std::string& ns,
+                                                         const std::string& path,
+                                                         std::function<void()> notify) {
+  if (auto segments = SplitPath(path, limits_); !segments.ok()) return segments.status();
+  auto subscription = std::make_shared<Subscription>();
+  subscription->ns = ns;
+  subscription->path = path;
+  subscription->capacity = limits_.watcher_queue_changes;
+  subscription->notify = std::move(notify);
+  std::lock_guard lock(watch_mu_);
+  if (closed_) return absl::UnavailableError("config is shutting down");
+  if (subscriptions_.size() >= limits_.max_watchers) {
+    return absl::ResourceExhaustedError(
+        fmt::format("{} config watchers are open, the limit", subscriptions_.size()));
+  }
+  subscriptions_.push_back(subscription);
+  return std::unique_ptr<ConfigWatcher>(std::make_unique<Watcher>(*this, std::move(subscription)));
+}
+
+void JsonConfig::CloseWatchers() {
+  std::lock_guard lock(watch_mu_);
+  closed_ = true;
+  for (const auto& s : subscriptions_) s->Close(absl::UnavailableError("the server is shutting down"));
+}
+
+void JsonConfig::Publish(const std::string& ns, const std::string& path, const std::string& value) {
+  std::lock_guard lock(watch_mu_);
+  for (const auto& s : subscriptions_) {
+    if (s->ns == ns && Related(s->path, path)) s->Push(Change{path, value});
+  }
+}
+
+void JsonConfig::Unsubscribe(const Subscription* subscription) {
+  std::lock_guard lock(watch_mu_);
+  for (auto it = subscriptions_.begin(); it != subscriptions_.end(); ++it) {
+    if (it->get() == subscription) {
+      subscriptions_.erase(it);
+      return;
+    }
+  }
+}
+
+}  // namespace micro::config
