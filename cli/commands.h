@@ -10,6 +10,8 @@ using Env = std::map<std::string, std::string>;
 
 // Each returns the process exit code: 0 success, 1 a failed call, 2 a usage error.
 int ServicesCommand(const std::vector<std::string>& args, const Env& env);
+int StoreCommand(const std::vector<std::string>& args, const Env& env);
+int ConfigCommand(const std::vector<std::string>& args, const Env& env);
 int HealthCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);
 

@@ -20,6 +20,8 @@ struct Command {
 const Command kCommands[] = {
     {"server", "run the daemon in the foreground", &micro::server::RunServerCommand},
     {"services", "list registered services, or show one", &micro::cli::ServicesCommand},
+    {"store", "read and write records in the store", &micro::cli::StoreCommand},
+    {"config", "get, set and delete settings (JSON by dotted path)", &micro::cli::ConfigCommand},
     {"health", "show whether the daemon is serving, and its version", &micro::cli::HealthCommand},
     {"version", "print the version of this binary", &micro::cli::VersionCommand},
 };

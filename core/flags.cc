@@ -1,5 +1,6 @@
 #include "core/flags.h"
 
+#include <cctype>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -78,7 +79,16 @@ Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
 
 std::variant<ParsedArgs, int> ParseCommandLine(const CommandSpec& spec,
                                                const std::vector<std::string>& args) {
-  const std::string command = spec.usage.substr(0, spec.usage.find(' ', sizeof("micro")));
+  // "micro store read KEY [flags]" -> "micro store read": the words before the first argument.
+  std::string command;
+  for (size_t start = 0; start < spec.usage.size();) {
+    size_t end = spec.usage.find(' ', start);
+    if (end == std::string::npos) end = spec.usage.size();
+    const std::string word = spec.usage.substr(start, end - start);
+    if (word.empty() || !std::islower(static_cast<unsigned char>(word[0]))) break;
+    command += (command.empty() ? "" : " ") + word;
+    start = end + 1;
+  }
   auto parsed = ParseArgs(args, spec.flags);
   if (!parsed.ok()) {
     std::cerr << "error: " << parsed.status().message() << "; see '" << command << " --help'\n";

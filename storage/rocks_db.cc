@@ -111,15 +111,18 @@ Status RocksDb::Restore(const std::string& checkpoint_dir, const std::string& db
   fs::remove_all(staging, ec);
   fs::copy(checkpoint_dir, staging, fs::copy_options::recursive, ec);
   if (ec) {
+    std::error_code ignored;
+    fs::remove_all(staging, ignored);
     return absl::InternalError(
         fmt::format("cannot copy {} to {}: {}", checkpoint_dir, staging, ec.message()));
   }
   if (fs::exists(db_path, ec)) {
-    const auto stamp = std::chrono::duration_cast<std::chrono::seconds>(
+    const auto stamp = std::chrono::duration_cast<std::chrono::nanoseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
     fs::rename(db_path, fmt::format("{}.before-restore-{}", db_path, stamp), ec);
     if (ec) {
+      fs::remove_all(staging, ec);
       return absl::InternalError(fmt::format("cannot move {} aside: {}", db_path, ec.message()));
     }
   }

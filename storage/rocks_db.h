@@ -41,7 +41,7 @@ class RocksDb {
   [[nodiscard]] Status Checkpoint(const std::string& dir);
 
   // Replaces the database at `db_path` with the checkpoint in `checkpoint_dir`. The database
-  // must not be open. The previous files are kept at `<db_path>.before-restore-<time>`.
+  // must not be open. The previous files are kept at `<db_path>.before-restore-<unix ns>`.
   [[nodiscard]] static Status Restore(const std::string& checkpoint_dir, const std::string& db_path);
 
  private:

@@ -41,7 +41,7 @@ struct Condition {
 // Explicit limits; beyond them INVALID_ARGUMENT and nothing is written. docs/store.md lists them.
 struct Limits {
   size_t max_name_bytes = 128;            // databases and tables: [A-Za-z0-9._-]
-  size_t max_key_bytes = 1024;            // any bytes but empty
+  size_t max_key_bytes = 1024;            // UTF-8, not empty
   size_t max_value_bytes = 1 << 20;       // 1 MiB
   size_t max_metadata_entries = 64;
   size_t max_metadata_bytes = 16 << 10;   // keys and values together

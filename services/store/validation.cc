@@ -11,8 +11,27 @@ Status CheckLocation(const std::string& db, const std::string& table, const Limi
   return CheckName("table", table, limits.max_name_bytes, Charset::kName);
 }
 
+namespace {
+
+bool ValidUtf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status CheckKey(const std::string& key, const Limits& limits) {
   if (key.empty()) return absl::InvalidArgumentError("the key is empty");
+  // Keys travel as proto3 strings, which must be UTF-8.
+  if (!ValidUtf8(key)) return absl::InvalidArgumentError("the key is not valid UTF-8");
   if (key.size() > limits.max_key_bytes) {
     return absl::InvalidArgumentError(
         fmt::format("the key is {} bytes; the limit is {}", key.size(), limits.max_key_bytes));

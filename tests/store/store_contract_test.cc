@@ -244,6 +244,7 @@ TEMPLATE_TEST_CASE("bad input is INVALID_ARGUMENT and writes nothing",
         absl::StatusCode::kInvalidArgument);
   CHECK(f.Write("k", std::string(101, 'v')).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Write("k", "v", -1).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(f.Write("\xff\xfe", "v").status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Write("k", "v", 0, {}, "bad table").status().code() ==
         absl::StatusCode::kInvalidArgument);
   Record big_meta{"k", "v", 0, {}, 0};

@@ -14,6 +14,9 @@ MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
   std::vector<std::string> argv = {MicroBinary(), "server", "--address", "127.0.0.1:0",
                                    "--data-dir", data_dir_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  for (size_t i = 0; i + 1 < extra_args.size(); ++i) {
+    if (extra_args[i] == "--data-dir") data_dir_ = extra_args[i + 1];
+  }
   process_ = std::make_unique<ChildProcess>(argv, env);
 }
 

@@ -16,7 +16,8 @@ std::string MicroBinary();
 // A real `micro server` on 127.0.0.1:0 with its own temporary data dir.
 class MicroDaemon {
  public:
-  // Starts the daemon with `extra_args` after the defaults (which they may override).
+  // Starts the daemon with `extra_args` after the defaults (which they may override). A
+  // `--data-dir DIR` among them replaces the temporary data dir, here too: the caller owns DIR.
   explicit MicroDaemon(const std::vector<std::string>& extra_args = {},
                        const std::map<std::string, std::string>& env = {});
 
