@@ -68,7 +68,7 @@ TEST_CASE("a value from stdin and a binary value survive the round trip", "[e2e]
   CHECK(Store(daemon, {"read", "word"}).out.find("héllo wörld  -") != std::string::npos);
 }
 
-TEST_CASE("--if-absent and --if-revision refuse a write whose condition is false", "[e2e][store]") {
+TEST_CASE("a write whose --if-absent or --if-revision condition is false is refused", "[e2e][store]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   CHECK(Store(daemon, {"write", "lock", "me", "--if-absent"}).exit_code == 0);
