@@ -28,6 +28,8 @@ class GetServiceCache {
     const Entry& entry = it->second;
     if (entry.freshness.revision != current.revision) return std::nullopt;
     if (entry.freshness.valid_until && now >= *entry.freshness.valid_until) return std::nullopt;
+    // A heartbeat with a shorter TTL moves a deadline earlier without a new revision.
+    if (current.valid_until && now >= *current.valid_until) return std::nullopt;
     return entry.bytes;
   }
 

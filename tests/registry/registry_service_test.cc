@@ -107,6 +107,18 @@ TEST_CASE("repeated GetService answers follow every change, TTL expiry included"
   CHECK(status.error_code() == Code::NOT_FOUND);
 }
 
+TEST_CASE("a heartbeat that shortens a TTL is honoured by repeated GetService",
+          "[registry][rpc]") {
+  Harness h;
+  grpc::Status status;
+  REQUIRE(Register(h, Request("greeter", "n1", 60)).ok());
+  CHECK(Get(h, "greeter", &status).services(0).nodes_size() == 1);  // kept
+  REQUIRE(Register(h, Request("greeter", "n1", 5)).ok());           // same node, shorter TTL
+  h.clock.Advance(std::chrono::seconds(6));
+  Get(h, "greeter", &status);
+  CHECK(status.error_code() == Code::NOT_FOUND);
+}
+
 TEST_CASE("wire codes: NOT_FOUND, INVALID_ARGUMENT, RESOURCE_EXHAUSTED", "[registry][rpc]") {
   Harness h;
   v1::GetServiceRequest get;
