@@ -151,6 +151,9 @@ TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[co
   CHECK(config->log_format == defaults->log_format);
   CHECK(config->shutdown_grace_seconds == defaults->shutdown_grace_seconds);
   CHECK(config->registry.backend == defaults->registry.backend);
+  CHECK(config->store.backend == defaults->store.backend);
+  CHECK(config->config.backend == defaults->config.backend);
+  CHECK(config->config.secret_key.empty());
 }
 
 }  // namespace
