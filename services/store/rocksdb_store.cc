@@ -350,7 +350,12 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
   bool raise_high_water = false;
   for (size_t i = 0; i < ops.size(); ++i) {
     Op& op = ops[i];
-    std::optional<StoredRecord> now_there = current(op.key);
+    // Only expiry and conditional writes need the record that is there now; plain writes and
+    // deletes skip the read.
+    const bool needs_current = op.kind == Op::Kind::kExpire ||
+                               (op.kind == Op::Kind::kPut && (op.condition.if_absent ||
+                                                              op.condition.if_revision != 0));
+    std::optional<StoredRecord> now_there = needs_current ? current(op.key) : std::nullopt;
     const bool live = now_there && Live(*now_there, now);
     if (op.kind == Op::Kind::kExpire) {
       // Drop the record only if it is still the one that expired; always drop the index entry.
@@ -363,7 +368,7 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
       continue;
     }
     if (op.kind == Op::Kind::kDelete) {
-      if (now_there) batch.Delete(records_, op.key);
+      batch.Delete(records_, op.key);
       overlay[op.key] = std::nullopt;
       continue;
     }
