@@ -332,3 +332,50 @@ TEST_CASE("a snapshot restores to the state it was taken in", "[store][rocksdb]"
 
 }  // namespace
 }  // namespace micro::store
+
+namespace micro::store {
+namespace {
+
+TEST_CASE("RocksDbStore removes expired records and their index entries from disk",
+          "[store][rocksdb][ttl]") {
+  testing::TempDir dir;
+  FakeClock clock;
+  auto db = storage::RocksDb::Open(
+      {dir.path() + "/db", {RocksDbStore::kRecordsFamily, RocksDbStore::kExpiryFamily}});
+  REQUIRE(db.ok());
+  auto store = RocksDbStore::Open(**db, clock);
+  REQUIRE(store.ok());
+  const auto write = [&](const std::string& key, int64_t ttl) {
+    std::promise<Result<uint64_t>> done;
+    (*store)->Write("db", "t", Record{key, "v", ttl, {}, 0}, {},
+                    [&](Result<uint64_t> r) { done.set_value(r); });
+    REQUIRE(done.get_future().get().ok());
+  };
+  const auto count = [&](const char* family) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        (*db)->db().NewIterator(rocksdb::ReadOptions(), (*db)->family(family)));
+    size_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  };
+  write("gone", 1);
+  write("rewritten", 1);
+  write("kept", 0);
+  write("rewritten", 0);  // its old index entry is now stale
+  CHECK(count(RocksDbStore::kExpiryFamily) == 2);
+
+  CHECK((*store)->ExpireRecords() == 0);  // nothing due yet
+  clock.Advance(std::chrono::seconds(2));
+  CHECK((*store)->ExpireRecords() == 2);
+  write("barrier", 0);  // the committer has applied the sweep before this write
+  CHECK(count(RocksDbStore::kExpiryFamily) == 0);
+  CHECK(count(RocksDbStore::kRecordsFamily) == 3);  // kept, rewritten, barrier
+  std::string raw;
+  CHECK((*db)->db()
+            .Get(rocksdb::ReadOptions(), (*db)->family(RocksDbStore::kRecordsFamily),
+                 std::string("db\0t\0gone", 9), &raw)
+            .IsNotFound());
+}
+
+}  // namespace
+}  // namespace micro::store
