@@ -28,6 +28,9 @@ Result<std::unique_ptr<RocksDb>> RocksDb::Open(const Options& options) {
   db_options.create_missing_column_families = true;
   db_options.max_total_wal_size = 64 << 20;
   db_options.keep_log_file_num = 5;
+  // Reused WAL files are overwritten in place, so a synced append changes no file size and the
+  // fdatasync behind every acknowledged write skips a journal commit.
+  db_options.recycle_log_file_num = 4;
   db_options.max_background_jobs = 2;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
 

@@ -404,14 +404,16 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
   options.sync = true;  // acknowledged means on disk
   Status status = storage::FromRocks(rocks_.db().Write(options, &batch), "write failed");
   if (status.ok()) committed_revision_.store(revision_);
-  for (size_t i = 0; i < ops.size(); ++i) {
-    Op& op = ops[i];
-    if (op.kind == Op::Kind::kPut) {
-      op.write_done(status.ok() ? std::move(results[i]) : Result<uint64_t>(status));
-    } else if (op.kind == Op::Kind::kDelete) {
-      op.delete_done(status);
+  acknowledger_.Submit([ops = std::move(ops), results = std::move(results), status]() mutable {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      Op& op = ops[i];
+      if (op.kind == Op::Kind::kPut) {
+        op.write_done(status.ok() ? std::move(results[i]) : Result<uint64_t>(status));
+      } else if (op.kind == Op::Kind::kDelete) {
+        op.delete_done(status);
+      }
     }
-  }
+  });
 }
 
 }  // namespace micro::store

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "core/serial_executor.h"
 #include "services/store/store.h"
 #include "storage/rocks_db.h"
 
@@ -67,6 +68,10 @@ class RocksDbStore final : public Store {
   uint64_t revision_;
   uint64_t high_water_;
   std::atomic<uint64_t> committed_revision_;
+
+  // Acknowledgements run here, so the committer can start the next batch (and its fsync) while
+  // gRPC finishes the calls of the previous one. Destroyed after the committer: it drains last.
+  SerialExecutor acknowledger_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
