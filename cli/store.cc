@@ -478,7 +478,7 @@ int RestoreCommand(const std::vector<std::string>& args, const Env& env) {
       "daemon's machine with the daemon stopped (it is refused while a daemon holds the data\n"
       "dir). The data dir is found as 'micro server' finds it: --data-dir, else MICRO_HOME,\n"
       "else data_dir in the config file (--config, MICRO_CONFIG), else ~/.micro. The previous\n"
-      "database is kept beside the new one, at <data dir>/db.before-restore-<unix seconds>.",
+      "database is kept beside the new one, at <data dir>/db.before-restore-<unix ns>.",
       {{"data-dir", 0, "DIR", "the daemon's data dir (env MICRO_HOME; default ~/.micro)"},
        {"config", 0, "FILE", "the daemon's configuration file (env MICRO_CONFIG)"}},
       1};

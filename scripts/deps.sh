@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config ccache make
   libssl-dev libboost-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev catch2 grpc-proto
+  librocksdb-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev catch2 grpc-proto
   python3 python3-grpcio python3-protobuf
 )
 if [[ "${1:-}" == "--bench" ]]; then

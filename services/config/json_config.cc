@@ -98,6 +98,20 @@ void Merge(json& target, json value) {
   for (auto it = value.begin(); it != value.end(); ++it) Merge(target[it.key()], std::move(it.value()));
 }
 
+// Member names a path can reach: not empty, no '.', not the reserved secret marker.
+Status CheckMemberNames(const json& node) {
+  if (!node.is_object()) return absl::OkStatus();
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (it.key().empty() || it.key().find('.') != std::string::npos || it.key() == kSecretKey) {
+      return absl::InvalidArgumentError(fmt::format(
+          "member name '{}' is not allowed: names must be non-empty, without '.', and not '{}'",
+          it.key(), kSecretKey));
+    }
+    if (Status s = CheckMemberNames(it.value()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 size_t Depth(const json& node) {
   if (!node.is_object() || IsSecretLeaf(node)) return 0;
   size_t deepest = 0;
@@ -229,6 +243,7 @@ Status JsonConfig::Set(const std::string& ns, const std::string& path, const std
   if (segments->empty() && !parsed.is_object()) {
     return absl::InvalidArgumentError("the whole document (empty path) can only be set to an object");
   }
+  if (Status s = CheckMemberNames(parsed); !s.ok()) return s;
   if (Depth(parsed) + segments->size() > limits_.max_depth) {
     return absl::InvalidArgumentError(
         fmt::format("the value would nest deeper than {} levels", limits_.max_depth));

@@ -333,6 +333,7 @@ uint64_t RocksDbStore::NextRevision(bool* raise_high_water) {
 
 void RocksDbStore::Commit(std::deque<Op>& ops) {
   const int64_t now = clock_.UnixMillis();
+  const uint64_t persisted_high_water = high_water_;
   rocksdb::WriteBatch batch;
   // The state each key will have once the batch lands: later ops see earlier ones.
   std::unordered_map<std::string, std::optional<StoredRecord>> overlay;
@@ -403,7 +404,13 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
   rocksdb::WriteOptions options;
   options.sync = true;  // acknowledged means on disk
   Status status = storage::FromRocks(rocks_.db().Write(options, &batch), "write failed");
-  if (status.ok()) committed_revision_.store(revision_);
+  if (status.ok()) {
+    committed_revision_.store(revision_);
+  } else {
+    // The raised mark never reached the disk: raise (and persist) it again with the next batch,
+    // so no revision handed out later can be handed out again after a restart.
+    high_water_ = persisted_high_water;
+  }
   acknowledger_.Submit([ops = std::move(ops), results = std::move(results), status]() mutable {
     for (size_t i = 0; i < ops.size(); ++i) {
       Op& op = ops[i];

@@ -107,7 +107,10 @@ TEMPLATE_TEST_CASE("bad JSON, paths and sizes are INVALID_ARGUMENT and change no
            {"$secret", "1"},
            {"", "5"},
            {std::string(1025, 'p'), "1"},
-           {"a", "\"" + std::string(70000, 'x') + "\""}}) {
+           {"a", "\"" + std::string(70000, 'x') + "\""},
+           {"a", R"({"$secret":"AAAA"})"},
+           {"a", R"({"x.y":1})"},
+           {"a", R"({"ok":{"":2}})"}}) {
     INFO(path.substr(0, 20) << " = " << value.substr(0, 20));
     CHECK(f.config.Set("micro", path, value, false).code() == absl::StatusCode::kInvalidArgument);
   }
