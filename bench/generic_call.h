@@ -7,6 +7,7 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/status.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,6 +21,10 @@ struct CallSpec {
   std::string request;  // serialized request message
   std::vector<std::pair<std::string, std::string>> metadata;
   int deadline_ms = 5000;
+  // Offsets of the call-number fields in `request` (see request_builder.h): a run writes each
+  // call's number there, modulo number_modulo when that is not 0.
+  std::vector<size_t> number_fields;
+  uint64_t number_modulo = 0;
 };
 
 // A channel with a connection of its own: `index` makes its arguments unique, and a local

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "bench/request_builder.h"
+
 namespace micro::bench {
 namespace {
 
@@ -30,10 +32,12 @@ class RunState {
   Clock::time_point window_end() const { return window_end_; }
   bool InWindow(Clock::time_point t) const { return t >= window_start_ && t <= window_end_; }
 
-  // Whether a chain may issue another call now; false once time or the call budget is spent.
-  bool ClaimCall(Clock::time_point now) {
+  // Whether a chain may issue another call now, and its number (0, 1, ... across the run); false
+  // once time or the call budget is spent.
+  bool ClaimCall(Clock::time_point now, int64_t* number) {
     if (now >= window_end_) return false;
-    if (issued_.fetch_add(1, std::memory_order_relaxed) < config_.max_calls) return true;
+    *number = issued_.fetch_add(1, std::memory_order_relaxed);
+    if (*number < config_.max_calls) return true;
     hit_max_calls_.store(true, std::memory_order_relaxed);
     return false;
   }
@@ -77,11 +81,21 @@ class RunState {
 class CallChain {
  public:
   CallChain(RunState* run, grpc::GenericStub* stub)
-      : run_(run), stub_(stub), request_(ToByteBuffer(run->call().request)) {}
+      : run_(run),
+        stub_(stub),
+        request_(ToByteBuffer(run->call().request)),
+        numbered_request_(run->call().number_fields.empty() ? "" : run->call().request) {}
 
-  void Issue() {
+  void Issue(int64_t number) {
+    const CallSpec& call = run_->call();
+    if (!call.number_fields.empty()) {
+      const auto n = static_cast<uint64_t>(number);
+      SetCallNumber(call.number_modulo == 0 ? n : n % call.number_modulo, call.number_fields,
+                    &numbered_request_);
+      request_ = ToByteBuffer(numbered_request_);
+    }
     // The previous call is complete, so its context may go.
-    context_ = MakeContext(run_->call());
+    context_ = MakeContext(call);
     response_.Clear();
     started_ = Clock::now();
     stub_->UnaryCall(context_.get(), run_->call().method, grpc::StubOptions(), &request_,
@@ -109,8 +123,8 @@ class CallChain {
       if (errors_ == 0) first_error_ = DescribeStatus(status);
       ++errors_;
     }
-    if (run_->ClaimCall(now)) {
-      Issue();
+    if (int64_t number = 0; run_->ClaimCall(now, &number)) {
+      Issue(number);
     } else {
       run_->ChainStopped();
     }
@@ -118,7 +132,8 @@ class CallChain {
 
   RunState* const run_;
   grpc::GenericStub* const stub_;
-  const grpc::ByteBuffer request_;
+  grpc::ByteBuffer request_;
+  std::string numbered_request_;  // the request with this call's number, when it has fields
   grpc::ByteBuffer response_;
   std::unique_ptr<grpc::ClientContext> context_;
   Clock::time_point started_;
@@ -155,8 +170,8 @@ bool RunLoad(const LoadConfig& config, LoadResult* result, std::string* error) {
     chains.push_back(std::make_unique<CallChain>(&run, stubs[i % channel_count].get()));
   }
   for (auto& chain : chains) {
-    if (run.ClaimCall(Clock::now())) {
-      chain->Issue();
+    if (int64_t number = 0; run.ClaimCall(Clock::now(), &number)) {
+      chain->Issue(number);
     } else {
       run.ChainStopped();
     }

@@ -29,8 +29,12 @@ constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
 // How long one readiness probe may wait before the loop looks at the clock again.
 constexpr int kProbeDeadlineMs = 100;
 
+// The call's numbered fields ({n}) read 0 until a run numbers each call.
 CallSpec MakeCallSpec(const LoadgenFlags& flags, std::string request) {
-  return CallSpec{flags.method, std::move(request), flags.metadata, flags.deadline_ms};
+  std::vector<size_t> fields = FindCallNumberFields(request);
+  SetCallNumber(0, fields, &request);
+  return CallSpec{flags.method, std::move(request), flags.metadata, flags.deadline_ms,
+                  std::move(fields), static_cast<uint64_t>(flags.number_modulo)};
 }
 
 double Micros(int64_t nanos) { return static_cast<double>(nanos) / 1000.0; }

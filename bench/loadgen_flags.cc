@@ -81,6 +81,10 @@ const std::map<std::string, Setter>& ValueFlags() {
        [](const std::string& v, LoadgenFlags* f) {
          return ParseInt64(v, 1, int64_t{1} << 40, &f->max_calls);
        }},
+      {"number-modulo",
+       [](const std::string& v, LoadgenFlags* f) {
+         return ParseInt64(v, 1, int64_t{1} << 40, &f->number_modulo);
+       }},
       {"deadline-ms", [](const std::string& v,
                          LoadgenFlags* f) { return ParseInt(v, 1, 3'600'000, &f->deadline_ms); }},
       {"address-file",
@@ -136,6 +140,9 @@ request (run, call; wait-ready with --method):
   --method /pkg.Service/M     full method name
   --request-hex HEX           serialized request ('' is the empty message), or
   --request-text TEXTPROTO --request-type full.MessageName
+                              {n} in the text: the call's number, 12 zero-padded digits
+                              (0, 1, ... per run; 0 for call and wait-ready), e.g. distinct keys;
+                              in hex, the bytes of "{nnnnnnnnnn}" are numbered the same way
   --metadata key=value        repeatable
   --deadline-ms N             per call (default 5000)
 run:
@@ -144,6 +151,7 @@ run:
   --duration S                measured seconds (default 5)
   --warmup S                  seconds before measuring, excluded from stats (default 1)
   --max-calls N               hard bound on calls issued, warmup included (default 5000000)
+  --number-modulo N           {n} counts 0..N-1 and wraps (e.g. to read N seeded keys)
   --json                      print a JSON object instead of a line
 call:
   --print-hex                 also print the response bytes in hex

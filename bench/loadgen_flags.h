@@ -30,6 +30,7 @@ struct LoadgenFlags {
   double duration_s = 5;
   double warmup_s = 1;
   int64_t max_calls = 5'000'000;
+  int64_t number_modulo = 0;  // call numbers ({n}) wrap here; 0: never
   int deadline_ms = 5000;
   bool json = false;
   // call

@@ -5,6 +5,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace micro::bench {
@@ -44,10 +45,16 @@ bool ParseTextRequest(const std::string& type, const std::string& text, std::str
   }
   google::protobuf::DynamicMessageFactory factory;
   std::unique_ptr<google::protobuf::Message> message(factory.GetPrototype(descriptor)->New());
+  // "{n}" becomes the fixed-width marker, which serializes unchanged and is numbered per call.
+  std::string expanded = text;
+  for (size_t at = 0; (at = expanded.find("{n}", at)) != std::string::npos;
+       at += kCallNumberMarker.size()) {
+    expanded.replace(at, 3, kCallNumberMarker);
+  }
   FirstErrorCollector errors;
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, message.get())) {
+  if (!parser.ParseFromString(expanded, message.get())) {
     *error = "bad --request-text for " + type + ": " + errors.first();
     return false;
   }
@@ -83,6 +90,23 @@ std::string EncodeHex(std::string_view bytes) {
     hex.push_back(kDigits[byte & 0xf]);
   }
   return hex;
+}
+
+std::vector<size_t> FindCallNumberFields(std::string_view request) {
+  std::vector<size_t> fields;
+  for (size_t at = 0; (at = request.find(kCallNumberMarker, at)) != std::string_view::npos;
+       at += kCallNumberMarker.size()) {
+    fields.push_back(at);
+  }
+  return fields;
+}
+
+void SetCallNumber(uint64_t number, const std::vector<size_t>& fields, std::string* request) {
+  char digits[kCallNumberMarker.size()];
+  for (size_t i = sizeof(digits); i > 0; --i, number /= 10) {
+    digits[i - 1] = static_cast<char>('0' + number % 10);
+  }
+  for (const size_t at : fields) std::copy(digits, digits + sizeof(digits), request->begin() + at);
 }
 
 bool BuildRequest(const LoadgenFlags& flags, std::string* bytes, std::string* error) {
