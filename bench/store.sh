@@ -549,8 +549,8 @@ if perf:
     print(f"perf stat over {e['DURATION']} s of an extra write run (not in the tables above; one "
           "run each, so noisier than the medians): the server's CPU, the client's CPU "
           "(micro-loadgen or redis-benchmark), syncs (fsync + fdatasync calls) and context "
-          f"switches, per second and per write. Load average as they started: "
-          f"{load.get('profile', '?')}.\n")
+          f"switches, per second and per write. Load average as they started (the benchmark "
+          f"itself keeps about 2 busy): {load.get('profile', '?')}.\n")
     print("| system | writes/s | server CPU (cores) | client CPU (cores) | server CPU µs/write "
           "| syncs/s | writes/sync | ctx switches/write |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
