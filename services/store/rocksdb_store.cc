@@ -1,5 +1,7 @@
 #include "services/store/rocksdb_store.h"
 
+#include <pthread.h>
+
 #include <optional>
 #include <unordered_map>
 
@@ -164,7 +166,11 @@ RocksDbStore::RocksDbStore(storage::RocksDb& db, Clock& clock, Limits limits, ui
       revision_(high_water),  // revisions up to the mark may have been used before a crash
       high_water_(high_water),
       committed_revision_(high_water),
-      committer_([this] { CommitLoop(); }) {}
+      acknowledger_("store-ack"),
+      committer_([this] {
+        pthread_setname_np(pthread_self(), "store-commit");
+        CommitLoop();
+      }) {}
 
 RocksDbStore::~RocksDbStore() {
   {
