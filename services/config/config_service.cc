@@ -7,12 +7,6 @@
 namespace micro::config {
 namespace {
 
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpc(status));
-  return reactor;
-}
-
 // The namespace a request addresses: its own field, else the caller's.
 Result<std::string> Namespace(const std::string& given, const CallContext& call) {
   if (!call.error.ok()) return call.error;
@@ -27,26 +21,26 @@ grpc::ServerUnaryReactor* ConfigService::Get(grpc::CallbackServerContext* contex
                                              const v1::GetRequest* request,
                                              v1::GetResponse* response) {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
-  if (!ns.ok()) return Done(context, ns.status());
+  if (!ns.ok()) return FinishUnary(context, ns.status());
   auto value = config_.Get(*ns, request->path(), request->secret());
-  if (!value.ok()) return Done(context, value.status());
+  if (!value.ok()) return FinishUnary(context, value.status());
   response->set_value(std::move(*value));
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ConfigService::Set(grpc::CallbackServerContext* context,
                                              const v1::SetRequest* request, v1::SetResponse*) {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
-  if (!ns.ok()) return Done(context, ns.status());
-  return Done(context, config_.Set(*ns, request->path(), request->value(), request->secret()));
+  if (!ns.ok()) return FinishUnary(context, ns.status());
+  return FinishUnary(context, config_.Set(*ns, request->path(), request->value(), request->secret()));
 }
 
 grpc::ServerUnaryReactor* ConfigService::Delete(grpc::CallbackServerContext* context,
                                                 const v1::DeleteRequest* request,
                                                 v1::DeleteResponse*) {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
-  if (!ns.ok()) return Done(context, ns.status());
-  return Done(context, config_.Delete(*ns, request->path()));
+  if (!ns.ok()) return FinishUnary(context, ns.status());
+  return FinishUnary(context, config_.Delete(*ns, request->path()));
 }
 
 grpc::ServerWriteReactor<v1::WatchResponse>* ConfigService::Watch(

@@ -1,9 +1,9 @@
 #include "services/config/json_config.h"
 
-#include <deque>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "core/watch_queue.h"
 
 namespace micro::config {
 namespace {
@@ -130,63 +130,17 @@ bool Related(const std::string& watched, const std::string& changed) {
 
 }  // namespace
 
+// One Watch call: what it watches, and its queue.
 struct JsonConfig::Subscription {
-  std::string ns;
-  std::string path;
-  size_t capacity;
-  std::function<void()> notify;
-  std::mutex mu;
-  std::deque<Change> changes;
-  Status status;
+  Subscription(std::string ns, std::string path, size_t capacity, std::function<void()> notify)
+      : ns(std::move(ns)),
+        path(std::move(path)),
+        queue(std::make_shared<WatchQueue<Change>>(capacity, SIZE_MAX, "changes",
+                                                   std::move(notify))) {}
 
-  void Push(const Change& change) {
-    {
-      std::lock_guard lock(mu);
-      if (!status.ok()) return;
-      if (changes.size() >= capacity) {
-        changes.clear();
-        status = absl::ResourceExhaustedError(fmt::format(
-            "this watcher fell more than {} changes behind and was closed; watch again",
-            capacity));
-      } else {
-        changes.push_back(change);
-      }
-    }
-    notify();
-  }
-
-  void Close(Status why) {
-    {
-      std::lock_guard lock(mu);
-      if (!status.ok()) return;
-      status = std::move(why);
-    }
-    notify();
-  }
-};
-
-class JsonConfig::Watcher final : public ConfigWatcher {
- public:
-  Watcher(JsonConfig& config, std::shared_ptr<Subscription> subscription)
-      : config_(config), subscription_(std::move(subscription)) {}
-  ~Watcher() override { config_.Unsubscribe(subscription_.get()); }
-
-  std::optional<Change> Next() override {
-    std::lock_guard lock(subscription_->mu);
-    if (subscription_->changes.empty()) return std::nullopt;
-    Change change = std::move(subscription_->changes.front());
-    subscription_->changes.pop_front();
-    return change;
-  }
-
-  Status status() const override {
-    std::lock_guard lock(subscription_->mu);
-    return subscription_->status;
-  }
-
- private:
-  JsonConfig& config_;
-  std::shared_ptr<Subscription> subscription_;
+  const std::string ns;
+  const std::string path;
+  const std::shared_ptr<WatchQueue<Change>> queue;
 };
 
 JsonConfig::JsonConfig(std::unique_ptr<Documents> documents, SecretBox secrets, Limits limits)
@@ -298,11 +252,8 @@ Result<std::unique_ptr<ConfigWatcher>> JsonConfig::Watch(const std::string& ns,
                                                          const std::string& path,
                                                          std::function<void()> notify) {
   if (auto segments = SplitPath(path, limits_); !segments.ok()) return segments.status();
-  auto subscription = std::make_shared<Subscription>();
-  subscription->ns = ns;
-  subscription->path = path;
-  subscription->capacity = limits_.watcher_queue_changes;
-  subscription->notify = std::move(notify);
+  auto subscription = std::make_shared<Subscription>(ns, path, limits_.watcher_queue_changes,
+                                                     std::move(notify));
   std::lock_guard lock(watch_mu_);
   if (closed_) return absl::UnavailableError("config is shutting down");
   if (subscriptions_.size() >= limits_.max_watchers) {
@@ -310,19 +261,20 @@ Result<std::unique_ptr<ConfigWatcher>> JsonConfig::Watch(const std::string& ns,
         fmt::format("{} config watchers are open, the limit", subscriptions_.size()));
   }
   subscriptions_.push_back(subscription);
-  return std::unique_ptr<ConfigWatcher>(std::make_unique<Watcher>(*this, std::move(subscription)));
+  return std::unique_ptr<ConfigWatcher>(std::make_unique<QueueWatcher<ConfigWatcher, Change>>(
+      subscription->queue, [this, key = subscription.get()] { Unsubscribe(key); }));
 }
 
 void JsonConfig::CloseWatchers() {
   std::lock_guard lock(watch_mu_);
   closed_ = true;
-  for (const auto& s : subscriptions_) s->Close(absl::UnavailableError("the server is shutting down"));
+  for (const auto& s : subscriptions_) s->queue->Close(absl::UnavailableError("the server is shutting down"));
 }
 
 void JsonConfig::Publish(const std::string& ns, const std::string& path, const std::string& value) {
   std::lock_guard lock(watch_mu_);
   for (const auto& s : subscriptions_) {
-    if (s->ns == ns && Related(s->path, path)) s->Push(Change{path, value});
+    if (s->ns == ns && Related(s->path, path)) s->queue->Push(Change{path, value});
   }
 }
 

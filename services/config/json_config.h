@@ -30,7 +30,6 @@ class JsonConfig final : public Config {
 
  private:
   struct Subscription;
-  class Watcher;
 
   void Publish(const std::string& ns, const std::string& path, const std::string& value);
   void Unsubscribe(const Subscription* subscription);

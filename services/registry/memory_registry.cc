@@ -1,9 +1,8 @@
 #include "services/registry/memory_registry.h"
 
-#include <deque>
-
 #include <fmt/format.h>
 
+#include "core/watch_queue.h"
 #include "services/registry/validation.h"
 
 namespace micro::registry {
@@ -27,72 +26,18 @@ size_t ApproxBytes(const Service& s) {
 
 }  // namespace
 
-struct MemoryRegistry::WatchQueue {
-  std::string ns;
-  std::string name;  // empty: every service
-  size_t max_events;
-  size_t max_bytes;
-  std::function<void()> notify;
+// One Watch call: what it watches, and its queue.
+struct MemoryRegistry::Subscription {
+  Subscription(std::string ns, std::string name, const Limits& limits, std::function<void()> notify)
+      : ns(std::move(ns)),
+        name(std::move(name)),
+        queue(std::make_shared<WatchQueue<Event>>(limits.watcher_queue_events,
+                                                  limits.watcher_queue_bytes, "events",
+                                                  std::move(notify))) {}
 
-  std::mutex mu;
-  std::deque<std::pair<Event, size_t>> events;  // with ApproxBytes of each
-  size_t bytes = 0;
-  Status status;
-
-  void Push(const Event& event) {
-    const size_t size = ApproxBytes(event.service);
-    {
-      std::lock_guard lock(mu);
-      if (!status.ok()) return;
-      if (events.size() >= max_events || bytes + size > max_bytes) {
-        // A watcher that stops reading loses its stream rather than holding memory or blocking
-        // registrations; the client watches again and lists to catch up.
-        events.clear();
-        bytes = 0;
-        status = absl::ResourceExhaustedError(fmt::format(
-            "this watcher fell more than {} events or {} bytes behind and was closed; watch again",
-            max_events, max_bytes));
-      } else {
-        events.emplace_back(event, size);
-        bytes += size;
-      }
-    }
-    notify();
-  }
-
-  void Close(Status why) {
-    {
-      std::lock_guard lock(mu);
-      if (!status.ok()) return;
-      status = std::move(why);
-    }
-    notify();
-  }
-};
-
-class MemoryRegistry::MemoryWatcher final : public Watcher {
- public:
-  MemoryWatcher(MemoryRegistry& registry, std::shared_ptr<WatchQueue> queue)
-      : registry_(registry), queue_(std::move(queue)) {}
-  ~MemoryWatcher() override { registry_.Unsubscribe(queue_.get()); }
-
-  std::optional<Event> Next() override {
-    std::lock_guard lock(queue_->mu);
-    if (queue_->events.empty()) return std::nullopt;
-    Event event = std::move(queue_->events.front().first);
-    queue_->bytes -= queue_->events.front().second;
-    queue_->events.pop_front();
-    return event;
-  }
-
-  Status status() const override {
-    std::lock_guard lock(queue_->mu);
-    return queue_->status;
-  }
-
- private:
-  MemoryRegistry& registry_;
-  std::shared_ptr<WatchQueue> queue_;
+  const std::string ns;
+  const std::string name;  // empty: every service
+  const std::shared_ptr<WatchQueue<Event>> queue;
 };
 
 MemoryRegistry::MemoryRegistry(Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
@@ -256,20 +201,16 @@ Result<std::unique_ptr<Watcher>> MemoryRegistry::Watch(const std::string& ns,
   if (!name.empty()) {
     if (auto s = CheckServiceName(name, limits_); !s.ok()) return s;
   }
-  auto queue = std::make_shared<WatchQueue>();
-  queue->ns = ns;
-  queue->name = name;
-  queue->max_events = limits_.watcher_queue_events;
-  queue->max_bytes = limits_.watcher_queue_bytes;
-  queue->notify = std::move(notify);
+  auto subscription = std::make_shared<Subscription>(ns, name, limits_, std::move(notify));
   std::lock_guard lock(watch_mu_);
   if (closed_) return absl::UnavailableError("the registry is shutting down");
   if (watchers_.size() >= limits_.max_watchers) {
     return absl::ResourceExhaustedError(
         fmt::format("{} watchers are open, the limit; close one first", watchers_.size()));
   }
-  watchers_.push_back(queue);
-  return std::unique_ptr<Watcher>(std::make_unique<MemoryWatcher>(*this, std::move(queue)));
+  watchers_.push_back(subscription);
+  return std::unique_ptr<Watcher>(std::make_unique<QueueWatcher<Watcher, Event>>(
+      subscription->queue, [this, key = subscription.get()] { Unsubscribe(key); }));
 }
 
 std::optional<std::chrono::nanoseconds> MemoryRegistry::ExpireNodes() {
@@ -283,8 +224,8 @@ std::optional<std::chrono::nanoseconds> MemoryRegistry::ExpireNodes() {
 void MemoryRegistry::CloseWatchers() {
   std::lock_guard lock(watch_mu_);
   closed_ = true;
-  for (const auto& queue : watchers_) {
-    queue->Close(absl::UnavailableError("the server is shutting down"));
+  for (const auto& subscription : watchers_) {
+    subscription->queue->Close(absl::UnavailableError("the server is shutting down"));
   }
 }
 
@@ -349,18 +290,20 @@ void MemoryRegistry::Publish(const std::string& ns, Action action, Service servi
   // Every visible change is published, so this is the one place the revision moves.
   revision_.fetch_add(1, std::memory_order_release);
   Event event{action, std::move(service), clock_.UnixMillis()};
+  const size_t bytes = ApproxBytes(event.service);
   std::lock_guard lock(watch_mu_);
-  for (const auto& queue : watchers_) {
-    if (queue->ns == ns && (queue->name.empty() || queue->name == event.service.name)) {
-      queue->Push(event);
+  for (const auto& subscription : watchers_) {
+    if (subscription->ns == ns &&
+        (subscription->name.empty() || subscription->name == event.service.name)) {
+      subscription->queue->Push(event, bytes);
     }
   }
 }
 
-void MemoryRegistry::Unsubscribe(const WatchQueue* queue) {
+void MemoryRegistry::Unsubscribe(const Subscription* subscription) {
   std::lock_guard lock(watch_mu_);
   for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
-    if (it->get() == queue) {
+    if (it->get() == subscription) {
       watchers_.erase(it);
       return;
     }

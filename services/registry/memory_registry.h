@@ -37,8 +37,7 @@ class MemoryRegistry final : public Registry {
   void CloseWatchers() override;
 
  private:
-  struct WatchQueue;
-  class MemoryWatcher;
+  struct Subscription;
 
   struct NodeEntry {
     Node node;
@@ -57,14 +56,14 @@ class MemoryRegistry final : public Registry {
   bool Visible(const VersionEntry& entry, Clock::TimePoint now) const;
   void ExpireLocked(Clock::TimePoint now);
   void Publish(const std::string& ns, Action action, Service service);
-  void Unsubscribe(const WatchQueue* queue);
+  void Unsubscribe(const Subscription* subscription);
   void NoteNextDeadline();
   void ForgetExpiry(const std::string& ns, const Service& id, const NodeEntry& node);
 
   Clock& clock_;
   const Limits limits_;
 
-  // Lock order: mu_, then watch_mu_, then a WatchQueue's own mutex. Events are published while
+  // Lock order: mu_, then watch_mu_, then a watch queue's own mutex. Events are published while
   // mu_ is held exclusively, so every watcher sees changes in the order they happened.
   std::shared_mutex mu_;
   std::unordered_map<std::string, Services> namespaces_;
@@ -75,7 +74,7 @@ class MemoryRegistry final : public Registry {
   static constexpr int64_t kNoDeadline = INT64_MAX;
 
   std::mutex watch_mu_;
-  std::vector<std::shared_ptr<WatchQueue>> watchers_;
+  std::vector<std::shared_ptr<Subscription>> watchers_;
   bool closed_ = false;
 };
 

@@ -5,22 +5,12 @@
 #include "services/registry/registry_proto.h"
 
 namespace micro::registry {
-namespace {
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpc(status));
-  return reactor;
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* RegistryService::Register(grpc::CallbackServerContext* context,
                                                     const v1::RegisterRequest* request,
                                                     v1::RegisterResponse*) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
-  return Done(context, registry_.Register(call.ns, FromProto(request->service()),
+  if (!call.error.ok()) return FinishUnary(context, call.error);
+  return FinishUnary(context, registry_.Register(call.ns, FromProto(request->service()),
                                           request->ttl_seconds()));
 }
 
@@ -28,49 +18,49 @@ grpc::ServerUnaryReactor* RegistryService::Deregister(grpc::CallbackServerContex
                                                       const v1::DeregisterRequest* request,
                                                       v1::DeregisterResponse*) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
-  return Done(context, registry_.Deregister(call.ns, FromProto(request->service())));
+  if (!call.error.ok()) return FinishUnary(context, call.error);
+  return FinishUnary(context, registry_.Deregister(call.ns, FromProto(request->service())));
 }
 
 grpc::ServerUnaryReactor* RegistryService::GetService(grpc::CallbackServerContext* context,
                                                       const grpc::ByteBuffer* request_bytes,
                                                       grpc::ByteBuffer* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   v1::GetServiceRequest request;
   grpc::Slice flat;
   if (!request_bytes->DumpToSingleSlice(&flat).ok() ||
       !request.ParseFromArray(flat.begin(), static_cast<int>(flat.size()))) {
-    return Done(context, absl::InvalidArgumentError("GetServiceRequest could not be parsed"));
+    return FinishUnary(context, absl::InvalidArgumentError("GetServiceRequest could not be parsed"));
   }
   std::string key = call.ns;
   key.append(1, '\0').append(request.name()).append(1, '\0').append(request.version());
   const Freshness freshness = registry_.CurrentFreshness();
   if (auto kept = cache_.Find(key, freshness, clock_.Now())) {
     *response = grpc::ByteBuffer(&*kept, 1);
-    return Done(context, absl::OkStatus());
+    return FinishUnary(context, absl::OkStatus());
   }
 
   auto services = registry_.GetService(call.ns, request.name(), request.version());
-  if (!services.ok()) return Done(context, services.status());
+  if (!services.ok()) return FinishUnary(context, services.status());
   v1::GetServiceResponse message;
   for (const registry::Service& s : *services) ToProto(s, message.add_services());
   grpc::Slice bytes(message.ByteSizeLong());
   message.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(bytes.begin()));
   cache_.Store(key, freshness, bytes);
   *response = grpc::ByteBuffer(&bytes, 1);
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* RegistryService::ListServices(grpc::CallbackServerContext* context,
                                                         const v1::ListServicesRequest*,
                                                         v1::ListServicesResponse* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   auto services = registry_.ListServices(call.ns);
-  if (!services.ok()) return Done(context, services.status());
+  if (!services.ok()) return FinishUnary(context, services.status());
   for (const registry::Service& s : *services) ToProto(s, response->add_services());
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(

@@ -7,12 +7,6 @@ namespace {
 
 constexpr const char* kDefaultTable = "default";
 
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpc(status));
-  return reactor;
-}
-
 std::string Database(const std::string& given, const CallContext& call) {
   return given.empty() ? call.ns : given;
 }
@@ -78,14 +72,14 @@ grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* contex
                                              const v1::ReadRequest* request,
                                              v1::ReadResponse* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   const std::string db = Database(request->database(), call);
   const std::string table = Table(request->table());
   if (!request->prefix() && !request->suffix()) {
     auto record = store_.Get(db, table, request->key());
-    if (!record.ok()) return Done(context, record.status());
+    if (!record.ok()) return FinishUnary(context, record.status());
     ToProto(*record, response->add_records());
-    return Done(context, absl::OkStatus());
+    return FinishUnary(context, absl::OkStatus());
   }
   Scan scan;
   if (request->prefix()) scan.prefix = request->key();
@@ -94,16 +88,16 @@ grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* contex
   scan.offset = request->offset();
   scan.order = FromProto(request->order());
   auto records = store_.Read(db, table, scan);
-  if (!records.ok()) return Done(context, records.status());
+  if (!records.ok()) return FinishUnary(context, records.status());
   for (const Record& r : *records) ToProto(r, response->add_records());
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* StoreService::Write(grpc::CallbackServerContext* context,
                                               const v1::WriteRequest* request,
                                               v1::WriteResponse* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   const v1::Record& in = request->record();
   Record record{in.key(), in.value(), in.ttl_seconds(),
                 Metadata(in.metadata().begin(), in.metadata().end()), 0};
@@ -121,7 +115,7 @@ grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* cont
                                                const v1::DeleteRequest* request,
                                                v1::DeleteResponse*) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_.Delete(Database(request->database(), call), Table(request->table()), request->key(),
                 [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
@@ -143,36 +137,36 @@ grpc::ServerUnaryReactor* StoreService::Databases(grpc::CallbackServerContext* c
                                                   const v1::DatabasesRequest*,
                                                   v1::DatabasesResponse* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   auto databases = store_.Databases();
-  if (!databases.ok()) return Done(context, databases.status());
+  if (!databases.ok()) return FinishUnary(context, databases.status());
   for (auto& db : *databases) response->add_databases(std::move(db));
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* StoreService::Tables(grpc::CallbackServerContext* context,
                                                const v1::TablesRequest* request,
                                                v1::TablesResponse* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   auto tables = store_.Tables(Database(request->database(), call));
-  if (!tables.ok()) return Done(context, tables.status());
+  if (!tables.ok()) return FinishUnary(context, tables.status());
   for (auto& t : *tables) response->add_tables(std::move(t));
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* context,
                                                  const v1::SnapshotRequest* request,
                                                  v1::SnapshotResponse* response) {
   CallContext call = contexts_.Get(context);
-  if (!call.error.ok()) return Done(context, call.error);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
   // A checkpoint flushes the memtables and hard-links table files: rare and brief (milliseconds
   // for typical stores), so it runs on the calling thread rather than outliving the call.
   auto revision = store_.Snapshot(request->dir());
-  if (!revision.ok()) return Done(context, revision.status());
+  if (!revision.ok()) return FinishUnary(context, revision.status());
   response->set_dir(request->dir());
   response->set_revision(*revision);
-  return Done(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 }  // namespace micro::store

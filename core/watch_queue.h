@@ -1,0 +1,108 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/status.h"
+
+namespace micro {
+
+// The undelivered events of one watcher. Push never blocks: a watcher that falls more than
+// `max_items` events (or `max_bytes`, as the pusher counts them) behind is closed with
+// RESOURCE_EXHAUSTED instead of pinning memory or holding up the writer. `notify` runs after
+// every change, outside the queue's lock. Thread-safe.
+template <typename T>
+class WatchQueue {
+ public:
+  // `what` names the items in the overflow message ("events", "changes").
+  WatchQueue(size_t max_items, size_t max_bytes, std::string what, std::function<void()> notify)
+      : max_items_(max_items),
+        max_bytes_(max_bytes),
+        what_(std::move(what)),
+        notify_(std::move(notify)) {}
+
+  void Push(const T& item, size_t bytes = 0) {
+    {
+      std::lock_guard lock(mu_);
+      if (!status_.ok()) return;
+      if (items_.size() >= max_items_ || bytes_ + bytes > max_bytes_) {
+        items_.clear();
+        bytes_ = 0;
+        status_ = absl::ResourceExhaustedError(
+            max_bytes_ == SIZE_MAX
+                ? fmt::format("this watcher fell more than {} {} behind and was closed; watch "
+                              "again",
+                              max_items_, what_)
+                : fmt::format("this watcher fell more than {} {} or {} bytes behind and was "
+                              "closed; watch again",
+                              max_items_, what_, max_bytes_));
+      } else {
+        items_.emplace_back(item, bytes);
+        bytes_ += bytes;
+      }
+    }
+    notify_();
+  }
+
+  // Ends the subscription with `why` (once; later calls are ignored).
+  void Close(Status why) {
+    {
+      std::lock_guard lock(mu_);
+      if (!status_.ok()) return;
+      status_ = std::move(why);
+    }
+    notify_();
+  }
+
+  std::optional<T> Next() {
+    std::lock_guard lock(mu_);
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front().first);
+    bytes_ -= items_.front().second;
+    items_.pop_front();
+    return item;
+  }
+
+  Status status() const {
+    std::lock_guard lock(mu_);
+    return status_;
+  }
+
+ private:
+  const size_t max_items_;
+  const size_t max_bytes_;
+  const std::string what_;
+  const std::function<void()> notify_;
+
+  mutable std::mutex mu_;
+  std::deque<std::pair<T, size_t>> items_;  // with the bytes counted for each
+  size_t bytes_ = 0;
+  Status status_;
+};
+
+// A service's watcher interface (`Base`: virtual Next() and status()) served from a shared
+// WatchQueue. Destroying it runs `unsubscribe`, after which the queue's notify is never called.
+template <typename Base, typename T>
+class QueueWatcher final : public Base {
+ public:
+  QueueWatcher(std::shared_ptr<WatchQueue<T>> queue, std::function<void()> unsubscribe)
+      : queue_(std::move(queue)), unsubscribe_(std::move(unsubscribe)) {}
+  ~QueueWatcher() override { unsubscribe_(); }
+
+  std::optional<T> Next() override { return queue_->Next(); }
+  Status status() const override { return queue_->status(); }
+
+ private:
+  std::shared_ptr<WatchQueue<T>> queue_;
+  std::function<void()> unsubscribe_;
+};
+
+}  // namespace micro
