@@ -33,7 +33,8 @@ constexpr int kProbeDeadlineMs = 100;
 CallSpec MakeCallSpec(const LoadgenFlags& flags, std::string request) {
   std::vector<size_t> fields = FindCallNumberFields(request);
   SetCallNumber(0, fields, &request);
-  return CallSpec{flags.method, std::move(request), flags.metadata, flags.deadline_ms,
+  return CallSpec{flags.method,      std::move(request),
+                  flags.metadata,    flags.deadline_ms,
                   std::move(fields), static_cast<uint64_t>(flags.number_modulo)};
 }
 

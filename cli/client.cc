@@ -1,13 +1,13 @@
 #include "cli/client.h"
 
-#include <charconv>
-#include <iostream>
-
 #include <absl/status/status.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
-#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <charconv>
+#include <iostream>
 
 namespace micro::cli {
 
@@ -37,8 +37,10 @@ Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
   if (output == "json") {
     options.output = Output::kJson;
   } else if (output != "table") {
-    return absl::InvalidArgumentError("output format (--output or MICRO_OUTPUT) must be table or "
-                                      "json, not '" + output + "'");
+    return absl::InvalidArgumentError(
+        "output format (--output or MICRO_OUTPUT) must be table or "
+        "json, not '" +
+        output + "'");
   }
   if (flags.Has("timeout")) {
     const std::string t = flags.Get("timeout");

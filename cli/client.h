@@ -1,13 +1,13 @@
 #pragma once
 
+#include <google/protobuf/message.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
-#include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 
 #include "core/flags.h"
 #include "core/status.h"

@@ -66,7 +66,8 @@ void PrintUsage(std::ostream& out) {
          "Reads and writes the namespace's settings: one JSON document, addressed by dotted\n"
          "paths (db.host; an empty path is the whole document).\n\n"
          "Commands:\n"
-         "  get [PATH]          print the JSON value at PATH ('[secret]' for secrets unless --secret)\n"
+         "  get [PATH]          print the JSON value at PATH ('[secret]' for secrets unless "
+         "--secret)\n"
          "  set PATH VALUE      set VALUE (JSON) at PATH; an object merges leaf by leaf\n"
          "  del PATH            delete PATH\n\n"
          "Run 'micro config <command> --help' for the flags.\n";

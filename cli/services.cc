@@ -40,7 +40,8 @@ void PrintService(const v1::GetServiceResponse& response) {
     }
     std::cout << "\n";
     Table nodes({"ID", "ADDRESS", "METADATA"});
-    for (const v1::Node& n : s.nodes()) nodes.Add({n.id(), n.address(), JoinMetadata(n.metadata())});
+    for (const v1::Node& n : s.nodes())
+      nodes.Add({n.id(), n.address(), JoinMetadata(n.metadata())});
     nodes.Print(std::cout);
   }
 }

@@ -1,14 +1,14 @@
 // `micro store`: records in the daemon's store (micro.store.v1.Store), and the offline restore of
 // a snapshot into a stopped daemon's data dir.
+#include <absl/strings/escaping.h>
+
 #include <charconv>
 #include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <limits>
-#include <set>
-
-#include <absl/strings/escaping.h>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli/client.h"
 #include "cli/commands.h"

@@ -1,9 +1,9 @@
 #include "core/flags.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <iostream>
-
-#include <fmt/format.h>
 
 namespace micro {
 namespace {

@@ -1,8 +1,8 @@
 #pragma once
 
 #include <map>
-#include <variant>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/status.h"
@@ -11,9 +11,9 @@ namespace micro {
 
 // One command-line flag: `--name VALUE`, `--name=VALUE`, or `-s VALUE`; a switch takes no value.
 struct FlagSpec {
-  std::string name;         // without the leading "--"
-  char short_name = 0;      // 0: none
-  std::string value_name;   // empty: a switch
+  std::string name;        // without the leading "--"
+  char short_name = 0;     // 0: none
+  std::string value_name;  // empty: a switch
   std::string help;
 };
 
@@ -37,7 +37,7 @@ struct ParsedArgs {
 
 // What a command accepts, for parsing and for --help.
 struct CommandSpec {
-  std::string usage;        // "micro services [NAME] [flags]"
+  std::string usage;  // "micro services [NAME] [flags]"
   std::string description;
   std::vector<FlagSpec> flags;
   size_t max_positionals = 0;

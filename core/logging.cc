@@ -13,11 +13,21 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
               spdlog::memory_buf_t& dest) override {
     for (char c : msg.payload) {
       switch (c) {
-        case '"': dest.append(std::string_view("\\\"")); break;
-        case '\\': dest.append(std::string_view("\\\\")); break;
-        case '\n': dest.append(std::string_view("\\n")); break;
-        case '\r': dest.append(std::string_view("\\r")); break;
-        case '\t': dest.append(std::string_view("\\t")); break;
+        case '"':
+          dest.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          dest.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          dest.append(std::string_view("\\n"));
+          break;
+        case '\r':
+          dest.append(std::string_view("\\r"));
+          break;
+        case '\t':
+          dest.append(std::string_view("\\t"));
+          break;
         default:
           if (static_cast<unsigned char>(c) < 0x20) {
             char buf[8];
@@ -43,7 +53,8 @@ Result<LogFormat> ParseLogFormat(const std::string& name) {
 }
 
 Result<spdlog::level::level_enum> ParseLogLevel(const std::string& name) {
-  static const char* const kNames[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  static const char* const kNames[] = {"trace", "debug",    "info", "warn",
+                                       "error", "critical", "off"};
   for (int i = 0; i < 7; ++i) {
     if (name == kNames[i]) return static_cast<spdlog::level::level_enum>(i);
   }
@@ -53,8 +64,8 @@ Result<spdlog::level::level_enum> ParseLogLevel(const std::string& name) {
 }
 
 void SetUpLogging(spdlog::level::level_enum level, LogFormat format) {
-  auto logger = std::make_shared<spdlog::logger>(
-      "micro", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>("micro", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (format == LogFormat::kJson) {
     formatter->add_flag<JsonEscapedMessage>('*').set_pattern(

@@ -1,8 +1,8 @@
 #include "core/names.h"
 
-#include <cctype>
-
 #include <fmt/format.h>
+
+#include <cctype>
 
 namespace micro {
 namespace {
@@ -10,26 +10,31 @@ namespace {
 bool Allowed(char c, Charset charset) {
   const bool alnum = std::isalnum(static_cast<unsigned char>(c)) != 0;
   switch (charset) {
-    case Charset::kName: return alnum || c == '.' || c == '_' || c == '-';
-    case Charset::kVersion: return alnum || c == '.' || c == '_' || c == '-' || c == '+';
-    case Charset::kPrintable: return c > 0x20 && c < 0x7f;
+    case Charset::kName:
+      return alnum || c == '.' || c == '_' || c == '-';
+    case Charset::kVersion:
+      return alnum || c == '.' || c == '_' || c == '-' || c == '+';
+    case Charset::kPrintable:
+      return c > 0x20 && c < 0x7f;
   }
   return false;
 }
 
 const char* Describe(Charset charset) {
   switch (charset) {
-    case Charset::kName: return "letters, digits, '.', '_' and '-', starting with a letter or digit";
-    case Charset::kVersion: return "letters, digits, '.', '_', '+' and '-'";
-    case Charset::kPrintable: return "printable ASCII without spaces";
+    case Charset::kName:
+      return "letters, digits, '.', '_' and '-', starting with a letter or digit";
+    case Charset::kVersion:
+      return "letters, digits, '.', '_', '+' and '-'";
+    case Charset::kPrintable:
+      return "printable ASCII without spaces";
   }
   return "";
 }
 
 }  // namespace
 
-Status CheckName(std::string_view what, std::string_view value, size_t max_bytes,
-                 Charset charset) {
+Status CheckName(std::string_view what, std::string_view value, size_t max_bytes, Charset charset) {
   if (value.empty()) return absl::InvalidArgumentError(fmt::format("{} is empty", what));
   if (value.size() > max_bytes) {
     return absl::InvalidArgumentError(
@@ -37,8 +42,8 @@ Status CheckName(std::string_view what, std::string_view value, size_t max_bytes
   }
   for (char c : value) {
     if (!Allowed(c, charset)) {
-      return absl::InvalidArgumentError(fmt::format(
-          "{} '{}' has the character {:?}; allowed: {}", what, value, c, Describe(charset)));
+      return absl::InvalidArgumentError(fmt::format("{} '{}' has the character {:?}; allowed: {}",
+                                                    what, value, c, Describe(charset)));
     }
   }
   if (charset == Charset::kName && !std::isalnum(static_cast<unsigned char>(value[0]))) {

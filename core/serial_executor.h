@@ -1,13 +1,13 @@
 #pragma once
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <string>
 #include <mutex>
+#include <string>
 #include <thread>
-
-#include <pthread.h>
 
 namespace micro {
 

@@ -1,9 +1,9 @@
 #include "server/call_context.h"
 
-#include <functional>
-
 #include <grpcpp/server_context.h>
 #include <spdlog/spdlog.h>
+
+#include <functional>
 
 #include "core/names.h"
 
@@ -32,9 +32,9 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
       ns_ = context.ns;
       // Streams that live as long as the client wants are not waited for at shutdown.
       const std::string_view method = info_->method();
-      context.long_lived = method == "/grpc.health.v1.Health/Watch" ||
-                           method ==
-                               "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+      context.long_lived =
+          method == "/grpc.health.v1.Health/Watch" ||
+          method == "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
       contexts_.Put(info_->server_context(), std::move(context));
       registered_ = true;
       log_ = spdlog::should_log(spdlog::level::debug);
@@ -74,8 +74,8 @@ CallContext ResolveCallContext(const std::multimap<grpc::string_ref, grpc::strin
     if (value.substr(0, kBearer.size()) == kBearer) {
       context.token = std::string(value.substr(kBearer.size()));
     } else if (context.error.ok()) {
-      context.error = absl::InvalidArgumentError(
-          "authorization metadata must have the form 'Bearer <token>'");
+      context.error =
+          absl::InvalidArgumentError("authorization metadata must have the form 'Bearer <token>'");
     }
   }
   return context;

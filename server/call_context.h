@@ -1,13 +1,13 @@
 #pragma once
 
+#include <grpcpp/support/server_interceptor.h>
+
 #include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
-
-#include <grpcpp/support/server_interceptor.h>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -20,9 +20,9 @@ namespace micro {
 
 // Who is calling and in which namespace, resolved once per call from its metadata.
 struct CallContext {
-  std::string ns;       // from `micro-namespace`, default "micro"
-  std::string token;    // from `authorization: Bearer <token>`, kept for the auth service
-  Status error;         // INVALID_ARGUMENT when the metadata was malformed; handlers return it
+  std::string ns;           // from `micro-namespace`, default "micro"
+  std::string token;        // from `authorization: Bearer <token>`, kept for the auth service
+  Status error;             // INVALID_ARGUMENT when the metadata was malformed; handlers return it
   bool long_lived = false;  // a stream that ends only when the client says (health Watch, ...)
 };
 

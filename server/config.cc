@@ -1,10 +1,10 @@
 #include "server/config.h"
 
-#include <charconv>
-#include <filesystem>
-
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <filesystem>
 
 namespace micro::server {
 namespace {
@@ -149,8 +149,9 @@ const Key* FindKey(const std::string& name) {
 Status ApplyYaml(DaemonConfig& config, const YAML::Node& node, const std::string& prefix,
                  const std::string& file) {
   if (!node.IsMap()) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{}: {} must be a mapping of keys", file, prefix.empty() ? "the file" : "'" + prefix + "'"));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {} must be a mapping of keys", file,
+                    prefix.empty() ? "the file" : "'" + prefix + "'"));
   }
   for (const auto& entry : node) {
     const std::string name = (prefix.empty() ? "" : prefix + ".") + entry.first.as<std::string>();
@@ -239,9 +240,8 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
 
 Status CheckListenAddress(const std::string& address) {
   const auto bad = [&](const char* why) {
-    return absl::InvalidArgumentError(
-        fmt::format("address '{}' is not valid: {}; use HOST:PORT such as 127.0.0.1:8081",
-                    address, why));
+    return absl::InvalidArgumentError(fmt::format(
+        "address '{}' is not valid: {}; use HOST:PORT such as 127.0.0.1:8081", address, why));
   };
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return bad("no port");

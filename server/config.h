@@ -1,17 +1,17 @@
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
-#include <spdlog/common.h>
-
 #include "core/flags.h"
 #include "core/logging.h"
 #include "core/status.h"
-#include "services/registry/make_registry.h"
 #include "services/config/make_config.h"
+#include "services/registry/make_registry.h"
 #include "services/store/make_store.h"
 
 namespace micro::server {

@@ -1,18 +1,17 @@
 #include "server/daemon.h"
 
-#include <signal.h>
-#include <unistd.h>
-
-#include <iostream>
-#include <thread>
-
 #include <absl/synchronization/mutex.h>
 #include <fmt/format.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <nlohmann/json.hpp>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/version.h"
 #include "server/grpc_logging.h"
@@ -192,8 +191,7 @@ int RunServerCommand(const std::vector<std::string>& args,
       "Runs the micro daemon in the foreground: the platform's core services on one gRPC port.\n"
       "SIGINT or SIGTERM stops it gracefully; a second signal stops it at once.\n"
       "Configuration: defaults < micro.yaml (--config) < MICRO_* environment < flags.",
-      DaemonFlags(),
-      0};
+      DaemonFlags(), 0};
   auto parsed = ParseCommandLine(spec, args);
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
   const ParsedArgs& flags = std::get<ParsedArgs>(parsed);

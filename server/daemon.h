@@ -1,14 +1,14 @@
 #pragma once
 
-#include <map>
-#include <memory>
-#include <string>
-#include <vector>
+#include <grpcpp/server.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <grpcpp/server.h>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "server/call_context.h"

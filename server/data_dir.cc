@@ -1,6 +1,7 @@
 #include "server/data_dir.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 
 namespace micro::server {
 namespace {
@@ -80,8 +79,8 @@ Status DataDir::WriteFile(const std::string& name, const std::string& contents) 
   const std::string temp_path = final_path + ".tmp";
   int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(fmt::format("cannot write {}", temp_path), errno);
-  const bool written = ::write(fd, contents.data(), contents.size()) ==
-                       static_cast<ssize_t>(contents.size());
+  const bool written =
+      ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size());
   const int err = errno;
   ::close(fd);
   if (!written) return ErrnoStatus(fmt::format("cannot write {}", temp_path), err);

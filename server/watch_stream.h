@@ -1,11 +1,11 @@
 #pragma once
 
+#include <grpcpp/support/server_callback.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
-
-#include <grpcpp/support/server_callback.h>
 
 #include "core/status.h"
 #include "server/grpc_status.h"

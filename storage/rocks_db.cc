@@ -1,13 +1,13 @@
 #include "storage/rocks_db.h"
 
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-
 #include <fmt/format.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
 
 namespace micro::storage {
 

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <rocksdb/db.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <rocksdb/db.h>
 
 #include "core/status.h"
 
@@ -42,7 +42,8 @@ class RocksDb {
 
   // Replaces the database at `db_path` with the checkpoint in `checkpoint_dir`. The database
   // must not be open. The previous files are kept at `<db_path>.before-restore-<unix ns>`.
-  [[nodiscard]] static Status Restore(const std::string& checkpoint_dir, const std::string& db_path);
+  [[nodiscard]] static Status Restore(const std::string& checkpoint_dir,
+                                      const std::string& db_path);
 
  private:
   RocksDb() = default;

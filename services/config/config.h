@@ -19,8 +19,8 @@ struct Change {
 struct Limits {
   size_t max_path_bytes = 1024;
   size_t max_segment_bytes = 128;
-  size_t max_value_bytes = 64 << 10;       // one Set
-  size_t max_document_bytes = 1 << 20;     // one namespace, as stored
+  size_t max_value_bytes = 64 << 10;    // one Set
+  size_t max_document_bytes = 1 << 20;  // one namespace, as stored
   size_t max_depth = 32;
   size_t max_watchers = 1024;
   size_t watcher_queue_changes = 1024;

@@ -32,7 +32,8 @@ grpc::ServerUnaryReactor* ConfigService::Set(grpc::CallbackServerContext* contex
                                              const v1::SetRequest* request, v1::SetResponse*) {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
-  return FinishUnary(context, config_.Set(*ns, request->path(), request->value(), request->secret()));
+  return FinishUnary(context,
+                     config_.Set(*ns, request->path(), request->value(), request->secret()));
 }
 
 grpc::ServerUnaryReactor* ConfigService::Delete(grpc::CallbackServerContext* context,

@@ -1,6 +1,7 @@
 #include "services/config/json_config.h"
 
 #include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/watch_queue.h"
@@ -30,9 +31,9 @@ Result<std::vector<std::string>> SplitPath(const std::string& path, const Limits
     const size_t dot = path.find('.', start);
     std::string segment = path.substr(start, dot == std::string::npos ? dot : dot - start);
     if (segment.empty() || segment.size() > limits.max_segment_bytes || segment == kSecretKey) {
-      return absl::InvalidArgumentError(fmt::format(
-          "path '{}' is not valid: use dot-separated names of 1 to {} bytes (not '{}')", path,
-          limits.max_segment_bytes, kSecretKey));
+      return absl::InvalidArgumentError(
+          fmt::format("path '{}' is not valid: use dot-separated names of 1 to {} bytes (not '{}')",
+                      path, limits.max_segment_bytes, kSecretKey));
     }
     segments.push_back(std::move(segment));
     if (dot == std::string::npos) break;
@@ -95,7 +96,8 @@ void Merge(json& target, json value) {
     target = std::move(value);
     return;
   }
-  for (auto it = value.begin(); it != value.end(); ++it) Merge(target[it.key()], std::move(it.value()));
+  for (auto it = value.begin(); it != value.end(); ++it)
+    Merge(target[it.key()], std::move(it.value()));
 }
 
 // Member names a path can reach: not empty, no '.', not the reserved secret marker.
@@ -122,8 +124,8 @@ size_t Depth(const json& node) {
 // Whether a change at `changed` concerns a watcher of `watched`: one contains the other.
 bool Related(const std::string& watched, const std::string& changed) {
   const auto under = [](const std::string& a, const std::string& b) {
-    return b.empty() || a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 &&
-                                   a[b.size()] == '.');
+    return b.empty() || a == b ||
+           (a.size() > b.size() && a.compare(0, b.size(), b) == 0 && a[b.size()] == '.');
   };
   return under(changed, watched) || under(watched, changed);
 }
@@ -195,7 +197,8 @@ Status JsonConfig::Set(const std::string& ns, const std::string& path, const std
     return absl::InvalidArgumentError(fmt::format("the value is not valid JSON: {}", e.what()));
   }
   if (segments->empty() && !parsed.is_object()) {
-    return absl::InvalidArgumentError("the whole document (empty path) can only be set to an object");
+    return absl::InvalidArgumentError(
+        "the whole document (empty path) can only be set to an object");
   }
   if (Status s = CheckMemberNames(parsed); !s.ok()) return s;
   if (Depth(parsed) + segments->size() > limits_.max_depth) {
@@ -252,8 +255,8 @@ Result<std::unique_ptr<ConfigWatcher>> JsonConfig::Watch(const std::string& ns,
                                                          const std::string& path,
                                                          std::function<void()> notify) {
   if (auto segments = SplitPath(path, limits_); !segments.ok()) return segments.status();
-  auto subscription = std::make_shared<Subscription>(ns, path, limits_.watcher_queue_changes,
-                                                     std::move(notify));
+  auto subscription =
+      std::make_shared<Subscription>(ns, path, limits_.watcher_queue_changes, std::move(notify));
   std::lock_guard lock(watch_mu_);
   if (closed_) return absl::UnavailableError("config is shutting down");
   if (subscriptions_.size() >= limits_.max_watchers) {
@@ -268,7 +271,8 @@ Result<std::unique_ptr<ConfigWatcher>> JsonConfig::Watch(const std::string& ns,
 void JsonConfig::CloseWatchers() {
   std::lock_guard lock(watch_mu_);
   closed_ = true;
-  for (const auto& s : subscriptions_) s->queue->Close(absl::UnavailableError("the server is shutting down"));
+  for (const auto& s : subscriptions_)
+    s->queue->Close(absl::UnavailableError("the server is shutting down"));
 }
 
 void JsonConfig::Publish(const std::string& ns, const std::string& path, const std::string& value) {

@@ -1,15 +1,14 @@
 #include "services/config/secret_box.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <memory>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 namespace micro::config {
 namespace {

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <grpcpp/support/slice.h>
+
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
-
-#include <grpcpp/support/slice.h>
 
 #include "core/clock.h"
 #include "services/registry/registry.h"

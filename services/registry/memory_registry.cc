@@ -17,7 +17,8 @@ size_t ApproxBytes(const Service& s) {
     return n;
   };
   size_t n = sizeof(Event) + s.name.size() + s.version.size() + map_bytes(s.metadata);
-  for (const Endpoint& e : s.endpoints) n += sizeof(Endpoint) + e.name.size() + map_bytes(e.metadata);
+  for (const Endpoint& e : s.endpoints)
+    n += sizeof(Endpoint) + e.name.size() + map_bytes(e.metadata);
   for (const Node& node : s.nodes) {
     n += sizeof(Node) + node.id.size() + node.address.size() + map_bytes(node.metadata);
   }
@@ -31,9 +32,9 @@ struct MemoryRegistry::Subscription {
   Subscription(std::string ns, std::string name, const Limits& limits, std::function<void()> notify)
       : ns(std::move(ns)),
         name(std::move(name)),
-        queue(std::make_shared<WatchQueue<Event>>(limits.watcher_queue_events,
-                                                  limits.watcher_queue_bytes, "events",
-                                                  std::move(notify))) {}
+        queue(std::make_shared<WatchQueue<Event>>(
+            limits.watcher_queue_events, limits.watcher_queue_bytes, "events", std::move(notify))) {
+  }
 
   const std::string ns;
   const std::string name;  // empty: every service
@@ -53,9 +54,9 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
   ExpireLocked(now);
   auto ns_it = namespaces_.find(ns);
   if (ns_it == namespaces_.end() && namespaces_.size() >= limits_.max_namespaces) {
-    return absl::ResourceExhaustedError(fmt::format(
-        "{} namespaces hold services, the limit; deregister the services of one first",
-        namespaces_.size()));
+    return absl::ResourceExhaustedError(
+        fmt::format("{} namespaces hold services, the limit; deregister the services of one first",
+                    namespaces_.size()));
   }
   Services no_services;
   const Services& existing_services = ns_it == namespaces_.end() ? no_services : ns_it->second;
@@ -255,9 +256,9 @@ void MemoryRegistry::ExpireLocked(Clock::TimePoint now) {
 }
 
 void MemoryRegistry::NoteNextDeadline() {
-  next_deadline_ns_.store(expiry_.empty() ? kNoDeadline
-                                          : std::get<0>(*expiry_.begin()).time_since_epoch().count(),
-                          std::memory_order_release);
+  next_deadline_ns_.store(
+      expiry_.empty() ? kNoDeadline : std::get<0>(*expiry_.begin()).time_since_epoch().count(),
+      std::memory_order_release);
 }
 
 Freshness MemoryRegistry::CurrentFreshness() const {
@@ -310,8 +311,7 @@ void MemoryRegistry::Unsubscribe(const Subscription* subscription) {
   }
 }
 
-void MemoryRegistry::ForgetExpiry(const std::string& ns, const Service& id,
-                                  const NodeEntry& node) {
+void MemoryRegistry::ForgetExpiry(const std::string& ns, const Service& id, const NodeEntry& node) {
   if (node.expires) expiry_.erase({*node.expires, ns, id.name, id.version, node.node.id});
 }
 

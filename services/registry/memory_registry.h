@@ -50,7 +50,8 @@ class MemoryRegistry final : public Registry {
   using Versions = std::map<std::string, VersionEntry>;
   using Services = std::map<std::string, Versions>;
   // (deadline, namespace, service, version, node id) of every node with a TTL.
-  using ExpiryKey = std::tuple<Clock::TimePoint, std::string, std::string, std::string, std::string>;
+  using ExpiryKey =
+      std::tuple<Clock::TimePoint, std::string, std::string, std::string, std::string>;
 
   Service Snapshot(const VersionEntry& entry, Clock::TimePoint now) const;
   bool Visible(const VersionEntry& entry, Clock::TimePoint now) const;

@@ -61,22 +61,22 @@ struct Event {
 // inside one request (metadata entries, endpoints) give INVALID_ARGUMENT; counts of stored
 // things (nodes, versions, services, namespaces, watchers) give RESOURCE_EXHAUSTED.
 struct Limits {
-  size_t max_name_bytes = 128;          // service names [A-Za-z0-9._-]; endpoint names printable
-  size_t max_version_bytes = 64;        // [A-Za-z0-9._+-]
-  size_t max_node_id_bytes = 128;       // printable ASCII, no spaces
-  size_t max_address_bytes = 256;       // printable ASCII, no spaces
-  size_t max_metadata_entries = 64;     // per map
+  size_t max_name_bytes = 128;       // service names [A-Za-z0-9._-]; endpoint names printable
+  size_t max_version_bytes = 64;     // [A-Za-z0-9._+-]
+  size_t max_node_id_bytes = 128;    // printable ASCII, no spaces
+  size_t max_address_bytes = 256;    // printable ASCII, no spaces
+  size_t max_metadata_entries = 64;  // per map
   size_t max_metadata_key_bytes = 128;
   size_t max_metadata_value_bytes = 4096;
-  size_t max_endpoints = 256;           // per service version
+  size_t max_endpoints = 256;  // per service version
   size_t max_nodes_per_version = 1024;
   size_t max_versions_per_service = 64;
   size_t max_services_per_namespace = 10000;
-  size_t max_namespaces = 1024;         // namespaces holding at least one service
+  size_t max_namespaces = 1024;  // namespaces holding at least one service
   int64_t max_ttl_seconds = 86400;
-  size_t max_watchers = 1024;           // open Watch streams, all namespaces together
-  size_t watcher_queue_events = 1024;   // undelivered events before a slow watcher is closed
-  size_t watcher_queue_bytes = 8 << 20; // ... or undelivered bytes (approximate), whichever first
+  size_t max_watchers = 1024;            // open Watch streams, all namespaces together
+  size_t watcher_queue_events = 1024;    // undelivered events before a slow watcher is closed
+  size_t watcher_queue_bytes = 8 << 20;  // ... or undelivered bytes (approximate), whichever first
 };
 
 // Whether an answer read earlier is still current: it is while `revision` is unchanged and

@@ -13,9 +13,12 @@ void ToProto(const Metadata& in, google::protobuf::Map<std::string, std::string>
 
 v1::Action ToProto(Action action) {
   switch (action) {
-    case Action::kCreate: return v1::ACTION_CREATE;
-    case Action::kUpdate: return v1::ACTION_UPDATE;
-    case Action::kDelete: return v1::ACTION_DELETE;
+    case Action::kCreate:
+      return v1::ACTION_CREATE;
+    case Action::kUpdate:
+      return v1::ACTION_UPDATE;
+    case Action::kDelete:
+      return v1::ACTION_DELETE;
   }
   return v1::ACTION_UNSPECIFIED;
 }
@@ -27,7 +30,8 @@ Service FromProto(const v1::Service& in) {
   out.endpoints.reserve(in.endpoints_size());
   for (const auto& e : in.endpoints()) out.endpoints.push_back({e.name(), FromProto(e.metadata())});
   out.nodes.reserve(in.nodes_size());
-  for (const auto& n : in.nodes()) out.nodes.push_back({n.id(), n.address(), FromProto(n.metadata())});
+  for (const auto& n : in.nodes())
+    out.nodes.push_back({n.id(), n.address(), FromProto(n.metadata())});
   return out;
 }
 

@@ -10,8 +10,8 @@ grpc::ServerUnaryReactor* RegistryService::Register(grpc::CallbackServerContext*
                                                     v1::RegisterResponse*) {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
-  return FinishUnary(context, registry_.Register(call.ns, FromProto(request->service()),
-                                          request->ttl_seconds()));
+  return FinishUnary(
+      context, registry_.Register(call.ns, FromProto(request->service()), request->ttl_seconds()));
 }
 
 grpc::ServerUnaryReactor* RegistryService::Deregister(grpc::CallbackServerContext* context,
@@ -31,7 +31,8 @@ grpc::ServerUnaryReactor* RegistryService::GetService(grpc::CallbackServerContex
   grpc::Slice flat;
   if (!request_bytes->DumpToSingleSlice(&flat).ok() ||
       !request.ParseFromArray(flat.begin(), static_cast<int>(flat.size()))) {
-    return FinishUnary(context, absl::InvalidArgumentError("GetServiceRequest could not be parsed"));
+    return FinishUnary(context,
+                       absl::InvalidArgumentError("GetServiceRequest could not be parsed"));
   }
   std::string key = call.ns;
   key.append(1, '\0').append(request.name()).append(1, '\0').append(request.version());

@@ -1,8 +1,8 @@
 #include "services/registry/validation.h"
 
-#include <set>
-
 #include <fmt/format.h>
+
+#include <set>
 
 #include "core/names.h"
 
@@ -20,9 +20,9 @@ Status CheckMetadata(const std::string& what, const Metadata& metadata, const Li
                                                     key, limits.max_metadata_key_bytes));
     }
     if (value.size() > limits.max_metadata_value_bytes) {
-      return absl::InvalidArgumentError(
-          fmt::format("{} value of '{}' is {} bytes; the limit is {}", what, key, value.size(),
-                      limits.max_metadata_value_bytes));
+      return absl::InvalidArgumentError(fmt::format("{} value of '{}' is {} bytes; the limit is {}",
+                                                    what, key, value.size(),
+                                                    limits.max_metadata_value_bytes));
     }
   }
   return absl::OkStatus();
@@ -77,12 +77,12 @@ Status CheckRegister(const Service& service, int64_t ttl_seconds, const Limits& 
   }
   if (auto s = CheckMetadata("service metadata", service.metadata, limits); !s.ok()) return s;
   if (service.endpoints.size() > limits.max_endpoints) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{} endpoints; the limit is {}", service.endpoints.size(), limits.max_endpoints));
+    return absl::InvalidArgumentError(fmt::format("{} endpoints; the limit is {}",
+                                                  service.endpoints.size(), limits.max_endpoints));
   }
   for (const Endpoint& endpoint : service.endpoints) {
-    if (auto s = CheckName("endpoint name", endpoint.name, limits.max_name_bytes,
-                           Charset::kPrintable);
+    if (auto s =
+            CheckName("endpoint name", endpoint.name, limits.max_name_bytes, Charset::kPrintable);
         !s.ok()) {
       return s;
     }

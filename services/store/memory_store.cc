@@ -111,13 +111,13 @@ void MemoryStore::Write(const std::string& db, const std::string& table, Record 
     auto it = rows.find(record.key);
     const Entry* live = it != rows.end() && Live(it->second, now) ? &it->second : nullptr;
     if (condition.if_absent && live) {
-      result = absl::FailedPreconditionError(fmt::format(
-          "record '{}' exists (revision {}); if_absent refused the write", record.key,
-          live->revision));
+      result = absl::FailedPreconditionError(
+          fmt::format("record '{}' exists (revision {}); if_absent refused the write", record.key,
+                      live->revision));
     } else if (condition.if_revision != 0 && (!live || live->revision != condition.if_revision)) {
-      result = absl::FailedPreconditionError(fmt::format(
-          "record '{}' is at revision {}, not {}; the write was refused", record.key,
-          live ? live->revision : 0, condition.if_revision));
+      result = absl::FailedPreconditionError(
+          fmt::format("record '{}' is at revision {}, not {}; the write was refused", record.key,
+                      live ? live->revision : 0, condition.if_revision));
     } else {
       Entry& entry = rows[record.key];
       entry.value = std::move(record.value);

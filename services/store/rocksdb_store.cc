@@ -1,12 +1,11 @@
 #include "services/store/rocksdb_store.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
+#include <rocksdb/write_batch.h>
 
 #include <optional>
 #include <unordered_map>
-
-#include <fmt/format.h>
-#include <rocksdb/write_batch.h>
 
 #include "core/names.h"
 #include "micro/store/internal/stored_record.pb.h"
@@ -67,7 +66,10 @@ class TableWalker {
  public:
   TableWalker(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const std::string& location,
               const Scan& scan, int64_t now)
-      : location_(location), full_prefix_(location + scan.prefix), scan_(scan), now_(now),
+      : location_(location),
+        full_prefix_(location + scan.prefix),
+        scan_(scan),
+        now_(now),
         it_(db.NewIterator(rocksdb::ReadOptions(), family)) {
     if (scan.order == Order::kAsc) {
       it_->Seek(full_prefix_);
@@ -150,8 +152,8 @@ struct RocksDbStore::Op {
 Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(storage::RocksDb& db, Clock& clock,
                                                          Limits limits) {
   std::string value;
-  rocksdb::Status s = db.db().Get(rocksdb::ReadOptions(), db.db().DefaultColumnFamily(),
-                                  kHighWaterKey, &value);
+  rocksdb::Status s =
+      db.db().Get(rocksdb::ReadOptions(), db.db().DefaultColumnFamily(), kHighWaterKey, &value);
   if (!s.ok() && !s.IsNotFound()) return storage::FromRocks(s, "cannot read the store revision");
   const uint64_t high_water = s.ok() ? DecodeU64(value) : 0;
   return std::unique_ptr<RocksDbStore>(new RocksDbStore(db, clock, limits, high_water));
@@ -186,8 +188,8 @@ Result<Record> RocksDbStore::Get(const std::string& db, const std::string& table
   if (auto s = CheckLocation(db, table, limits_); !s.ok()) return s;
   if (auto s = CheckKey(key, limits_); !s.ok()) return s;
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = rocks_.db().Get(rocksdb::ReadOptions(), records_, Location(db, table) + key,
-                                      &value);
+  rocksdb::Status s =
+      rocks_.db().Get(rocksdb::ReadOptions(), records_, Location(db, table) + key, &value);
   const int64_t now = clock_.UnixMillis();
   StoredRecord record;
   if (s.ok() && record.ParseFromArray(value.data(), static_cast<int>(value.size())) &&
@@ -243,7 +245,8 @@ Result<std::unique_ptr<KeyCursor>> RocksDbStore::List(const std::string& db,
   if (auto s = CheckLocation(db, table, limits_); !s.ok()) return s;
   auto walker = std::make_unique<TableWalker>(rocks_.db(), records_, Location(db, table), scan,
                                               clock_.UnixMillis());
-  return std::unique_ptr<KeyCursor>(std::make_unique<RocksKeyCursor>(std::move(walker), scan.limit));
+  return std::unique_ptr<KeyCursor>(
+      std::make_unique<RocksKeyCursor>(std::move(walker), scan.limit));
 }
 
 Result<std::vector<std::string>> RocksDbStore::Databases() {
@@ -359,9 +362,9 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
     Op& op = ops[i];
     // Only expiry and conditional writes need the record that is there now; plain writes and
     // deletes skip the read.
-    const bool needs_current = op.kind == Op::Kind::kExpire ||
-                               (op.kind == Op::Kind::kPut && (op.condition.if_absent ||
-                                                              op.condition.if_revision != 0));
+    const bool needs_current =
+        op.kind == Op::Kind::kExpire ||
+        (op.kind == Op::Kind::kPut && (op.condition.if_absent || op.condition.if_revision != 0));
     std::optional<StoredRecord> now_there = needs_current ? current(op.key) : std::nullopt;
     const bool live = now_there && Live(*now_there, now);
     if (op.kind == Op::Kind::kExpire) {
@@ -381,15 +384,16 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
     }
     const std::string& user_key = op.record.key;
     if (op.condition.if_absent && live) {
-      results[i] = absl::FailedPreconditionError(fmt::format(
-          "record '{}' exists (revision {}); if_absent refused the write", user_key,
-          now_there->revision()));
+      results[i] = absl::FailedPreconditionError(
+          fmt::format("record '{}' exists (revision {}); if_absent refused the write", user_key,
+                      now_there->revision()));
       continue;
     }
-    if (op.condition.if_revision != 0 && (!live || now_there->revision() != op.condition.if_revision)) {
-      results[i] = absl::FailedPreconditionError(fmt::format(
-          "record '{}' is at revision {}, not {}; the write was refused", user_key,
-          live ? now_there->revision() : 0, op.condition.if_revision));
+    if (op.condition.if_revision != 0 &&
+        (!live || now_there->revision() != op.condition.if_revision)) {
+      results[i] = absl::FailedPreconditionError(
+          fmt::format("record '{}' is at revision {}, not {}; the write was refused", user_key,
+                      live ? now_there->revision() : 0, op.condition.if_revision));
       continue;
     }
     StoredRecord record;

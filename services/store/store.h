@@ -18,7 +18,7 @@ struct Record {
   std::string value;
   int64_t ttl_seconds = 0;  // on write: expire after this long (0: never); on read: seconds left
   Metadata metadata;
-  uint64_t revision = 0;    // set by the store; strictly increasing across the whole store
+  uint64_t revision = 0;  // set by the store; strictly increasing across the whole store
 };
 
 enum class Order { kAsc, kDesc };
@@ -40,14 +40,14 @@ struct Condition {
 
 // Explicit limits; beyond them INVALID_ARGUMENT and nothing is written. docs/store.md lists them.
 struct Limits {
-  size_t max_name_bytes = 128;            // databases and tables: [A-Za-z0-9._-]
-  size_t max_key_bytes = 1024;            // UTF-8, not empty
-  size_t max_value_bytes = 1 << 20;       // 1 MiB
+  size_t max_name_bytes = 128;       // databases and tables: [A-Za-z0-9._-]
+  size_t max_key_bytes = 1024;       // UTF-8, not empty
+  size_t max_value_bytes = 1 << 20;  // 1 MiB
   size_t max_metadata_entries = 64;
-  size_t max_metadata_bytes = 16 << 10;   // keys and values together
+  size_t max_metadata_bytes = 16 << 10;  // keys and values together
   int64_t max_ttl_seconds = 10LL * 365 * 86400;
-  uint32_t max_scan_records = 1000;       // records one Read scan returns at most
-  uint32_t list_chunk_keys = 1000;        // keys per List message
+  uint32_t max_scan_records = 1000;  // records one Read scan returns at most
+  uint32_t list_chunk_keys = 1000;   // keys per List message
 };
 
 // Keys of a table, read in chunks; returned by Store::List. Not thread-safe.

@@ -122,8 +122,8 @@ grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* cont
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::ListResponse>* StoreService::List(
-    grpc::CallbackServerContext* context, const v1::ListRequest* request) {
+grpc::ServerWriteReactor<v1::ListResponse>* StoreService::List(grpc::CallbackServerContext* context,
+                                                               const v1::ListRequest* request) {
   CallContext call = contexts_.Get(context);
   const size_t chunk = Limits().list_chunk_keys;
   if (!call.error.ok()) return new ListReactor(call.error, chunk);

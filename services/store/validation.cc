@@ -16,7 +16,11 @@ namespace {
 bool ValidUtf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    const size_t n = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
     if (n == 0 || i + n > s.size()) return false;
     for (size_t k = 1; k < n; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
@@ -46,9 +50,9 @@ Status CheckRecord(const Record& record, const Limits& limits) {
                                                   record.value.size(), limits.max_value_bytes));
   }
   if (record.ttl_seconds < 0 || record.ttl_seconds > limits.max_ttl_seconds) {
-    return absl::InvalidArgumentError(fmt::format(
-        "ttl_seconds is {}; use 0 (never expires) up to {}", record.ttl_seconds,
-        limits.max_ttl_seconds));
+    return absl::InvalidArgumentError(
+        fmt::format("ttl_seconds is {}; use 0 (never expires) up to {}", record.ttl_seconds,
+                    limits.max_ttl_seconds));
   }
   if (record.metadata.size() > limits.max_metadata_entries) {
     return absl::InvalidArgumentError(fmt::format("metadata has {} entries; the limit is {}",
@@ -58,8 +62,8 @@ Status CheckRecord(const Record& record, const Limits& limits) {
   size_t bytes = 0;
   for (const auto& [k, v] : record.metadata) bytes += k.size() + v.size();
   if (bytes > limits.max_metadata_bytes) {
-    return absl::InvalidArgumentError(fmt::format("metadata is {} bytes; the limit is {}", bytes,
-                                                  limits.max_metadata_bytes));
+    return absl::InvalidArgumentError(
+        fmt::format("metadata is {} bytes; the limit is {}", bytes, limits.max_metadata_bytes));
   }
   return absl::OkStatus();
 }

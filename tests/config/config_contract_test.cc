@@ -1,8 +1,7 @@
 // The contract of Config over every document backend, and the secret box under it.
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 
 #include "services/config/documents.h"

@@ -1,10 +1,9 @@
 // The `micro` CLI against a real daemon: output, errors and help.
-#include <catch2/catch.hpp>
-
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <grpcpp/grpcpp.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "micro/registry/v1/registry.grpc.pb.h"
@@ -110,9 +109,8 @@ TEST_CASE("the namespace comes from --namespace or MICRO_NAMESPACE", "[e2e][cli]
   RegisterGreeter(daemon, "team-b");
   CHECK(daemon.Cli({"services"}).out == "no services registered\n");
   CHECK(daemon.Cli({"services", "-n", "team-b"}).out.find("greeter") != std::string::npos);
-  ProgramResult env = RunProgram({MicroBinary(), "services"},
-                                 {{"MICRO_ADDRESS", daemon.address()},
-                                  {"MICRO_NAMESPACE", "team-b"}});
+  ProgramResult env = RunProgram({MicroBinary(), "services"}, {{"MICRO_ADDRESS", daemon.address()},
+                                                               {"MICRO_NAMESPACE", "team-b"}});
   CHECK(env.exit_code == 0);
   CHECK(env.out.find("greeter") != std::string::npos);
   ProgramResult bad = daemon.Cli({"services", "-n", "Team B"});

@@ -1,8 +1,7 @@
 // `micro config` against a real daemon: set, get, merge, secrets, delete, errors.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 

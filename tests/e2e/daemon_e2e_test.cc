@@ -1,12 +1,10 @@
 // The real `micro server` binary: start-up, serving, shutdown and start-up errors.
-#include <catch2/catch.hpp>
-
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-
-#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -51,12 +49,10 @@ TEST_CASE("the daemon serves on port 0, reports SERVING and writes server.json",
   CHECK(std::filesystem::exists(daemon.data_dir() + "/micro.lock"));
 
   grpc::health::v1::HealthCheckResponse health;
-  REQUIRE(grpc::health::v1::Health::NewStub(Channel(daemon))
-              ->Check(Context().get(), {}, &health)
-              .ok());
+  REQUIRE(
+      grpc::health::v1::Health::NewStub(Channel(daemon))->Check(Context().get(), {}, &health).ok());
   CHECK(health.status() == grpc::health::v1::HealthCheckResponse::SERVING);
-  CHECK(daemon.process().Stderr().find("serving gRPC on " + daemon.address()) !=
-        std::string::npos);
+  CHECK(daemon.process().Stderr().find("serving gRPC on " + daemon.address()) != std::string::npos);
 }
 
 TEST_CASE("register, get, watch and expiry work against the real binary", "[e2e]") {
@@ -110,9 +106,9 @@ TEST_CASE("SIGTERM and SIGINT shut down gracefully: streams end, exit 0, data di
   CHECK(daemon.process().Stderr().find("micro server stopped") != std::string::npos);
 
   // The data dir is free again: a new daemon can take it.
-  ProgramResult again = RunProgram({MicroBinary(), "server", "--address", "127.0.0.1:0",
-                                    "--data-dir", daemon.data_dir(), "--log-level", "off",
-                                    "--badflag"});
+  ProgramResult again =
+      RunProgram({MicroBinary(), "server", "--address", "127.0.0.1:0", "--data-dir",
+                  daemon.data_dir(), "--log-level", "off", "--badflag"});
   CHECK(again.exit_code == 2);
 }
 
@@ -122,7 +118,8 @@ TEST_CASE("configuration errors stop the daemon at start-up naming the key", "[e
   std::ofstream(file) << "log:\n  level: debug\n  colour: red\n";
   const std::string data = dir.path() + "/data";
 
-  ProgramResult unknown = RunProgram({MicroBinary(), "server", "--config", file, "--data-dir", data});
+  ProgramResult unknown =
+      RunProgram({MicroBinary(), "server", "--config", file, "--data-dir", data});
   CHECK(unknown.exit_code == 2);
   CHECK(unknown.err.find("unknown config key 'log.colour'") != std::string::npos);
 

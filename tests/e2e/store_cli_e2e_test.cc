@@ -1,12 +1,10 @@
 // `micro store` against a real daemon: records, scans, databases, snapshot and offline restore.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
-#include <regex>
-
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "tests/support/micro_daemon.h"
 
@@ -68,7 +66,8 @@ TEST_CASE("a value from stdin and a binary value survive the round trip", "[e2e]
   CHECK(Store(daemon, {"read", "word"}).out.find("héllo wörld  -") != std::string::npos);
 }
 
-TEST_CASE("a write whose --if-absent or --if-revision condition is false is refused", "[e2e][store]") {
+TEST_CASE("a write whose --if-absent or --if-revision condition is false is refused",
+          "[e2e][store]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   CHECK(Store(daemon, {"write", "lock", "me", "--if-absent"}).exit_code == 0);

@@ -1,19 +1,17 @@
 // Durability: every write the daemon acknowledged survives `kill -9` of the daemon.
-#include <catch2/catch.hpp>
-
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "micro/store/v1/store.grpc.pb.h"
 #include "tests/support/micro_daemon.h"
@@ -27,9 +25,9 @@ namespace v1 = micro::store::v1;
 struct Daemon {
   explicit Daemon(const std::string& data_dir) {
     std::filesystem::remove(data_dir + "/server.json");  // left behind by a killed daemon
-    process = std::make_unique<ChildProcess>(std::vector<std::string>{
-        MicroBinary(), "server", "--address", "127.0.0.1:0", "--data-dir", data_dir,
-        "--log-level", "warn"});
+    process = std::make_unique<ChildProcess>(
+        std::vector<std::string>{MicroBinary(), "server", "--address", "127.0.0.1:0", "--data-dir",
+                                 data_dir, "--log-level", "warn"});
     const bool up = WaitFor(
         [&] {
           std::ifstream in(data_dir + "/server.json");

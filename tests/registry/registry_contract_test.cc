@@ -139,8 +139,8 @@ TEMPLATE_TEST_CASE("deregistering nodes removes them, and the last one takes the
         absl::StatusCode::kNotFound);
 }
 
-TEMPLATE_TEST_CASE("deregistering with no nodes removes the whole version",
-                   "[registry][contract]", BACKENDS) {
+TEMPLATE_TEST_CASE("deregistering with no nodes removes the whole version", "[registry][contract]",
+                   BACKENDS) {
   Fixture<TestType> f;
   REQUIRE(f.registry->Register("micro", MakeService("greeter", "1", {"1", "2"}), 0).ok());
   REQUIRE(f.registry->Register("micro", MakeService("greeter", "2", {"3"}), 0).ok());
@@ -159,8 +159,7 @@ TEMPLATE_TEST_CASE("deregistering an unknown version is NOT_FOUND", "[registry][
         absl::StatusCode::kNotFound);
 }
 
-TEMPLATE_TEST_CASE("namespaces isolate services and watchers", "[registry][contract]",
-                   BACKENDS) {
+TEMPLATE_TEST_CASE("namespaces isolate services and watchers", "[registry][contract]", BACKENDS) {
   Fixture<TestType> f;
   auto watcher = f.registry->Watch("other", "", [] {});
   REQUIRE(watcher.ok());
@@ -350,8 +349,8 @@ TEMPLATE_TEST_CASE("a watcher that stops reading is closed and blocks nobody",
   REQUIRE(reader.ok());
 
   for (int i = 0; i < 20; ++i) {
-    REQUIRE(f.registry->Register("micro", MakeService("svc" + std::to_string(i), "1", {"1"}), 0)
-                .ok());
+    REQUIRE(
+        f.registry->Register("micro", MakeService("svc" + std::to_string(i), "1", {"1"}), 0).ok());
     REQUIRE(Drain(**reader).size() == 1);
   }
   CHECK(Drain(**stalled).empty());

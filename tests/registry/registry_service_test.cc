@@ -1,16 +1,16 @@
 // micro.registry.v1.Registry on the wire: codes, namespaces from metadata, streaming Watch.
-#include <catch2/catch.hpp>
-
-#include <atomic>
-#include <future>
-#include <thread>
+#include "services/registry/registry_service.h"
 
 #include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <future>
+#include <thread>
 
 #include "core/fake_clock.h"
 #include "micro/registry/v1/registry.grpc.pb.h"
 #include "services/registry/memory_registry.h"
-#include "services/registry/registry_service.h"
 #include "tests/support/in_process_server.h"
 
 namespace micro::registry {
@@ -107,8 +107,7 @@ TEST_CASE("repeated GetService answers follow every change, TTL expiry included"
   CHECK(status.error_code() == Code::NOT_FOUND);
 }
 
-TEST_CASE("a heartbeat that shortens a TTL is honoured by repeated GetService",
-          "[registry][rpc]") {
+TEST_CASE("a heartbeat that shortens a TTL is honoured by repeated GetService", "[registry][rpc]") {
   Harness h;
   grpc::Status status;
   REQUIRE(Register(h, Request("greeter", "n1", 60)).ok());

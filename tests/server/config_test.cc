@@ -1,9 +1,9 @@
 // Configuration layers and their errors, and the flag parser they rest on.
-#include <catch2/catch.hpp>
+#include "server/config.h"
 
+#include <catch2/catch.hpp>
 #include <fstream>
 
-#include "server/config.h"
 #include "tests/support/temp_dir.h"
 
 namespace micro::server {
@@ -43,7 +43,8 @@ TEST_CASE("flags beat environment, which beats the file, which beats defaults", 
                                      "log:\n  level: debug\n  format: json\n"
                                      "shutdown_grace_seconds: 3\n"
                                      "registry:\n  backend: memory\n");
-  Env env = {{"MICRO_ADDRESS", "127.0.0.1:2222"}, {"MICRO_LOG_LEVEL", "warn"},
+  Env env = {{"MICRO_ADDRESS", "127.0.0.1:2222"},
+             {"MICRO_LOG_LEVEL", "warn"},
              {"MICRO_HOME", "/srv/micro"}};
   auto config = LoadDaemonConfig(Flags({"--config", file, "--address", "127.0.0.1:3333"}), env);
   REQUIRE(config.ok());
@@ -75,13 +76,14 @@ TEST_CASE("a value of the wrong type is an error naming the key and its source",
     std::string yaml;
     std::string key;
   };
-  for (const Case& c : std::vector<Case>{{"shutdown_grace_seconds: soon\n", "shutdown_grace_seconds"},
-                                         {"shutdown_grace_seconds: -1\n", "shutdown_grace_seconds"},
-                                         {"log:\n  level: loud\n", "log.level"},
-                                         {"log:\n  level: [a, b]\n", "log.level"},
-                                         {"log: verbose\n", "log"},
-                                         {"address:\n  host: x\n", "address"},
-                                         {"registry:\n  backend: etcd-ish\n", "registry.backend"}}) {
+  for (const Case& c :
+       std::vector<Case>{{"shutdown_grace_seconds: soon\n", "shutdown_grace_seconds"},
+                         {"shutdown_grace_seconds: -1\n", "shutdown_grace_seconds"},
+                         {"log:\n  level: loud\n", "log.level"},
+                         {"log:\n  level: [a, b]\n", "log.level"},
+                         {"log: verbose\n", "log"},
+                         {"address:\n  host: x\n", "address"},
+                         {"registry:\n  backend: etcd-ish\n", "registry.backend"}}) {
     INFO(c.yaml);
     const std::string file = WriteFile(dir, c.yaml);
     auto config = LoadDaemonConfig(Flags({"--config", file}), {});
@@ -93,8 +95,8 @@ TEST_CASE("a value of the wrong type is an error naming the key and its source",
 }
 
 TEST_CASE("bad addresses are refused at start-up", "[config]") {
-  for (const char* bad : {"8081", "127.0.0.1:", ":8081", "127.0.0.1:99999", "127.0.0.1:http",
-                          "::1:8081", "a b:80"}) {
+  for (const char* bad :
+       {"8081", "127.0.0.1:", ":8081", "127.0.0.1:99999", "127.0.0.1:http", "::1:8081", "a b:80"}) {
     INFO(bad);
     auto config = LoadDaemonConfig(Flags({"--address", bad}), {});
     REQUIRE(config.status().code() == absl::StatusCode::kInvalidArgument);
@@ -139,8 +141,8 @@ namespace micro::server {
 namespace {
 
 TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[config]") {
-  auto flags = ParseArgs({"--config", std::string(MICRO_SOURCE_DIR) + "/config/micro.yaml"},
-                         DaemonFlags());
+  auto flags =
+      ParseArgs({"--config", std::string(MICRO_SOURCE_DIR) + "/config/micro.yaml"}, DaemonFlags());
   REQUIRE(flags.ok());
   auto config = LoadDaemonConfig(*flags, {{"HOME", "/home/u"}});
   REQUIRE(config.ok());

@@ -1,6 +1,5 @@
 // The contract every Store backend must pass.
 #include <catch2/catch.hpp>
-
 #include <future>
 
 #include "core/fake_clock.h"
@@ -18,7 +17,8 @@ struct Backend;
 
 template <>
 struct Backend<MemoryStore> {
-  explicit Backend(Clock& clock, Limits limits) : store(std::make_unique<MemoryStore>(clock, limits)) {}
+  explicit Backend(Clock& clock, Limits limits)
+      : store(std::make_unique<MemoryStore>(clock, limits)) {}
   std::unique_ptr<Store> store;
 };
 
@@ -123,8 +123,8 @@ TEMPLATE_TEST_CASE("a missing key is NOT_FOUND and a deleted one too", "[store][
   CHECK(f.Delete("k").ok());  // deleting again is fine
 }
 
-TEMPLATE_TEST_CASE("databases and tables keep records apart and are listed",
-                   "[store][contract]", BACKENDS) {
+TEMPLATE_TEST_CASE("databases and tables keep records apart and are listed", "[store][contract]",
+                   BACKENDS) {
   Fixture<TestType> f;
   REQUIRE(f.Write("k", "in t").ok());
   REQUIRE(f.Write("k", "in u", 0, {}, "u").ok());
@@ -141,8 +141,8 @@ TEMPLATE_TEST_CASE("databases and tables keep records apart and are listed",
 TEMPLATE_TEST_CASE("prefix and suffix scans honour limit, offset and order", "[store][contract]",
                    BACKENDS) {
   Fixture<TestType> f;
-  for (const char* key : {"user/1/name", "user/1/mail", "user/2/name", "user/10/name", "users",
-                          "zeta/name"}) {
+  for (const char* key :
+       {"user/1/name", "user/1/mail", "user/2/name", "user/10/name", "users", "zeta/name"}) {
     REQUIRE(f.Write(key, "v").ok());
   }
   CHECK(f.Keys({"user/", "", 0, 0, Order::kAsc}) ==
@@ -152,8 +152,7 @@ TEMPLATE_TEST_CASE("prefix and suffix scans honour limit, offset and order", "[s
   CHECK(f.Keys({"user/", "", 2, 1, Order::kAsc}) == Strings{"user/1/name", "user/10/name"});
   CHECK(f.Keys({"", "/name", 0, 0, Order::kAsc}) ==
         Strings{"user/1/name", "user/10/name", "user/2/name", "zeta/name"});
-  CHECK(f.Keys({"user/1", "/name", 0, 0, Order::kDesc}) ==
-        Strings{"user/10/name", "user/1/name"});
+  CHECK(f.Keys({"user/1", "/name", 0, 0, Order::kDesc}) == Strings{"user/10/name", "user/1/name"});
   CHECK(f.Keys({"nothing", "", 0, 0, Order::kAsc}).empty());
   CHECK(f.Keys({"", "", 0, 4, Order::kAsc}) == Strings{"users", "zeta/name"});
 }
@@ -234,14 +233,13 @@ TEMPLATE_TEST_CASE("an expired record is never returned and is removed in the ba
   CHECK(f.store.Databases()->empty());
 }
 
-TEMPLATE_TEST_CASE("bad input is INVALID_ARGUMENT and writes nothing",
-                   "[store][contract][limits]", BACKENDS) {
+TEMPLATE_TEST_CASE("bad input is INVALID_ARGUMENT and writes nothing", "[store][contract][limits]",
+                   BACKENDS) {
   Limits limits;
   limits.max_value_bytes = 100;
   Fixture<TestType> f(limits);
   CHECK(f.Write("", "v").status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(f.Write(std::string(1025, 'k'), "v").status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(f.Write(std::string(1025, 'k'), "v").status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Write("k", std::string(101, 'v')).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Write("k", "v", -1).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(f.Write("\xff\xfe", "v").status().code() == absl::StatusCode::kInvalidArgument);
@@ -371,7 +369,8 @@ TEST_CASE("RocksDbStore removes expired records and their index entries from dis
   CHECK(count(RocksDbStore::kExpiryFamily) == 0);
   CHECK(count(RocksDbStore::kRecordsFamily) == 3);  // kept, rewritten, barrier
   std::string raw;
-  CHECK((*db)->db()
+  CHECK((*db)
+            ->db()
             .Get(rocksdb::ReadOptions(), (*db)->family(RocksDbStore::kRecordsFamily),
                  std::string("db\0t\0gone", 9), &raw)
             .IsNotFound());

@@ -1,17 +1,18 @@
 // micro.store.v1.Store and micro.config.v1.Config on the wire: every error code and the
 // namespace defaults, through the in-process channel.
-#include <catch2/catch.hpp>
+#include "services/store/store_service.h"
 
 #include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
 
 #include "core/fake_clock.h"
 #include "micro/config/v1/config.grpc.pb.h"
 #include "micro/store/v1/store.grpc.pb.h"
-#include "services/config/documents.h"
 #include "services/config/config_service.h"
+#include "services/config/documents.h"
 #include "services/config/json_config.h"
 #include "services/store/memory_store.h"
-#include "services/store/store_service.h"
 #include "tests/support/in_process_server.h"
 
 namespace micro {

@@ -1,7 +1,6 @@
 #include "tests/support/micro_daemon.h"
 
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 namespace micro::testing {
@@ -11,8 +10,8 @@ std::string MicroBinary() { return MICRO_BINARY; }
 MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
                          const std::map<std::string, std::string>& env)
     : data_dir_(dir_.path() + "/data") {
-  std::vector<std::string> argv = {MicroBinary(), "server", "--address", "127.0.0.1:0",
-                                   "--data-dir", data_dir_};
+  std::vector<std::string> argv = {MicroBinary(), "server",     "--address",
+                                   "127.0.0.1:0", "--data-dir", data_dir_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   for (size_t i = 0; i + 1 < extra_args.size(); ++i) {
     if (extra_args[i] == "--data-dir") data_dir_ = extra_args[i + 1];
@@ -23,16 +22,16 @@ MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
 bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
   const std::string path = data_dir_ + "/server.json";
   return WaitFor(
-      [&] {
-        if (!process_->running()) return true;
-        std::ifstream in(path);
-        if (!in) return false;
-        auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-        if (json.is_discarded() || !json.contains("grpc_address")) return false;
-        address_ = json["grpc_address"].get<std::string>();
-        return true;
-      },
-      timeout) &&
+             [&] {
+               if (!process_->running()) return true;
+               std::ifstream in(path);
+               if (!in) return false;
+               auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+               if (json.is_discarded() || !json.contains("grpc_address")) return false;
+               address_ = json["grpc_address"].get<std::string>();
+               return true;
+             },
+             timeout) &&
          !address_.empty() && process_->running();
 }
 
