@@ -33,7 +33,7 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
       // Streams that live as long as the client wants are not waited for at shutdown.
       const std::string_view method = info_->method();
       context.long_lived =
-          method == "/grpc.health.v1.Health/Watch" ||
+          method == "/grpc.health.v1.Health/Watch" || method == "/micro.runtime.v1.Runtime/Logs" ||
           method == "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
       contexts_.Put(info_->server_context(), std::move(context));
       registered_ = true;

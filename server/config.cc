@@ -118,6 +118,18 @@ const std::vector<Key>& Keys() {
          c.config.secret_key = v;
          return absl::OkStatus();
        }},
+      {"runtime.docker_socket", "MICRO_RUNTIME_DOCKER_SOCKET", "runtime-docker-socket", "PATH",
+       "Docker Engine API socket for the container driver (default: DOCKER_HOST's unix:// "
+       "path, else /var/run/docker.sock)",
+       [](DaemonConfig& c, const std::string& v) {
+         const std::string path = v.rfind("unix://", 0) == 0 ? v.substr(7) : v;
+         if (path.empty() || path[0] != '/') {
+           return absl::InvalidArgumentError(
+               fmt::format("'{}' is not an absolute path to a unix socket", v));
+         }
+         c.docker_socket = path;
+         return absl::OkStatus();
+       }},
   };
   return keys;
 }
@@ -208,6 +220,9 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
   auto env_home = env.find("HOME");
   const std::string home = env_home == env.end() ? std::string(".") : env_home->second;
   config.data_dir = "~/.micro";
+  if (auto it = env.find("DOCKER_HOST"); it != env.end() && it->second.rfind("unix://", 0) == 0) {
+    config.docker_socket = it->second.substr(7);
+  }
 
   if (flags.Has("config")) {
     config.config_file = flags.Get("config");

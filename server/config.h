@@ -26,6 +26,8 @@ struct DaemonConfig {
   registry::RegistryConfig registry;
   store::StoreConfig store;
   config::ConfigConfig config;
+  // The Docker Engine socket of the container driver: DOCKER_HOST (unix://PATH) or the default.
+  std::string docker_socket = "/var/run/docker.sock";
   std::string config_file;  // where the file layer came from; empty if none
 };
 

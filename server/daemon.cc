@@ -18,6 +18,8 @@
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
+#include "runtime/container/container_driver.h"
+#include "services/runtime/desired_state.h"
 #include "services/store/make_store.h"
 #include "services/store/rocksdb_store.h"
 
@@ -31,12 +33,38 @@ constexpr std::chrono::seconds kStoreSweepInterval{1};
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
+// Names this data dir's supervisor: its processes and containers carry it, which is how a
+// restarted daemon finds what its predecessor left running.
+std::string SupervisorId(const std::string& data_dir) {
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : data_dir) hash = (hash ^ c) * 1099511628211ULL;
+  return fmt::format("{:016x}", hash);
+}
+
+// What supervised processes inherit: the daemon's environment without its MICRO_* settings.
+runtime::Env InheritedEnv() {
+  runtime::Env env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string entry(*e);
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || entry.rfind("MICRO_", 0) == 0) continue;
+    env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
 }  // namespace
 
 Daemon::Daemon(const DaemonConfig& config)
     : config_(config), signals_(io_, SIGINT, SIGTERM), expiry_timer_(io_), sweep_timer_(io_) {}
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  // The server calls into the services: it goes first, whatever state Open left it in.
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_.reset();
+  }
+}
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config,
                                               Clock::TimePoint launched) {
@@ -53,7 +81,7 @@ Status Daemon::Open(Clock::TimePoint launched) {
   auto rocks_db = storage::RocksDb::Open(
       {data_dir_->path() + "/db",
        {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
-        config::RocksDbDocuments::kFamily}});
+        config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily}});
   if (!rocks_db.ok()) return rocks_db.status();
   rocks_db_ = std::move(*rocks_db);
 
@@ -71,6 +99,26 @@ Status Daemon::Open(Clock::TimePoint launched) {
   config_service_ = std::make_unique<config::ConfigService>(*settings_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
 
+  const std::string supervisor_id = SupervisorId(data_dir_->path());
+  process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id);
+  std::string containers_error;
+  auto containers = std::make_unique<runtime::ContainerDriver>(io_, config_.docker_socket,
+                                                               supervisor_id);
+  if (Status s = containers->Ping(); s.ok()) {
+    container_driver_ = std::move(containers);
+  } else {
+    containers_error = std::string(s.message());
+  }
+  desired_state_ = std::make_unique<runtime::RocksDbDesiredState>(*rocks_db_);
+  runtime::SupervisorOptions runtime_options;
+  runtime_options.logs_dir = data_dir_->path() + "/logs";
+  runtime_options.base_env = InheritedEnv();
+  runtime_options.seed = static_cast<uint64_t>(clock_.UnixMillis());
+  supervisor_ = std::make_unique<runtime::Supervisor>(io_, clock_, *desired_state_,
+                                                      *process_driver_, container_driver_.get(),
+                                                      containers_error, runtime_options);
+  runtime_service_ = std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_);
+
   grpc::EnableDefaultHealthCheckService(true);
   // Without this call the linker drops the reflection library (--as-needed) and clients get
   // UNIMPLEMENTED.
@@ -84,8 +132,10 @@ Status Daemon::Open(Clock::TimePoint launched) {
   builder.RegisterService(store_service_.get());
   builder.RegisterService(config_service_.get());
   builder.RegisterService(info_service_.get());
+  builder.RegisterService(runtime_service_.get());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
-                                       "micro.config.v1.Config", "micro.server.v1.Server"};
+                                       "micro.config.v1.Config", "micro.server.v1.Server",
+                                       "micro.runtime.v1.Runtime"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -111,6 +161,14 @@ Status Daemon::Open(Clock::TimePoint launched) {
                          {"data_dir", data_dir_->path()},
                          {"started_unix_ms", started}};
   if (Status s = data_dir_->WriteFile("server.json", info.dump(2) + "\n"); !s.ok()) return s;
+
+  supervisor_->set_daemon_address(grpc_address_);
+  spdlog::info("runtime: processes isolated by {}; containers: {}", process_driver_->isolation(),
+               container_driver_ ? "Docker engine at " + config_.docker_socket
+                                 : "unavailable (" + containers_error + ")");
+  supervisor_->Restore([](Status status) {
+    if (!status.ok()) spdlog::error("runtime: cannot restore the deployed services: {}", std::string(status.message()));
+  });
 
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - launched);
@@ -175,6 +233,12 @@ void Daemon::Shutdown() {
     spdlog::warn("{} calls still in flight {}; cancelling them", left,
                  forced ? "at the second signal" : "after the grace period");
   }
+  // Supervised services stop with the daemon (stop signal, their grace period, SIGKILL) and
+  // start again with the next one. A second signal leaves the rest to that next daemon.
+  bool runtime_stopped = false;
+  supervisor_->StopAll([&runtime_stopped] { runtime_stopped = true; });
+  while (!forced && !runtime_stopped) io_.run_for(std::chrono::milliseconds(5));
+  if (!runtime_stopped) spdlog::warn("runtime: services not stopped at the second signal");
   signals_.cancel();
   io_.run_for(std::chrono::milliseconds(1));
   server_->Shutdown(std::chrono::system_clock::now());

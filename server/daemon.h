@@ -21,6 +21,10 @@
 #include "services/registry/registry_service.h"
 #include "services/store/store.h"
 #include "services/store/store_service.h"
+#include "runtime/driver.h"
+#include "runtime/process_driver.h"
+#include "runtime/supervisor.h"
+#include "services/runtime/runtime_service.h"
 #include "storage/rocks_db.h"
 
 namespace micro::server {
@@ -73,6 +77,13 @@ class Daemon {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer sweep_timer_;
+
+  // The runtime after the io_context it runs on: destroyed first.
+  std::unique_ptr<runtime::ProcessDriver> process_driver_;
+  std::unique_ptr<runtime::Driver> container_driver_;
+  std::unique_ptr<runtime::DesiredState> desired_state_;
+  std::unique_ptr<runtime::Supervisor> supervisor_;
+  std::unique_ptr<runtime::RuntimeService> runtime_service_;
 };
 
 // `micro server [flags]`: everything from flag parsing to exit code. `env` is the environment.

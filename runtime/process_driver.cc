@@ -1,0 +1,370 @@
+#include "runtime/process_driver.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace micro::runtime {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+// Leftovers get this long after SIGTERM before SIGKILL, polled every kLeftoverPoll.
+constexpr int kLeftoverPolls = 100;
+constexpr auto kLeftoverPoll = std::chrono::milliseconds(50);
+
+// The program to exec: a path with a '/' as it is (relative ones resolve after the chdir), a
+// bare name searched on PATH (the instance's own PATH, else the daemon's).
+Result<std::string> ResolveCommand(const LaunchRequest& request) {
+  const std::string& command = request.command;
+  if (command.empty()) return absl::InvalidArgumentError("no command to run");
+  if (command.find('/') != std::string::npos) return command;
+  auto it = request.env.find("PATH");
+  const char* daemon_path = ::getenv("PATH");
+  std::string path = it != request.env.end() ? it->second : daemon_path ? daemon_path : "";
+  if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t colon = path.find(':', start);
+    if (colon == std::string::npos) colon = path.size();
+    std::string dir = path.substr(start, colon - start);
+    if (dir.empty()) dir = ".";
+    if (!fs::path(dir).is_absolute() && !request.working_dir.empty()) {
+      dir = request.working_dir + "/" + dir;
+    }
+    const std::string candidate = dir + "/" + command;
+    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return candidate;
+    start = colon + 1;
+  }
+  return absl::NotFoundError(fmt::format("command '{}' not found on PATH ({})", command, path));
+}
+
+// Async-signal-safe decimal formatting for the forked child.
+size_t FormatInt(long value, char* out) {
+  char digits[24];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  for (size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
+  return n;
+}
+
+// Whether `pid` is gone or only a zombie.
+bool Gone(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (stat.empty()) return true;
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+// Processes whose environment holds `marker` (NAME=VALUE), found through /proc.
+std::vector<pid_t> PidsWithEnv(const std::string& marker) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  const pid_t self = ::getpid();
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == self) continue;
+    std::ifstream in(entry.path() / "environ", std::ios::binary);
+    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (size_t start = 0; start < env.size();) {
+      size_t end = env.find('\0', start);
+      if (end == std::string::npos) end = env.size();
+      if (env.compare(start, end - start, marker) == 0) {
+        out.push_back(pid);
+        break;
+      }
+      start = end + 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+struct ProcessDriver::Child {
+  std::string instance_id;
+  pid_t pid = 0;
+  LaunchCallbacks callbacks;
+  std::unique_ptr<asio::posix::stream_descriptor> pipes[2];
+  bool finished = false;
+};
+
+ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id)
+    : io_(io),
+      supervisor_id_(std::move(supervisor_id)),
+      cgroups_(Cgroups::Detect(supervisor_id_)),
+      sigchld_(io, SIGCHLD) {
+  // Orphaned descendants of our instances come to us, not to init: they are reaped here and
+  // nothing lingers as a zombie after a stop.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  sigchld_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) OnSigchld();
+  });
+}
+
+ProcessDriver::~ProcessDriver() {
+  boost::system::error_code ignored;
+  sigchld_.cancel(ignored);
+}
+
+std::string ProcessDriver::isolation() const {
+  return cgroups_ ? cgroups_->description() : "process groups (no writable cgroups)";
+}
+
+void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callbacks) {
+  auto fail = [&](Status error) {
+    asio::post(io_, [cb = std::move(callbacks.on_started), error]() { cb(error); });
+  };
+  auto program = ResolveCommand(request);
+  if (!program.ok()) return fail(program.status());
+
+  std::vector<int> procs_fds;
+  auto close_all = [&] {
+    for (int fd : procs_fds) ::close(fd);
+  };
+  if (cgroups_) {
+    auto procs = cgroups_->Create(request.instance_id, request.memory_bytes,
+                                  request.max_processes);
+    if (!procs.ok()) return fail(procs.status());
+    for (const std::string& path : *procs) {
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) procs_fds.push_back(fd);
+    }
+  }
+
+  int out[2], err[2], status_pipe[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    close_all();
+    return fail(absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno))));
+  }
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]), ::close(out[1]);
+    close_all();
+    return fail(absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno))));
+  }
+  if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
+    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    close_all();
+    return fail(absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno))));
+  }
+  const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  std::vector<std::string> env_strings;
+  for (const auto& [key, value] : request.env) {
+    if (key == "MICRO_SUPERVISOR_ID" || key == "MICRO_INSTANCE_ID") continue;
+    env_strings.push_back(key + "=" + value);
+  }
+  env_strings.push_back("MICRO_SUPERVISOR_ID=" + supervisor_id_);
+  env_strings.push_back("MICRO_INSTANCE_ID=" + request.instance_id);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_strings{request.command};
+  argv_strings.insert(argv_strings.end(), request.args.begin(), request.args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const char* working_dir = request.working_dir.empty() ? nullptr : request.working_dir.c_str();
+  const bool rlimit_memory = !cgroups_ && request.memory_bytes > 0;
+  const rlim_t memory = static_cast<rlim_t>(request.memory_bytes);
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // The child: only async-signal-safe calls from here to exec.
+    auto die = [&](int stage) {
+      const int error[2] = {stage, errno};
+      [[maybe_unused]] ssize_t n = ::write(status_pipe[1], error, sizeof error);
+      ::_exit(127);
+    };
+    ::setpgid(0, 0);
+    char digits[24];
+    const size_t len = FormatInt(::getpid(), digits);
+    for (int fd : procs_fds) {
+      if (::write(fd, digits, len) < 0) die(1);
+    }
+    if (dev_null >= 0) ::dup2(dev_null, 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    if (working_dir != nullptr && ::chdir(working_dir) != 0) die(2);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+    if (rlimit_memory) {
+      const struct rlimit limit {memory, memory};
+      ::setrlimit(RLIMIT_AS, &limit);
+    }
+    ::execve(program->c_str(), argv.data(), envp.data());
+    die(3);
+  }
+
+  for (int fd : {out[1], err[1], status_pipe[1], dev_null}) {
+    if (fd >= 0) ::close(fd);
+  }
+  close_all();
+  if (pid < 0) {
+    const int e = errno;
+    for (int fd : {out[0], err[0], status_pipe[0]}) ::close(fd);
+    return fail(absl::ResourceExhaustedError(fmt::format("fork: {}", std::strerror(e))));
+  }
+  // Exec closes the status pipe; a failure writes (stage, errno) to it first.
+  int error[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = ::read(status_pipe[0], error, sizeof error);
+  } while (n < 0 && errno == EINTR);
+  ::close(status_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof error)) {
+    ::waitpid(pid, nullptr, 0);
+    ::close(out[0]), ::close(err[0]);
+    if (cgroups_) cgroups_->Remove(request.instance_id);
+    const char* what = error[0] == 1 ? "cannot join cgroup" : error[0] == 2 ? "chdir" : "exec";
+    const std::string target = error[0] == 2 ? request.working_dir : *program;
+    return fail(absl::FailedPreconditionError(
+        fmt::format("{} {}: {}", what, target, std::strerror(error[1]))));
+  }
+
+  auto child = std::make_shared<Child>();
+  child->instance_id = request.instance_id;
+  child->pid = pid;
+  child->callbacks = std::move(callbacks);
+  child->pipes[0] = std::make_unique<asio::posix::stream_descriptor>(io_, out[0]);
+  child->pipes[1] = std::make_unique<asio::posix::stream_descriptor>(io_, err[0]);
+  for (auto& pipe : child->pipes) pipe->non_blocking(true);
+  by_pid_[pid] = child;
+  by_instance_[request.instance_id] = child;
+  WatchPipe(child, 0);
+  WatchPipe(child, 1);
+  asio::post(io_, [child] { child->callbacks.on_started(Launched{child->pid, ""}); });
+}
+
+void ProcessDriver::WatchPipe(const std::shared_ptr<Child>& child, int index) {
+  child->pipes[index]->async_wait(asio::posix::stream_descriptor::wait_read,
+                                  [this, child, index](const boost::system::error_code& ec) {
+                                    if (ec || !child->pipes[index]) return;
+                                    if (ReadPipe(child, index)) {
+                                      WatchPipe(child, index);
+                                    } else {
+                                      child->pipes[index].reset();
+                                    }
+                                  });
+}
+
+bool ProcessDriver::ReadPipe(const std::shared_ptr<Child>& child, int index) {
+  // One buffer for every pipe: reads happen on the io thread only, and a buffer per instance
+  // would cost 1,000 supervised processes megabytes for nothing.
+  static char buffer[64 << 10];
+  auto& pipe = child->pipes[index];
+  if (!pipe) return false;
+  for (;;) {
+    const ssize_t n = ::read(pipe->native_handle(), buffer, sizeof buffer);
+    if (n > 0) {
+      if (child->callbacks.on_output) {
+        child->callbacks.on_output(index == 0 ? OutputStream::kStdout : OutputStream::kStderr,
+                                   std::string_view(buffer, static_cast<size_t>(n)));
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+}
+
+void ProcessDriver::OnSigchld() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    auto it = by_pid_.find(pid);
+    if (it == by_pid_.end()) continue;  // an orphaned grandchild, reaped as subreaper
+    std::shared_ptr<Child> child = it->second;
+    by_pid_.erase(it);
+    Exit exit;
+    if (WIFEXITED(status)) exit.code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
+    // The output written before the exit is in the pipes: deliver it, then let go of them, so a
+    // grandchild that still holds them cannot delay the exit.
+    for (int i = 0; i < 2; ++i) {
+      ReadPipe(child, i);
+      child->pipes[i].reset();
+    }
+    // Whatever the instance left behind goes with it (systemd's control-group kill mode).
+    if (cgroups_) {
+      for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
+      cgroups_->Remove(child->instance_id);
+    }
+    auto by_instance = by_instance_.find(child->instance_id);
+    if (by_instance != by_instance_.end() && by_instance->second == child) {
+      by_instance_.erase(by_instance);
+    }
+    asio::post(io_, [child, exit] { child->callbacks.on_exit(exit); });
+  }
+  sigchld_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) OnSigchld();
+  });
+}
+
+void ProcessDriver::Signal(const std::string& instance_id, int signal) {
+  auto it = by_instance_.find(instance_id);
+  if (it == by_instance_.end()) return;
+  KillInstance(instance_id, it->second->pid, signal);
+}
+
+void ProcessDriver::KillInstance(const std::string& instance_id, pid_t pgid, int signal) {
+  ::kill(-pgid, signal);
+  if (cgroups_) {
+    for (int pid : cgroups_->Pids(instance_id)) ::kill(pid, signal);
+  } else if (signal == SIGKILL) {
+    for (pid_t pid : PidsWithEnv("MICRO_INSTANCE_ID=" + instance_id)) ::kill(pid, SIGKILL);
+  }
+}
+
+void ProcessDriver::RemoveLeftovers(std::function<void()> done) {
+  std::vector<pid_t> pids = PidsWithEnv("MICRO_SUPERVISOR_ID=" + supervisor_id_);
+  if (cgroups_) {
+    for (const std::string& instance : cgroups_->Instances()) {
+      for (int pid : cgroups_->Pids(instance)) pids.push_back(pid);
+    }
+  }
+  std::sort(pids.begin(), pids.end());
+  pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+  for (pid_t pid : pids) ::kill(pid, SIGTERM);
+  AwaitGone(std::move(pids), kLeftoverPolls, std::move(done));
+}
+
+void ProcessDriver::AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done) {
+  pids.erase(std::remove_if(pids.begin(), pids.end(), Gone), pids.end());
+  if (pids.empty() || polls == 0) {
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    if (cgroups_) {
+      for (const std::string& instance : cgroups_->Instances()) cgroups_->Remove(instance);
+    }
+    asio::post(io_, std::move(done));
+    return;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(io_, kLeftoverPoll);
+  timer->async_wait([this, timer, pids = std::move(pids), polls,
+                     done = std::move(done)](const boost::system::error_code&) mutable {
+    AwaitGone(std::move(pids), polls - 1, std::move(done));
+  });
+}
+
+}  // namespace micro::runtime

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "runtime/cgroups.h"
+#include "runtime/driver.h"
+
+namespace micro::runtime {
+
+// Runs instances as local processes. Each gets its own process group and, where cgroups can be
+// written, its own cgroup (limits, and every descendant tracked); stdin is /dev/null, stdout and
+// stderr are pipes read on the io_context. Exits arrive through SIGCHLD on the io_context, not
+// by polling. The daemon becomes a child subreaper, so orphaned grandchildren are reaped here.
+// Every process carries MICRO_SUPERVISOR_ID in its environment, which is how leftovers of a
+// daemon that was killed are found again.
+class ProcessDriver final : public Driver {
+ public:
+  // One per process: it owns SIGCHLD. `supervisor_id` names this data dir's supervisor.
+  ProcessDriver(boost::asio::io_context& io, std::string supervisor_id);
+  ~ProcessDriver() override;
+
+  void Start(const LaunchRequest& request, LaunchCallbacks callbacks) override;
+  void Signal(const std::string& instance_id, int signal) override;
+  void RemoveLeftovers(std::function<void()> done) override;
+
+  // "cgroup v1 (pids, memory)", "cgroup v2", or "process groups (no writable cgroups)".
+  std::string isolation() const;
+
+ private:
+  struct Child;
+  void WatchPipe(const std::shared_ptr<Child>& child, int index);
+  bool ReadPipe(const std::shared_ptr<Child>& child, int index);
+  void OnSigchld();
+  void Finish(const std::shared_ptr<Child>& child);
+  void KillInstance(const std::string& instance_id, pid_t pgid, int signal);
+  void AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done);
+
+  boost::asio::io_context& io_;
+  const std::string supervisor_id_;
+  std::unique_ptr<Cgroups> cgroups_;
+  boost::asio::signal_set sigchld_;
+  std::map<pid_t, std::shared_ptr<Child>> by_pid_;
+  std::map<std::string, std::shared_ptr<Child>> by_instance_;
+};
+
+}  // namespace micro::runtime

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace micro::runtime {
+
+using Env = std::map<std::string, std::string>;
+
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+enum class DriverKind { kProcess, kContainer };
+enum class HealthCheckKind { kNone, kGrpc, kHttp, kTcp, kCommand };
+
+// Delays between restarts: `initial`, times `multiplier` after each failed run, at most `max`,
+// minus up to `jitter` of it at random. A run of `reset_after` or longer starts again at initial.
+struct BackoffPolicy {
+  std::chrono::milliseconds initial{1000};
+  std::chrono::milliseconds max{60000};
+  double multiplier = 2.0;
+  std::chrono::seconds reset_after{60};
+  double jitter = 0.2;
+};
+
+struct HealthCheck {
+  HealthCheckKind kind = HealthCheckKind::kNone;
+  std::string address;               // HOST:PORT; empty: the instance's service address
+  std::string path = "/";            // http
+  std::string service;               // grpc
+  std::vector<std::string> command;  // command: argv
+  std::chrono::milliseconds interval{10000};
+  std::chrono::milliseconds timeout{2000};
+  int failure_threshold = 3;
+  std::chrono::milliseconds start_period{0};
+};
+
+struct LogPolicy {
+  int64_t max_file_bytes = 10 << 20;
+  int max_files = 5;
+};
+
+// Everything a deployed service is: its identity and its manifest. Plain data, no proto.
+struct ServiceSpec {
+  std::string ns;       // namespace
+  std::string name;
+  std::string version = "latest";
+  std::string source;   // where it was deployed from, for display
+  std::map<std::string, std::string> metadata;
+
+  std::string command;
+  std::vector<std::string> args;
+  Env env;
+  std::string working_dir;
+  std::string build;  // shell command; empty: none
+  int instances = 1;
+  RestartPolicy restart = RestartPolicy::kAlways;
+  BackoffPolicy backoff;
+  HealthCheck health;
+  int stop_signal = 15;  // SIGTERM
+  std::chrono::seconds grace{10};
+  int64_t memory_bytes = 0;  // 0: no limit
+  int64_t max_processes = 0;  // 0: no limit
+  DriverKind driver = DriverKind::kProcess;
+  std::string image;
+  std::string network_mode;  // container; empty: host
+  LogPolicy logs;
+};
+
+}  // namespace micro::runtime

@@ -1,0 +1,675 @@
+#include "runtime/supervisor.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <boost/asio/post.hpp>
+
+namespace micro::runtime {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+// A free loopback port for an instance's MICRO_SERVICE_ADDRESS, kept for the slot's lifetime.
+std::string ReservePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  std::string out;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    out = fmt::format("127.0.0.1:{}", ntohs(addr.sin_port));
+  }
+  ::close(fd);
+  return out;
+}
+
+// Driver ids allow [A-Za-z0-9_.-]; versions may also hold '+'.
+std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
+  std::string id = fmt::format("{}.{}.{}.{}", spec.ns, spec.name, spec.version, suffix);
+  std::replace(id.begin(), id.end(), '+', '_');
+  return id;
+}
+
+std::string Describe(const Exit& exit) {
+  if (!exit.error.empty()) return exit.error;
+  if (exit.signal != 0) return fmt::format("killed by signal {} ({})", exit.signal, ::strsignal(exit.signal));
+  return fmt::format("exit code {}", exit.code);
+}
+
+}  // namespace
+
+const char* PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kPending: return "pending";
+    case Phase::kBuilding: return "building";
+    case Phase::kStarting: return "starting";
+    case Phase::kRunning: return "running";
+    case Phase::kStopping: return "stopping";
+    case Phase::kStopped: return "stopped";
+    case Phase::kBackoff: return "backoff";
+    case Phase::kError: return "error";
+  }
+  return "unknown";
+}
+
+struct Supervisor::Instance {
+  Instance(asio::io_context& io, const BackoffPolicy& policy, uint64_t seed)
+      : backoff(policy, seed), timer(io), probe_timer(io) {}
+
+  std::string id;  // NAME-N
+  std::string driver_id;
+  InstanceView view;
+  Backoff backoff;
+  asio::steady_timer timer;        // backoff wait, or the stop grace period
+  asio::steady_timer probe_timer;  // the next health probe
+  uint64_t run = 0;                // bumped at every start: callbacks of older runs are stale
+  bool launching = false;          // the driver is starting it
+  bool running = false;            // a process exists (started, not yet exited)
+  bool stop_requested = false;
+  bool health_failed = false;
+  int probe_failures = 0;
+  std::chrono::steady_clock::time_point run_started;
+  std::vector<std::function<void()>> on_stopped;
+  LineSplitter out, err;
+  Driver* driver = nullptr;
+};
+
+struct Supervisor::Service {
+  DeployedService deployed;
+  Phase phase = Phase::kPending;  // service-level: building, error, stopping; else from instances
+  std::string error;
+  std::vector<std::shared_ptr<Instance>> instances;
+  std::shared_ptr<ServiceLogs> logs;
+  uint64_t generation = 0;  // bumped when the service is relaunched or removed
+  bool removed = false;
+  const ServiceSpec& spec() const { return deployed.spec; }
+};
+
+Supervisor::Supervisor(asio::io_context& io, Clock& clock, DesiredState& state, Driver& processes,
+                       Driver* containers, std::string containers_error, SupervisorOptions options)
+    : io_(io),
+      clock_(clock),
+      state_(state),
+      processes_(processes),
+      containers_(containers),
+      containers_error_(std::move(containers_error)),
+      options_(std::move(options)),
+      prober_(io, processes),
+      seed_(options_.seed) {}
+
+Supervisor::~Supervisor() = default;
+
+std::string Supervisor::LogDir(const std::string& ns, const std::string& name,
+                               const std::string& version) const {
+  return fmt::format("{}/{}/{}/{}", options_.logs_dir, ns, name, version);
+}
+
+std::shared_ptr<ServiceLogs> Supervisor::LogsFor(const ServiceSpec& spec) {
+  std::lock_guard lock(logs_mu_);
+  auto& logs = logs_[{spec.ns, spec.name, spec.version}];
+  if (!logs) {
+    logs = std::make_shared<ServiceLogs>(LogDir(spec.ns, spec.name, spec.version), spec.version,
+                                         spec.logs);
+  } else {
+    logs->set_policy(spec.logs);
+  }
+  return logs;
+}
+
+Driver* Supervisor::DriverFor(const ServiceSpec& spec) {
+  return spec.driver == DriverKind::kContainer ? containers_ : &processes_;
+}
+
+void Supervisor::Note(const std::shared_ptr<Service>& service, const std::string& instance,
+                      const std::string& message) {
+  service->logs->Append({clock_.UnixMillis(), instance, "system", message, ""});
+}
+
+void Supervisor::Restore(std::function<void(Status)> done) {
+  asio::post(io_, [this, done = std::move(done)]() mutable {
+    auto deployed = state_.LoadAll();
+    if (!deployed.ok()) return done(deployed.status());
+    auto after_processes = [this, deployed = std::move(*deployed), done = std::move(done)]() mutable {
+      auto start = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
+        for (DeployedService& d : deployed) AddService(std::move(d));
+        done(absl::OkStatus());
+      };
+      if (containers_) {
+        containers_->RemoveLeftovers(std::move(start));
+      } else {
+        start();
+      }
+    };
+    processes_.RemoveLeftovers(std::move(after_processes));
+  });
+}
+
+void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>)> done) {
+  asio::post(io_, [this, spec = std::move(spec), done = std::move(done)]() mutable {
+    if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
+    if (services_.count({spec.ns, spec.name, spec.version})) {
+      return done(absl::AlreadyExistsError(fmt::format(
+          "service {} version {} is already deployed; change it with 'micro update {}' or "
+          "remove it with 'micro kill {}'",
+          spec.name, spec.version, spec.name, spec.name)));
+    }
+    if (spec.driver == DriverKind::kContainer && containers_ == nullptr) {
+      return done(absl::FailedPreconditionError(
+          fmt::format("service {} needs the container driver, which is not available: {}",
+                      spec.name, containers_error_)));
+    }
+    DeployedService deployed{std::move(spec), clock_.UnixMillis(), clock_.UnixMillis()};
+    if (Status s = state_.Save(deployed); !s.ok()) return done(s);
+    const Key key{deployed.spec.ns, deployed.spec.name, deployed.spec.version};
+    AddService(std::move(deployed));
+    done(View(*services_[key]));
+  });
+}
+
+void Supervisor::AddService(DeployedService deployed) {
+  auto service = std::make_shared<Service>();
+  service->deployed = std::move(deployed);
+  service->logs = LogsFor(service->spec());
+  services_[{service->spec().ns, service->spec().name, service->spec().version}] = service;
+  Launch(service);
+}
+
+// (Re)creates the instance slots and starts them, after the build if there is one.
+void Supervisor::Launch(const std::shared_ptr<Service>& service) {
+  ++service->generation;
+  const ServiceSpec& spec = service->spec();
+  service->instances.clear();
+  service->error.clear();
+  for (int n = 0; n < spec.instances; ++n) {
+    auto instance = std::make_shared<Instance>(io_, spec.backoff, seed_++);
+    instance->id = fmt::format("{}-{}", spec.name, n);
+    instance->driver_id = DriverId(spec, std::to_string(n));
+    instance->view.id = instance->id;
+    instance->view.address = ReservePort();
+    instance->driver = DriverFor(spec);
+    service->instances.push_back(instance);
+  }
+  if (spec.driver == DriverKind::kContainer && containers_ == nullptr) {
+    service->phase = Phase::kError;
+    service->error = "the container driver is not available: " + containers_error_;
+    return;
+  }
+  if (!spec.build.empty()) return Build(service);
+  service->phase = Phase::kPending;
+  for (const auto& instance : service->instances) StartInstance(service, instance);
+}
+
+void Supervisor::Build(const std::shared_ptr<Service>& service) {
+  const ServiceSpec& spec = service->spec();
+  service->phase = Phase::kBuilding;
+  Note(service, "build", "building: " + spec.build);
+  const uint64_t generation = service->generation;
+  LaunchRequest request;
+  request.instance_id = DriverId(spec, "build");
+  request.command = "/bin/sh";
+  request.args = {"-c", spec.build};
+  request.env = options_.base_env;
+  for (const auto& [k, v] : spec.env) request.env[k] = v;
+  request.working_dir = spec.working_dir;
+  auto splitters = std::make_shared<std::pair<LineSplitter, LineSplitter>>();
+  LaunchCallbacks callbacks;
+  callbacks.on_started = [this, service, generation](Result<Launched> launched) {
+    if (launched.ok() || service->generation != generation) return;
+    service->phase = Phase::kError;
+    service->error = fmt::format("build failed: {}", std::string(launched.status().message()));
+    Note(service, "build", service->error);
+  };
+  callbacks.on_output = [this, service, splitters](OutputStream stream, std::string_view chunk) {
+    const bool out = stream == OutputStream::kStdout;
+    (out ? splitters->first : splitters->second).Feed(chunk, [&](std::string_view line) {
+      service->logs->Append(
+          {clock_.UnixMillis(), "build", out ? "stdout" : "stderr", std::string(line), ""});
+    });
+  };
+  callbacks.on_exit = [this, service, generation, splitters](Exit exit) {
+    for (int i = 0; i < 2; ++i) {
+      (i == 0 ? splitters->first : splitters->second).Flush([&](std::string_view line) {
+        service->logs->Append(
+            {clock_.UnixMillis(), "build", i == 0 ? "stdout" : "stderr", std::string(line), ""});
+      });
+    }
+    if (service->generation != generation || service->removed) return;
+    if (exit.code != 0) {
+      service->phase = Phase::kError;
+      service->error = fmt::format("build failed: {}; see 'micro logs {} --instance build'",
+                                   Describe(exit), service->spec().name);
+      Note(service, "build", service->error);
+      return;
+    }
+    Note(service, "build", "build succeeded");
+    service->phase = Phase::kPending;
+    if (stopping_all_) return;
+    for (const auto& instance : service->instances) StartInstance(service, instance);
+  };
+  processes_.Start(request, std::move(callbacks));
+}
+
+void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
+                               const std::shared_ptr<Instance>& instance) {
+  if (service->removed || stopping_all_) return;
+  const ServiceSpec& spec = service->spec();
+  const uint64_t run = ++instance->run;
+  instance->stop_requested = false;
+  instance->health_failed = false;
+  instance->probe_failures = 0;
+  instance->view.status = Phase::kStarting;
+  instance->view.next_start_unix_ms = 0;
+  instance->running = false;
+
+  LaunchRequest request;
+  request.instance_id = instance->driver_id;
+  request.command = spec.command;
+  request.args = spec.args;
+  if (spec.driver == DriverKind::kProcess) request.env = options_.base_env;
+  for (const auto& [k, v] : spec.env) request.env[k] = v;
+  request.env["MICRO_SERVER"] = options_.daemon_address;
+  request.env["MICRO_SERVICE_NAME"] = spec.name;
+  request.env["MICRO_SERVICE_VERSION"] = spec.version;
+  request.env["MICRO_NAMESPACE"] = spec.ns;
+  request.env["MICRO_SERVICE_ADDRESS"] = instance->view.address;
+  request.working_dir = spec.working_dir;
+  request.image = spec.image;
+  request.network_mode = spec.network_mode;
+  request.memory_bytes = spec.memory_bytes;
+  request.max_processes = spec.max_processes;
+
+  LaunchCallbacks callbacks;
+  callbacks.on_started = [this, service, instance, run](Result<Launched> launched) {
+    if (instance->run != run) return;
+    instance->launching = false;
+    if (!launched.ok() && instance->stop_requested) {
+      instance->view.status = Phase::kStopped;
+      auto waiters = std::move(instance->on_stopped);
+      instance->on_stopped.clear();
+      for (auto& w : waiters) w();
+      return;
+    }
+    if (!launched.ok()) {
+      instance->view.error = std::string(launched.status().message());
+      instance->view.pid = 0;
+      Note(service, instance->id, "cannot start: " + instance->view.error);
+      return RunFailed(service, instance, milliseconds(0));
+    }
+    instance->running = true;
+    instance->view.pid = launched->pid;
+    instance->view.container_id = launched->container_id;
+    instance->view.started_unix_ms = clock_.UnixMillis();
+    instance->view.error.clear();
+    instance->run_started = std::chrono::steady_clock::now();
+    const HealthCheck& health = service->spec().health;
+    instance->view.status = health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
+    Note(service, instance->id, fmt::format("started, pid {}", launched->pid));
+    if (instance->stop_requested) {
+      // A stop came while it was starting: carry it out now.
+      instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+    } else if (health.kind != HealthCheckKind::kNone) {
+      ScheduleProbe(service, instance, run);
+    }
+  };
+  callbacks.on_output = [this, service, instance](OutputStream stream, std::string_view chunk) {
+    const bool out = stream == OutputStream::kStdout;
+    (out ? instance->out : instance->err).Feed(chunk, [&](std::string_view line) {
+      service->logs->Append(
+          {clock_.UnixMillis(), instance->id, out ? "stdout" : "stderr", std::string(line), ""});
+    });
+  };
+  callbacks.on_exit = [this, service, instance, run](Exit exit) {
+    OnExit(service, instance, run, std::move(exit));
+  };
+  instance->launching = true;
+  instance->driver->Start(request, std::move(callbacks));
+}
+
+void Supervisor::OnExit(const std::shared_ptr<Service>& service,
+                        const std::shared_ptr<Instance>& instance, uint64_t run, Exit exit) {
+  for (int i = 0; i < 2; ++i) {
+    (i == 0 ? instance->out : instance->err).Flush([&](std::string_view line) {
+      service->logs->Append({clock_.UnixMillis(), instance->id, i == 0 ? "stdout" : "stderr",
+                             std::string(line), ""});
+    });
+  }
+  if (instance->run != run) return;
+  instance->running = false;
+  instance->probe_timer.cancel();
+  instance->timer.cancel();
+  instance->view.pid = 0;
+  instance->view.last_exit_code = exit.code;
+  instance->view.last_exit_signal = exit.signal;
+  const auto run_time = std::chrono::duration_cast<milliseconds>(
+      std::chrono::steady_clock::now() - instance->run_started);
+  Note(service, instance->id,
+       fmt::format("exited: {} after {:.3f} s", Describe(exit), run_time.count() / 1000.0));
+  if (instance->stop_requested) {
+    instance->view.status = Phase::kStopped;
+    auto waiters = std::move(instance->on_stopped);
+    instance->on_stopped.clear();
+    for (auto& w : waiters) w();
+    return;
+  }
+  if (!exit.error.empty()) instance->view.error = exit.error;
+  const RestartPolicy policy = service->spec().restart;
+  const bool failed = exit.code != 0 || exit.signal != 0 || !exit.error.empty() ||
+                      instance->health_failed;
+  if (policy == RestartPolicy::kNever || (policy == RestartPolicy::kOnFailure && !failed)) {
+    instance->view.status = Phase::kStopped;
+    return;
+  }
+  RunFailed(service, instance, run_time);
+}
+
+// Schedules the next start by the backoff; a failed start or exec counts as a run of zero.
+void Supervisor::RunFailed(const std::shared_ptr<Service>& service,
+                           const std::shared_ptr<Instance>& instance, milliseconds run_time) {
+  if (service->removed || stopping_all_) {
+    instance->view.status = Phase::kStopped;
+    return;
+  }
+  if (service->spec().restart == RestartPolicy::kNever) {
+    instance->view.status = instance->view.error.empty() ? Phase::kStopped : Phase::kError;
+    return;
+  }
+  const milliseconds delay = instance->backoff.NextDelay(run_time);
+  ++instance->view.restarts;
+  if (delay.count() == 0) return StartInstance(service, instance);
+  instance->view.status = Phase::kBackoff;
+  instance->view.next_start_unix_ms = clock_.UnixMillis() + delay.count();
+  const uint64_t run = instance->run;
+  instance->timer.expires_after(delay);
+  instance->timer.async_wait([this, service, instance, run](const boost::system::error_code& ec) {
+    if (ec || instance->run != run || instance->running) return;
+    StartInstance(service, instance);
+  });
+}
+
+void Supervisor::ScheduleProbe(const std::shared_ptr<Service>& service,
+                               const std::shared_ptr<Instance>& instance, uint64_t run) {
+  const HealthCheck& health = service->spec().health;
+  instance->probe_timer.expires_after(health.interval);
+  instance->probe_timer.async_wait([this, service, instance, run](const boost::system::error_code& ec) {
+    if (ec || instance->run != run || !instance->running || instance->stop_requested) return;
+    const ServiceSpec& spec = service->spec();
+    Env env = options_.base_env;
+    for (const auto& [k, v] : spec.env) env[k] = v;
+    prober_.Probe(spec.health, instance->view.address, instance->driver_id + ".health",
+                  spec.working_dir, env, [this, service, instance, run](Status status) {
+                    if (instance->run != run || !instance->running || instance->stop_requested) {
+                      return;
+                    }
+                    const HealthCheck& health = service->spec().health;
+                    if (status.ok()) {
+                      instance->probe_failures = 0;
+                      if (instance->view.status == Phase::kStarting) {
+                        instance->view.status = Phase::kRunning;
+                        Note(service, instance->id, "health check passed");
+                      }
+                    } else if (std::chrono::steady_clock::now() - instance->run_started >=
+                               health.start_period) {
+                      ++instance->probe_failures;
+                      Note(service, instance->id,
+                           fmt::format("health check failed ({}/{}): {}", instance->probe_failures,
+                                       health.failure_threshold, std::string(status.message())));
+                      if (instance->probe_failures >= health.failure_threshold) {
+                        instance->health_failed = true;
+                        instance->view.error = "health check failed: " + std::string(status.message());
+                        Note(service, instance->id, "restarting: the health check failed");
+                        // Stop it like a kill request, but let the exit take the restart path.
+                        instance->view.status = Phase::kStopping;
+                        instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+                        instance->timer.expires_after(service->spec().grace);
+                        instance->timer.async_wait([instance, run](const boost::system::error_code& ec) {
+                          if (ec || instance->run != run || !instance->running) return;
+                          instance->driver->Signal(instance->driver_id, SIGKILL);
+                        });
+                        return;
+                      }
+                    }
+                    ScheduleProbe(service, instance, run);
+                  });
+  });
+}
+
+void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
+                              const std::shared_ptr<Instance>& instance,
+                              std::function<void()> done) {
+  instance->stop_requested = true;
+  instance->probe_timer.cancel();
+  if (!instance->running) {
+    // Waiting in backoff, failed, stopped, or still being started by the driver.
+    instance->timer.cancel();
+    if (instance->launching) {
+      // The driver is starting it: on_started signals it, and its exit completes the stop.
+      instance->on_stopped.push_back(std::move(done));
+      return;
+    }
+    ++instance->run;  // a pending start callback or timer is now stale
+    instance->view.status = Phase::kStopped;
+    return done();
+  }
+  instance->on_stopped.push_back(std::move(done));
+  if (instance->view.status == Phase::kStopping && instance->health_failed) return;
+  instance->view.status = Phase::kStopping;
+  Note(service, instance->id,
+       fmt::format("stopping: signal {}, SIGKILL after {} s", service->spec().stop_signal,
+                   service->spec().grace.count()));
+  instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+  const uint64_t run = instance->run;
+  instance->timer.expires_after(service->spec().grace);
+  instance->timer.async_wait([this, service, instance, run](const boost::system::error_code& ec) {
+    if (ec || instance->run != run || !instance->running) return;
+    Note(service, instance->id, "still running after the grace period: SIGKILL");
+    instance->driver->Signal(instance->driver_id, SIGKILL);
+  });
+}
+
+void Supervisor::StopService(const std::shared_ptr<Service>& service, std::function<void()> done) {
+  ++service->generation;  // a build in flight no longer starts anything
+  auto left = std::make_shared<size_t>(service->instances.size() + 1);
+  auto one_done = [left, done = std::move(done)]() {
+    if (--*left == 0) done();
+  };
+  for (const auto& instance : service->instances) StopInstance(service, instance, one_done);
+  one_done();
+}
+
+void Supervisor::Update(const std::string& ns, const std::string& name, const std::string& version,
+                        std::optional<ServiceSpec> spec,
+                        std::function<void(Result<ServiceView>)> done) {
+  asio::post(io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
+    if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
+    auto it = services_.find({ns, name, version});
+    if (it == services_.end()) {
+      return done(absl::NotFoundError(fmt::format(
+          "service {} version {} is not deployed; see 'micro status'", name, version)));
+    }
+    std::shared_ptr<Service> service = it->second;
+    if (spec) {
+      if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
+        return done(absl::FailedPreconditionError(
+            "the container driver is not available: " + containers_error_));
+      }
+      DeployedService updated{std::move(*spec), service->deployed.created_unix_ms,
+                              clock_.UnixMillis()};
+      if (Status s = state_.Save(updated); !s.ok()) return done(s);
+      service->deployed = std::move(updated);
+      service->logs = LogsFor(service->spec());
+    } else {
+      service->deployed.updated_unix_ms = clock_.UnixMillis();
+    }
+    Note(service, "", "update: restarting every instance");
+    StopService(service, [this, service, done = std::move(done)]() mutable {
+      if (service->removed) return done(absl::NotFoundError("the service was removed"));
+      Launch(service);
+      done(View(*service));
+    });
+  });
+}
+
+void Supervisor::Delete(const std::string& ns, const std::string& name, const std::string& version,
+                        std::function<void(Status)> done) {
+  asio::post(io_, [this, ns, name, version, done = std::move(done)]() mutable {
+    std::vector<std::shared_ptr<Service>> matched;
+    for (auto& [key, service] : services_) {
+      if (std::get<0>(key) == ns && std::get<1>(key) == name &&
+          (version.empty() || std::get<2>(key) == version)) {
+        matched.push_back(service);
+      }
+    }
+    if (matched.empty()) {
+      return done(absl::NotFoundError(
+          version.empty() ? fmt::format("service {} is not deployed; see 'micro status'", name)
+                          : fmt::format("service {} version {} is not deployed; see 'micro status'",
+                                        name, version)));
+    }
+    for (const auto& service : matched) {
+      const ServiceSpec& spec = service->spec();
+      if (Status s = state_.Remove(spec.ns, spec.name, spec.version); !s.ok()) return done(s);
+    }
+    auto left = std::make_shared<size_t>(matched.size());
+    auto all_done = std::make_shared<std::function<void(Status)>>(std::move(done));
+    for (const auto& service : matched) {
+      service->removed = true;
+      service->phase = Phase::kStopping;
+      Note(service, "", "removing the service");
+      StopService(service, [this, service, left, all_done] {
+        const ServiceSpec& spec = service->spec();
+        auto it = services_.find({spec.ns, spec.name, spec.version});
+        if (it != services_.end() && it->second == service) services_.erase(it);
+        Note(service, "", "removed");
+        service->logs->CloseFollowers(EndOfLogs());
+        if (--*left == 0) (*all_done)(absl::OkStatus());
+      });
+    }
+  });
+}
+
+void Supervisor::Read(const std::string& ns, const std::string& name, const std::string& version,
+                      std::function<void(Result<std::vector<ServiceView>>)> done) {
+  asio::post(io_, [this, ns, name, version, done = std::move(done)] {
+    std::vector<ServiceView> out;
+    for (auto& [key, service] : services_) {
+      if (std::get<0>(key) != ns) continue;
+      if (!name.empty() && std::get<1>(key) != name) continue;
+      if (!version.empty() && std::get<2>(key) != version) continue;
+      out.push_back(View(*service));
+    }
+    if (out.empty() && !name.empty()) {
+      return done(absl::NotFoundError(
+          fmt::format("service {} is not deployed; deploy it with 'micro run'", name)));
+    }
+    done(std::move(out));
+  });
+}
+
+Result<std::vector<std::shared_ptr<ServiceLogs>>> Supervisor::Logs(const std::string& ns,
+                                                                   const std::string& name,
+                                                                   const std::string& version) {
+  std::vector<std::shared_ptr<ServiceLogs>> out;
+  std::error_code ec;
+  const std::string name_dir = fmt::format("{}/{}/{}", options_.logs_dir, ns, name);
+  std::vector<std::string> versions;
+  if (!version.empty()) {
+    versions.push_back(version);
+  } else {
+    for (const auto& entry : std::filesystem::directory_iterator(name_dir, ec)) {
+      versions.push_back(entry.path().filename().string());
+    }
+    std::lock_guard lock(logs_mu_);
+    for (const auto& [key, logs] : logs_) {
+      if (std::get<0>(key) == ns && std::get<1>(key) == name) versions.push_back(std::get<2>(key));
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  versions.erase(std::unique(versions.begin(), versions.end()), versions.end());
+  std::lock_guard lock(logs_mu_);
+  for (const std::string& v : versions) {
+    auto& logs = logs_[{ns, name, v}];
+    if (!logs) {
+      if (!std::filesystem::exists(LogDir(ns, name, v), ec)) {
+        logs_.erase({ns, name, v});
+        continue;
+      }
+      logs = std::make_shared<ServiceLogs>(LogDir(ns, name, v), v, LogPolicy{});
+    }
+    out.push_back(logs);
+  }
+  if (out.empty()) {
+    return absl::NotFoundError(fmt::format("service {} has no logs: it was never deployed{}", name,
+                                           version.empty() ? "" : " in version " + version));
+  }
+  return out;
+}
+
+void Supervisor::StopAll(std::function<void()> done) {
+  asio::post(io_, [this, done = std::move(done)]() mutable {
+    stopping_all_ = true;
+    auto left = std::make_shared<size_t>(services_.size() + 1);
+    auto one_done = [left, done = std::move(done)]() {
+      if (--*left == 0) done();
+    };
+    for (auto& [key, service] : services_) {
+      StopService(service, [service, one_done] {
+        service->logs->CloseFollowers(absl::UnavailableError("the daemon is shutting down"));
+        one_done();
+      });
+    }
+    one_done();
+  });
+}
+
+ServiceView Supervisor::View(const Service& service) const {
+  ServiceView view;
+  view.spec = service.spec();
+  view.error = service.error;
+  view.desired = service.spec().instances;
+  view.created_unix_ms = service.deployed.created_unix_ms;
+  view.updated_unix_ms = service.deployed.updated_unix_ms;
+  bool all_running = !service.instances.empty(), any_starting = false, any_backoff = false,
+       any_error = false, all_stopped = !service.instances.empty();
+  for (const auto& instance : service.instances) {
+    view.instances.push_back(instance->view);
+    view.restarts += instance->view.restarts;
+    const Phase p = instance->view.status;
+    if (p == Phase::kRunning) ++view.running;
+    all_running &= p == Phase::kRunning;
+    any_starting |= p == Phase::kStarting;
+    any_backoff |= p == Phase::kBackoff;
+    any_error |= p == Phase::kError;
+    all_stopped &= p == Phase::kStopped;
+    if (view.error.empty() && !instance->view.error.empty()) view.error = instance->view.error;
+  }
+  if (service.phase == Phase::kBuilding || service.phase == Phase::kError ||
+      service.phase == Phase::kStopping) {
+    view.status = service.phase;
+  } else if (all_running) {
+    view.status = Phase::kRunning;
+  } else if (any_error) {
+    view.status = Phase::kError;
+  } else if (any_backoff) {
+    view.status = Phase::kBackoff;
+  } else if (any_starting) {
+    view.status = Phase::kStarting;
+  } else if (all_stopped) {
+    view.status = Phase::kStopped;
+  } else {
+    view.status = Phase::kPending;
+  }
+  return view;
+}
+
+}  // namespace micro::runtime

@@ -1,0 +1,86 @@
+#include "services/runtime/desired_state.h"
+
+#include <spdlog/spdlog.h>
+
+#include "micro/runtime/v1/runtime.pb.h"
+#include "services/runtime/runtime_proto.h"
+
+namespace micro::runtime {
+namespace {
+
+std::string KeyOf(const std::string& ns, const std::string& name, const std::string& version) {
+  return ns + "/" + name + "/" + version;
+}
+
+}  // namespace
+
+Status MemoryDesiredState::Save(const DeployedService& service) {
+  std::lock_guard lock(mu_);
+  services_[KeyOf(service.spec.ns, service.spec.name, service.spec.version)] = service;
+  return absl::OkStatus();
+}
+
+Status MemoryDesiredState::Remove(const std::string& ns, const std::string& name,
+                                  const std::string& version) {
+  std::lock_guard lock(mu_);
+  services_.erase(KeyOf(ns, name, version));
+  return absl::OkStatus();
+}
+
+Result<std::vector<DeployedService>> MemoryDesiredState::LoadAll() {
+  std::lock_guard lock(mu_);
+  std::vector<DeployedService> out;
+  for (const auto& [key, service] : services_) out.push_back(service);
+  return out;
+}
+
+Status RocksDbDesiredState::Save(const DeployedService& service) {
+  v1::CreateRequest request;
+  SpecToProto(service.spec, request.mutable_service(), request.mutable_options());
+  request.mutable_service()->set_created_unix_ms(service.created_unix_ms);
+  request.mutable_service()->set_updated_unix_ms(service.updated_unix_ms);
+  rocksdb::WriteOptions options;
+  options.sync = true;  // acknowledged means on disk
+  const std::string key = KeyOf(service.spec.ns, service.spec.name, service.spec.version);
+  return storage::FromRocks(
+      db_.db().Put(options, db_.family(kFamily), key, request.SerializeAsString()),
+      "cannot save the desired state of " + key);
+}
+
+Status RocksDbDesiredState::Remove(const std::string& ns, const std::string& name,
+                                   const std::string& version) {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  const std::string key = KeyOf(ns, name, version);
+  return storage::FromRocks(db_.db().Delete(options, db_.family(kFamily), key),
+                            "cannot remove the desired state of " + key);
+}
+
+Result<std::vector<DeployedService>> RocksDbDesiredState::LoadAll() {
+  std::vector<DeployedService> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_.db().NewIterator(rocksdb::ReadOptions(), db_.family(kFamily)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string key = it->key().ToString();
+    v1::CreateRequest request;
+    if (!request.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      spdlog::error("runtime: the desired state of {} is unreadable; it is skipped", key);
+      continue;
+    }
+    auto spec = SpecFromProto(request.service(), request.options());
+    if (!spec.ok()) {
+      spdlog::error("runtime: the desired state of {} is invalid ({}); it is skipped", key,
+                    std::string(spec.status().message()));
+      continue;
+    }
+    spec->ns = key.substr(0, key.find('/'));
+    out.push_back({std::move(*spec), request.service().created_unix_ms(),
+                   request.service().updated_unix_ms()});
+  }
+  if (Status s = storage::FromRocks(it->status(), "cannot read the desired state"); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+}  // namespace micro::runtime

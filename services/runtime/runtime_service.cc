@@ -1,0 +1,289 @@
+#include "services/runtime/runtime_service.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "core/names.h"
+#include "server/grpc_status.h"
+#include "services/runtime/runtime_proto.h"
+
+namespace micro::runtime {
+namespace {
+
+// Records one Logs call returns before it follows, at most; and how far a follower may lag.
+constexpr int64_t kDefaultLogLines = 100;
+constexpr size_t kFollowLagRecords = 10000;
+constexpr size_t kLogStreamMaxBytes = 64 << 20;
+
+v1::Status ToProto(Phase phase) {
+  switch (phase) {
+    case Phase::kPending: return v1::STATUS_PENDING;
+    case Phase::kBuilding: return v1::STATUS_BUILDING;
+    case Phase::kStarting: return v1::STATUS_STARTING;
+    case Phase::kRunning: return v1::STATUS_RUNNING;
+    case Phase::kStopping: return v1::STATUS_STOPPING;
+    case Phase::kStopped: return v1::STATUS_STOPPED;
+    case Phase::kBackoff: return v1::STATUS_BACKOFF;
+    case Phase::kError: return v1::STATUS_ERROR;
+  }
+  return v1::STATUS_UNSPECIFIED;
+}
+
+// The caller's namespace, or why the call cannot go on.
+Result<std::string> Namespace(const CallContext& call) {
+  if (!call.error.ok()) return call.error;
+  return call.ns;
+}
+
+// Name and version of a Read/Delete/Update/Logs request; the version may be empty.
+Status CheckTarget(const std::string& name, const std::string& version, bool name_required) {
+  if (name.empty()) {
+    if (name_required) return absl::InvalidArgumentError("name is required");
+    return absl::OkStatus();
+  }
+  if (Status s = CheckName("service name", name, 63, Charset::kName); !s.ok()) return s;
+  if (version.empty()) return absl::OkStatus();
+  return CheckName("version", version, 64, Charset::kVersion);
+}
+
+// Streams log records from a queue; OUT_OF_RANGE from the queue (EndOfLogs) ends it with OK.
+class LogStream final : public grpc::ServerWriteReactor<v1::LogRecord> {
+ public:
+  explicit LogStream(const Status& error) { Finish(ToGrpc(error)); }
+  LogStream() = default;
+
+  // Starts streaming `queue`, which `subscribe` fills; `unsubscribe` runs when the call ends.
+  void Start(std::shared_ptr<ServiceLogs::Queue> queue, std::function<void()> unsubscribe) {
+    std::lock_guard lock(mu_);
+    queue_ = std::move(queue);
+    unsubscribe_ = std::move(unsubscribe);
+    StartSendInitialMetadata();
+  }
+  void Notify() { Pump(); }
+
+  void OnSendInitialMetadataDone(bool ok) override {
+    if (ok) Pump();
+  }
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) FinishLocked(grpc::Status::CANCELLED);
+    }
+    Pump();
+  }
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+  void OnDone() override {
+    std::function<void()> unsubscribe;
+    {
+      std::lock_guard lock(mu_);
+      unsubscribe = std::move(unsubscribe_);
+    }
+    if (unsubscribe) unsubscribe();
+    delete this;
+  }
+
+ private:
+  void Pump() {
+    std::lock_guard lock(mu_);
+    if (!queue_ || writing_ || finished_) return;
+    if (std::optional<LogRecord> record = queue_->Next()) {
+      message_.Clear();
+      message_.set_timestamp_unix_ms(record->unix_ms);
+      message_.set_instance(record->instance);
+      message_.set_stream(record->stream);
+      message_.set_message(record->message);
+      message_.set_version(record->version);
+      writing_ = true;
+      StartWrite(&message_);
+      return;
+    }
+    Status status = queue_->status();
+    if (status.code() == absl::StatusCode::kOutOfRange) {
+      FinishLocked(grpc::Status::OK);
+    } else if (!status.ok()) {
+      FinishLocked(ToGrpc(status));
+    }
+  }
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  std::mutex mu_;
+  std::shared_ptr<ServiceLogs::Queue> queue_;
+  std::function<void()> unsubscribe_;
+  v1::LogRecord message_;
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+void ViewToProto(const ServiceView& view, v1::Service* out) {
+  SpecToProto(view.spec, out, out->mutable_options());
+  out->set_status(ToProto(view.status));
+  out->set_error(view.error);
+  out->set_instances_running(view.running);
+  out->set_instances_desired(view.desired);
+  out->set_created_unix_ms(view.created_unix_ms);
+  out->set_updated_unix_ms(view.updated_unix_ms);
+  out->set_restarts(view.restarts);
+  for (const InstanceView& i : view.instances) {
+    v1::Instance* instance = out->add_instances();
+    instance->set_id(i.id);
+    instance->set_pid(i.pid);
+    instance->set_status(ToProto(i.status));
+    instance->set_restarts(i.restarts);
+    instance->set_last_exit_code(i.last_exit_code);
+    instance->set_last_exit_signal(i.last_exit_signal);
+    instance->set_started_unix_ms(i.started_unix_ms);
+    instance->set_next_start_unix_ms(i.next_start_unix_ms);
+    instance->set_address(i.address);
+    instance->set_error(i.error);
+    instance->set_container_id(i.container_id);
+  }
+}
+
+grpc::ServerUnaryReactor* RuntimeService::Create(grpc::CallbackServerContext* context,
+                                                 const v1::CreateRequest* request,
+                                                 v1::CreateResponse* response) {
+  auto ns = Namespace(contexts_.Get(context));
+  if (!ns.ok()) return FinishUnary(context, ns.status());
+  auto spec = SpecFromProto(request->service(), request->options());
+  if (!spec.ok()) return FinishUnary(context, spec.status());
+  spec->ns = *ns;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  supervisor_.Create(std::move(*spec), [reactor, response](Result<ServiceView> view) {
+    if (view.ok()) ViewToProto(*view, response->mutable_service());
+    reactor->Finish(ToGrpc(view.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RuntimeService::Read(grpc::CallbackServerContext* context,
+                                               const v1::ReadRequest* request,
+                                               v1::ReadResponse* response) {
+  auto ns = Namespace(contexts_.Get(context));
+  if (!ns.ok()) return FinishUnary(context, ns.status());
+  if (Status s = CheckTarget(request->name(), request->version(), false); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  supervisor_.Read(*ns, request->name(), request->version(),
+                   [reactor, response](Result<std::vector<ServiceView>> views) {
+                     if (views.ok()) {
+                       for (const ServiceView& view : *views) {
+                         ViewToProto(view, response->add_services());
+                       }
+                     }
+                     reactor->Finish(ToGrpc(views.status()));
+                   });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* context,
+                                                 const v1::UpdateRequest* request,
+                                                 v1::UpdateResponse* response) {
+  auto ns = Namespace(contexts_.Get(context));
+  if (!ns.ok()) return FinishUnary(context, ns.status());
+  const v1::Service& service = request->service();
+  const std::string version = service.version().empty() ? "latest" : service.version();
+  if (Status s = CheckTarget(service.name(), version, true); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  std::optional<ServiceSpec> spec;
+  if (request->has_options()) {
+    auto parsed = SpecFromProto(service, request->options());
+    if (!parsed.ok()) return FinishUnary(context, parsed.status());
+    parsed->ns = *ns;
+    spec = std::move(*parsed);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  supervisor_.Update(*ns, service.name(), version, std::move(spec),
+                     [reactor, response](Result<ServiceView> view) {
+                       if (view.ok()) ViewToProto(*view, response->mutable_service());
+                       reactor->Finish(ToGrpc(view.status()));
+                     });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RuntimeService::Delete(grpc::CallbackServerContext* context,
+                                                 const v1::DeleteRequest* request,
+                                                 v1::DeleteResponse*) {
+  auto ns = Namespace(contexts_.Get(context));
+  if (!ns.ok()) return FinishUnary(context, ns.status());
+  if (Status s = CheckTarget(request->name(), request->version(), true); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  supervisor_.Delete(*ns, request->name(), request->version(),
+                     [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(
+    grpc::CallbackServerContext* context, const v1::LogsRequest* request) {
+  auto ns = Namespace(contexts_.Get(context));
+  if (!ns.ok()) return new LogStream(ns.status());
+  if (Status s = CheckTarget(request->name(), request->version(), true); !s.ok()) {
+    return new LogStream(s);
+  }
+  if (request->lines() < -1) {
+    return new LogStream(absl::InvalidArgumentError(
+        fmt::format("lines must be -1 (all), 0 (the default, {}) or more", kDefaultLogLines)));
+  }
+  auto logs = supervisor_.Logs(*ns, request->name(), request->version());
+  if (!logs.ok()) return new LogStream(logs.status());
+
+  LogQuery query;
+  query.instance = request->instance();
+  if (!query.instance.empty() &&
+      query.instance.find_first_not_of("0123456789") == std::string::npos) {
+    query.instance = request->name() + "-" + query.instance;  // `--instance 0`
+  }
+  query.since_unix_ms = request->since_unix_ms();
+  query.lines = request->lines() == 0 ? kDefaultLogLines : request->lines();
+
+  auto* stream = new LogStream();
+  const size_t backlog = query.lines < 0 ? 100000 : static_cast<size_t>(query.lines);
+  auto queue = std::make_shared<ServiceLogs::Queue>(
+      backlog + kFollowLagRecords, kLogStreamMaxBytes, "log records", [stream] { stream->Notify(); });
+  if (!request->follow()) {
+    std::vector<LogRecord> records;
+    for (const auto& service_logs : *logs) {
+      auto read = service_logs->Read(query);
+      if (!read.ok()) {
+        delete stream;
+        return new LogStream(read.status());
+      }
+      records.insert(records.end(), read->begin(), read->end());
+    }
+    std::stable_sort(records.begin(), records.end(),
+                     [](const LogRecord& a, const LogRecord& b) { return a.unix_ms < b.unix_ms; });
+    if (query.lines >= 0 && records.size() > static_cast<size_t>(query.lines)) {
+      records.erase(records.begin(), records.end() - query.lines);
+    }
+    // Nothing else holds the queue yet: its notify has nobody to reach until Start.
+    for (const LogRecord& r : records) queue->Push(r, r.message.size());
+    queue->Close(EndOfLogs());
+    stream->Start(queue, nullptr);
+    return stream;
+  }
+  std::vector<std::pair<std::shared_ptr<ServiceLogs>, uint64_t>> tokens;
+  for (const auto& service_logs : *logs) {
+    auto token = service_logs->Follow(query, queue);
+    if (token.ok()) tokens.emplace_back(service_logs, *token);
+  }
+  stream->Start(queue, [tokens] {
+    for (const auto& [service_logs, token] : tokens) service_logs->Unsubscribe(token);
+  });
+  return stream;
+}
+
+}  // namespace micro::runtime

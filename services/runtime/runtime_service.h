@@ -1,0 +1,40 @@
+#pragma once
+
+#include "micro/runtime/v1/runtime.grpc.pb.h"
+#include "runtime/supervisor.h"
+#include "server/call_context.h"
+
+namespace micro::runtime {
+
+// micro.runtime.v1.Runtime over gRPC: validates requests, hands them to the supervisor and
+// answers from its callbacks. Services live in the caller's namespace.
+class RuntimeService final : public v1::Runtime::CallbackService {
+ public:
+  // Both must outlive the service.
+  RuntimeService(Supervisor& supervisor, const CallContexts& contexts)
+      : supervisor_(supervisor), contexts_(contexts) {}
+
+  grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
+                                   const v1::CreateRequest* request,
+                                   v1::CreateResponse* response) override;
+  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* context,
+                                 const v1::ReadRequest* request,
+                                 v1::ReadResponse* response) override;
+  grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
+                                   const v1::UpdateRequest* request,
+                                   v1::UpdateResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const v1::DeleteRequest* request,
+                                   v1::DeleteResponse* response) override;
+  grpc::ServerWriteReactor<v1::LogRecord>* Logs(grpc::CallbackServerContext* context,
+                                                const v1::LogsRequest* request) override;
+
+ private:
+  Supervisor& supervisor_;
+  const CallContexts& contexts_;
+};
+
+// The wire form of a supervisor view.
+void ViewToProto(const ServiceView& view, v1::Service* out);
+
+}  // namespace micro::runtime

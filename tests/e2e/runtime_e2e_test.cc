@@ -1,0 +1,220 @@
+// The runtime through the real binary: `micro run/status/logs/update/kill` against a real
+// daemon supervising real processes, and the daemon's restart (graceful and kill -9).
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "tests/support/micro_daemon.h"
+
+namespace micro::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Live processes (not zombies) whose environment holds `marker`, from /proc.
+std::set<int> LivePidsWithEnv(const std::string& marker) {
+  std::set<int> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream env(entry.path() / "environ", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+    if (text.find(marker) == std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t paren = s.rfind(')');
+    if (paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'Z') continue;
+    out.insert(std::stoi(name));
+  }
+  return out;
+}
+
+// A marker unique to this test run, put into a service's environment.
+std::string Marker(const std::string& what) {
+  return "E2E_MARK=" + what + "-" + std::to_string(::getpid());
+}
+
+nlohmann::json Status(const MicroDaemon& daemon, const std::string& name = "") {
+  std::vector<std::string> args{"status"};
+  if (!name.empty()) args.push_back(name);
+  args.insert(args.end(), {"--output", "json"});
+  ProgramResult result = daemon.Cli(args);
+  if (result.exit_code != 0) return nlohmann::json();
+  return nlohmann::json::parse(result.out);
+}
+
+int Running(const MicroDaemon& daemon, const std::string& name) {
+  auto status = Status(daemon, name);
+  if (status.is_null() || status["services"].empty()) return -1;
+  return status["services"][0].value("instances_running", 0);
+}
+
+TEST_CASE("run a prebuilt program, see it in status and logs, kill it", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const std::string marker = Marker("web");
+  ProgramResult run = daemon.Cli({"run", "--name", "web", "--instances", "2", "--env", marker,
+                                  "--", "/bin/sh", "-c",
+                                  "echo hello from $MICRO_SERVICE_NAME; setsid sleep 300 & "
+                                  "sleep 300"});
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.out.find("web") != std::string::npos);
+  REQUIRE(WaitFor([&] { return Running(daemon, "web") == 2; }, 10s));
+
+  auto status = Status(daemon, "web");
+  const auto& service = status["services"][0];
+  CHECK(service["status"] == "STATUS_RUNNING");
+  CHECK(service["instances_desired"] == 2);
+  REQUIRE(service["instances"].size() == 2);
+  for (const auto& instance : service["instances"]) {
+    CHECK(instance["pid"].get<int>() > 0);
+    CHECK(std::filesystem::exists("/proc/" + std::to_string(instance["pid"].get<int>())));
+  }
+  ProgramResult table = daemon.Cli({"status"});
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("running") != std::string::npos);
+
+  REQUIRE(WaitFor([&] {
+    ProgramResult logs = daemon.Cli({"logs", "web"});
+    size_t count = 0;
+    for (size_t at = 0; (at = logs.out.find("hello from web", at)) != std::string::npos; ++at) {
+      ++count;
+    }
+    return count == 2;
+  }, 10s));
+  ProgramResult one = daemon.Cli({"logs", "web", "--instance", "1", "--output", "json"});
+  REQUIRE(one.exit_code == 0);
+  CHECK(one.out.find("\"web-1\"") != std::string::npos);
+  CHECK(one.out.find("\"web-0\"") == std::string::npos);
+
+  // Three processes per instance: the shell, its sleep, and the sleep that escaped with setsid.
+  REQUIRE(WaitFor([&] { return LivePidsWithEnv(marker).size() == 6; }, 10s));
+  ProgramResult kill = daemon.Cli({"kill", "web"});
+  CHECK(kill.exit_code == 0);
+  // Kill returns once everything is gone: grandchildren that left the group too.
+  CHECK(LivePidsWithEnv(marker).empty());
+  CHECK(daemon.Cli({"status", "web"}).exit_code == 1);
+  // The logs outlive the service.
+  CHECK(daemon.Cli({"logs", "web"}).out.find("hello from web") != std::string::npos);
+}
+
+TEST_CASE("bad deploys get clear errors and change nothing", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  ProgramResult missing = daemon.Cli({"run", "--name", "ghost", "--restart", "never", "--",
+                                      "/no/such/binary"});
+  // Either the CLI refuses it at once, or the daemon reports the exec error in the status.
+  if (missing.exit_code == 0) {
+    REQUIRE(WaitFor([&] { return Status(daemon, "ghost")["services"][0]["status"] ==
+                                 "STATUS_ERROR"; }, 10s));
+    CHECK(Status(daemon, "ghost")["services"][0]["error"] ==
+          "exec /no/such/binary: No such file or directory");
+  } else {
+    CHECK(missing.err.find("/no/such/binary") != std::string::npos);
+  }
+  ProgramResult bad_name = daemon.Cli({"run", "--name", "bad name", "--", "/bin/true"});
+  CHECK(bad_name.exit_code != 0);
+  CHECK(bad_name.err.find("name") != std::string::npos);
+  ProgramResult unknown = daemon.Cli({"kill", "nothing-here"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err.find("not deployed") != std::string::npos);
+  REQUIRE(daemon.Cli({"run", "--name", "dup", "--", "/bin/sleep", "300"}).exit_code == 0);
+  ProgramResult dup = daemon.Cli({"run", "--name", "dup", "--", "/bin/sleep", "300"});
+  CHECK(dup.exit_code == 1);
+  CHECK(dup.err.find("already deployed") != std::string::npos);
+}
+
+TEST_CASE("a manifest folder with a build command deploys as it is", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir source;
+  std::ofstream(source.path() + "/micro.yaml") << "name: built\n"
+                                                  "version: v2\n"
+                                                  "build: printf '#!/bin/sh\\necho built ok\\nexec sleep 300\\n' > app && chmod +x app\n"
+                                                  "command: ./app\n"
+                                                  "instances: 1\n";
+  ProgramResult run = daemon.Cli({"run", source.path()});
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(WaitFor([&] { return Running(daemon, "built") == 1; }, 15s));
+  auto service = Status(daemon, "built")["services"][0];
+  CHECK(service["version"] == "v2");
+  REQUIRE(WaitFor([&] {
+    return daemon.Cli({"logs", "built"}).out.find("built ok") != std::string::npos;
+  }, 10s));
+  CHECK(daemon.Cli({"logs", "built", "--instance", "build"}).out.find("building") !=
+        std::string::npos);
+  CHECK(daemon.Cli({"kill", "built"}).exit_code == 0);
+}
+
+TEST_CASE("logs -f follows across a restart", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  // Each run prints its pid and crashes after a moment; backoff is short.
+  TempDir source;
+  std::ofstream(source.path() + "/micro.yaml") << "name: flaky\n"
+                                                  "command: /bin/sh\n"
+                                                  "args: [-c, 'echo run $$; sleep 0.3; exit 1']\n"
+                                                  "backoff: {initial: 100ms, max: 200ms}\n";
+  REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
+  ChildProcess follower({MicroBinary(), "logs", "flaky", "-f", "--address", daemon.address()});
+  REQUIRE(WaitFor([&] {
+    const std::string out = follower.Stdout();
+    size_t runs = 0;
+    for (size_t at = 0; (at = out.find("run ", at)) != std::string::npos; ++at) ++runs;
+    return runs >= 3;
+  }, 15s));
+  CHECK(follower.running());
+  // Removing the service ends the stream cleanly.
+  REQUIRE(daemon.Cli({"kill", "flaky"}).exit_code == 0);
+  CHECK(follower.Wait(10s) == 0);
+}
+
+TEST_CASE("after kill -9 of the daemon the services run again, without duplicates",
+          "[e2e][runtime]") {
+  TempDir data;
+  const std::string marker_a = Marker("restore-a"), marker_b = Marker("restore-b");
+  std::set<int> before_a, before_b;
+  {
+    MicroDaemon daemon({"--data-dir", data.path()});
+    REQUIRE(daemon.WaitUntilServing());
+    REQUIRE(daemon.Cli({"run", "--name", "alpha", "--instances", "3", "--env", marker_a, "--",
+                        "/bin/sleep", "300"}).exit_code == 0);
+    REQUIRE(daemon.Cli({"run", "--name", "beta", "--env", marker_b, "--", "/bin/sh", "-c",
+                        "sleep 300 & wait"}).exit_code == 0);
+    REQUIRE(WaitFor([&] { return Running(daemon, "alpha") == 3 && Running(daemon, "beta") == 1; },
+                    10s));
+    before_a = LivePidsWithEnv(marker_a);
+    before_b = LivePidsWithEnv(marker_b);
+    REQUIRE(before_a.size() == 3);
+    REQUIRE(before_b.size() == 2);
+    ::kill(daemon.process().pid(), SIGKILL);
+    daemon.process().Wait(10s);
+    // The orphans live on until the next daemon deals with them.
+    CHECK(LivePidsWithEnv(marker_a).size() == 3);
+  }
+  MicroDaemon daemon({"--data-dir", data.path()});
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(WaitFor([&] { return Running(daemon, "alpha") == 3 && Running(daemon, "beta") == 1; },
+                  20s));
+  // Exactly the desired count of each, none of them the old processes.
+  const std::set<int> after_a = LivePidsWithEnv(marker_a), after_b = LivePidsWithEnv(marker_b);
+  CHECK(after_a.size() == 3);
+  CHECK(after_b.size() == 2);
+  for (int pid : before_a) CHECK(after_a.count(pid) == 0);
+  for (int pid : before_b) CHECK(after_b.count(pid) == 0);
+  auto status = Status(daemon);
+  CHECK(status["services"].size() == 2);
+
+  // A graceful stop takes the services down with the daemon.
+  CHECK(daemon.process().Stop(SIGTERM, 30s) == 0);
+  CHECK(LivePidsWithEnv(marker_a).empty());
+  CHECK(LivePidsWithEnv(marker_b).empty());
+}
+
+}  // namespace
+}  // namespace micro::testing
