@@ -128,7 +128,7 @@ TEST_CASE("backoff of zero restarts at once", "[runtime][backoff]") {
 TEST_CASE("log lines round-trip through the file format", "[runtime][logs]") {
   LogRecord record{1795761000123, "svc-0", "stderr", "hello world  with  spaces", ""};
   const std::string line = FormatLogLine(record);
-  CHECK(line == "2026-11-27T03:10:00.123Z stderr hello world  with  spaces\n");
+  CHECK(line == "2026-11-27T06:30:00.123Z stderr hello world  with  spaces\n");
   LogRecord back;
   REQUIRE(ParseLogLine(line.substr(0, line.size() - 1), "svc-0", &back));
   CHECK(back.unix_ms == record.unix_ms);
