@@ -19,6 +19,11 @@ struct Command {
 
 const Command kCommands[] = {
     {"server", "run the daemon in the foreground", &micro::server::RunServerCommand},
+    {"run", "deploy a service (a folder with micro.yaml, or -- COMMAND)", &micro::cli::RunCommand},
+    {"status", "show deployed services and their instances", &micro::cli::StatusCommand},
+    {"logs", "print a deployed service's logs (-f to follow)", &micro::cli::LogsCommand},
+    {"update", "restart a deployed service, with a changed manifest", &micro::cli::UpdateCommand},
+    {"kill", "stop a deployed service and remove it", &micro::cli::KillCommand},
     {"services", "list registered services, or show one", &micro::cli::ServicesCommand},
     {"store", "read and write records in the store", &micro::cli::StoreCommand},
     {"config", "get, set and delete settings (JSON by dotted path)", &micro::cli::ConfigCommand},

@@ -72,6 +72,7 @@ Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       }
       value = args[++i];
     }
+    if (spec->repeated) parsed.lists[spec->name].push_back(value);
     parsed.values[spec->name] = value;
   }
   return parsed;
@@ -115,6 +116,7 @@ std::string FormatHelp(const std::string& usage, const std::string& description,
     std::string left = spec.short_name ? fmt::format("-{}, --{}", spec.short_name, spec.name)
                                        : fmt::format("    --{}", spec.name);
     if (!spec.value_name.empty()) left += " " + spec.value_name;
+    if (spec.repeated) left += " ...";
     out += fmt::format("  {:<32} {}\n", left, spec.help);
   }
   out += fmt::format("  {:<32} {}\n", "-h, --help", "show this help");

@@ -15,23 +15,31 @@ struct FlagSpec {
   char short_name = 0;     // 0: none
   std::string value_name;  // empty: a switch
   std::string help;
+  bool repeated = false;  // may be given many times; every value is kept, in order, in `lists`
 };
 
 struct ParsedArgs {
   std::vector<std::string> positionals;
-  std::map<std::string, std::string> values;  // switches map to "true"
-  std::vector<std::string> rest;              // everything after "--"
-  bool help = false;                          // -h or --help was given
+  std::map<std::string, std::string> values;  // switches map to "true"; repeated flags: the last
+  std::map<std::string, std::vector<std::string>> lists;  // every value of a repeated flag
+  std::vector<std::string> rest;                          // everything after "--"
+  bool help = false;                                      // -h or --help was given
 
   bool Has(const std::string& name) const { return values.count(name) != 0; }
   std::string Get(const std::string& name, const std::string& fallback = "") const {
     auto it = values.find(name);
     return it == values.end() ? fallback : it->second;
   }
+  // Every value of the repeated flag `name`, in command-line order; empty when absent.
+  std::vector<std::string> All(const std::string& name) const {
+    auto it = lists.find(name);
+    return it == lists.end() ? std::vector<std::string>{} : it->second;
+  }
 };
 
 // Parses `args` (without the program and command names) against `specs`. An unknown flag or a
-// missing value is INVALID_ARGUMENT naming the flag. A repeated flag keeps its last value.
+// missing value is INVALID_ARGUMENT naming the flag. A flag given twice keeps its last value,
+// unless its spec says `repeated`: then `lists` has every value too.
 [[nodiscard]] Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                            const std::vector<FlagSpec>& specs);
 

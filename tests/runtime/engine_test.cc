@@ -586,3 +586,56 @@ TEST_CASE("creating a deployed service again is ALREADY_EXISTS", "[runtime][supe
 
 }  // namespace
 }  // namespace micro::runtime
+
+namespace micro::runtime {
+namespace {
+
+TEST_CASE("the process limit holds through the instance's cgroup", "[runtime][process]") {
+  IoThread io;
+  ProcessDriver driver(io.io(), "limits-" + std::to_string(::getpid()));
+  if (driver.isolation().find("pids") == std::string::npos &&
+      driver.isolation().find("v2") == std::string::npos) {
+    WARN("SKIPPED: no writable pids cgroup here (" << driver.isolation() << ")");
+    return;
+  }
+  LaunchRequest request;
+  request.instance_id = "t.limits.0";
+  request.command = "/bin/sh";
+  // With the shell itself, a limit of 2 leaves room for one sleep: the other forks fail.
+  request.args = {"-c", "sleep 1 & sleep 1 & sleep 1 & wait"};
+  request.env = {{"PATH", "/usr/bin:/bin"}};
+  request.max_processes = 2;
+  auto run = StartOn(io, driver, request);
+  REQUIRE(run->started.get_future().get().ok());
+  auto exited = run->exited.get_future();
+  REQUIRE(exited.wait_for(20s) == std::future_status::ready);
+  std::lock_guard lock(run->mu);
+  CHECK(run->err.find("fork") != std::string::npos);
+}
+
+TEST_CASE("the memory limit is written to the instance's cgroup", "[runtime][process]") {
+  IoThread io;
+  const std::string supervisor = "memlimit-" + std::to_string(::getpid());
+  ProcessDriver driver(io.io(), supervisor);
+  if (driver.isolation().find("memory") == std::string::npos) {
+    WARN("SKIPPED: no writable memory cgroup here (" << driver.isolation() << ")");
+    return;
+  }
+  LaunchRequest request;
+  request.instance_id = "t.mem.0";
+  request.command = "/bin/sh";
+  request.args = {"-c", "cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)"
+                        "/memory.limit_in_bytes"};
+  request.env = {{"PATH", "/usr/bin:/bin"}};
+  request.memory_bytes = 48 << 20;
+  auto run = StartOn(io, driver, request);
+  REQUIRE(run->started.get_future().get().ok());
+  auto exited = run->exited.get_future();
+  REQUIRE(exited.wait_for(20s) == std::future_status::ready);
+  CHECK(exited.get().code == 0);
+  std::lock_guard lock(run->mu);
+  CHECK(run->out == std::to_string(48 << 20) + "\n");
+}
+
+}  // namespace
+}  // namespace micro::runtime

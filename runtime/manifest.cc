@@ -1,0 +1,801 @@
+#include "runtime/manifest.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "core/names.h"
+
+namespace micro::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+struct SignalEntry {
+  const char* name;  // without "SIG"
+  int number;
+};
+
+constexpr SignalEntry kSignals[] = {
+    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},
+    {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"BUS", SIGBUS},     {"FPE", SIGFPE},
+    {"KILL", SIGKILL},     {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
+    {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
+    {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"SYS", SIGSYS},
+};
+constexpr int kMaxSignalNumber = 64;
+
+using Unit = std::pair<const char*, double>;  // suffix, factor
+
+constexpr Unit kDurationUnits[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+constexpr Unit kSizeUnits[] = {
+    {"", 1},      {"b", 1},         {"kb", 1e3},      {"mb", 1e6},      {"gb", 1e9},
+    {"tb", 1e12}, {"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1099511627776.0}};
+template <typename T>
+using Choices = std::pair<const char*, T>[];
+const Choices<RestartPolicy> kRestartPolicies = {{"always", RestartPolicy::kAlways},
+                                                 {"on-failure", RestartPolicy::kOnFailure},
+                                                 {"never", RestartPolicy::kNever}};
+const Choices<DriverKind> kDrivers = {{"process", DriverKind::kProcess},
+                                      {"container", DriverKind::kContainer}};
+const Choices<HealthCheckKind> kHealthCheckKinds = {{"grpc", HealthCheckKind::kGrpc},
+                                                    {"http", HealthCheckKind::kHttp},
+                                                    {"tcp", HealthCheckKind::kTcp},
+                                                    {"command", HealthCheckKind::kCommand}};
+
+constexpr double kMaxDurationMs = 100.0 * 365 * 86'400'000;
+constexpr double kMaxSizeBytes = 1125899906842624.0;  // 1 PiB
+
+// True if all of `text` is a whole number, stored in `out`.
+template <typename T>
+bool ParseWhole(std::string_view text, T& out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Reads a non-negative decimal number ("12", "1.5") from the front of `s`, consuming it.
+std::optional<double> TakeNumber(std::string_view& s) {
+  size_t n = 0;
+  while (n < s.size() && (std::isdigit(static_cast<unsigned char>(s[n])) || s[n] == '.')) ++n;
+  if (n == 0 || !std::isdigit(static_cast<unsigned char>(s[0]))) return std::nullopt;
+  double value = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + n, value);
+  if (ec != std::errc() || end != s.data() + n) return std::nullopt;
+  s.remove_prefix(n);
+  return value;
+}
+
+Result<double> ParseNumber(std::string_view text) {
+  std::string_view rest = Trim(text);
+  auto value = TakeNumber(rest);
+  if (!value || !rest.empty())
+    return absl::InvalidArgumentError(fmt::format("must be a number, not '{}'", text));
+  return *value;
+}
+
+std::string_view TakeLetters(std::string_view& s) {
+  size_t n = 0;
+  while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) ++n;
+  std::string_view letters = s.substr(0, n);
+  s.remove_prefix(n);
+  return letters;
+}
+
+template <size_t N>
+std::optional<double> Factor(const Unit (&units)[N], std::string_view suffix) {
+  const std::string lower = Lower(suffix);
+  for (const auto& [unit_suffix, factor] : units) {
+    if (lower == unit_suffix) return factor;
+  }
+  return std::nullopt;
+}
+
+// "Did you mean": the edit distance of two words.
+size_t EditDistance(std::string_view a, std::string_view b) {  // Levenshtein, one row
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The candidate closest to `word`, if it is close enough to be a likely typo.
+std::string Suggest(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const std::string& candidate : candidates) {
+    const size_t distance = EditDistance(Lower(word), candidate);
+    if (distance < best_distance) std::tie(best, best_distance) = std::tie(candidate, distance);
+  }
+  return best;
+}
+
+// One `key: value` of a mapping, with what error messages need.
+struct Field {
+  std::string path;  // "health_check.interval"
+  int line = 0;
+  YAML::Node value;
+};
+
+using Handler = std::function<Status(const Field&)>;
+using Handlers = std::vector<std::pair<std::string, Handler>>;
+
+class ManifestReader {
+ public:
+  explicit ManifestReader(std::string file) : file_(std::move(file)) {}
+
+  Status Error(const Field& field, std::string_view what) const {
+    return absl::InvalidArgumentError(
+        fmt::format("{}:{}: {}: {}", file_, field.line, field.path, what));
+  }
+  Status Error(int line, std::string_view what) const {
+    return absl::InvalidArgumentError(fmt::format("{}:{}: {}", file_, line, what));
+  }
+
+  // Calls the handler of every key of the mapping `node`; unknown and repeated keys are errors.
+  Status ForEach(const YAML::Node& node, const Field& parent, const Handlers& handlers) const {
+    if (!node.IsMap()) {
+      return parent.path.empty() ? Error(parent.line, "the manifest must be a mapping of fields")
+                                 : Error(parent, "must be a mapping of fields");
+    }
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      Field field{"", entry.first.Mark().line + 1, entry.second};
+      const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "?";
+      field.path = parent.path.empty() ? key : parent.path + "." + key;
+      auto it = std::find_if(handlers.begin(), handlers.end(),
+                             [&](const auto& h) { return h.first == key; });
+      if (it == handlers.end()) return Unknown(field, key, parent, handlers);
+      if (!seen.insert(key).second) return Error(field, "is given twice; keep one");
+      if (field.value.IsNull()) {
+        return Error(field, "has no value; give one, or remove the field to use the default");
+      }
+      if (Status s = it->second(field); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  Result<std::string> Text(const Field& f) const {
+    if (!f.value.IsScalar()) return Error(f, "must be a single value, not a list or mapping");
+    return f.value.Scalar();
+  }
+
+  Result<int64_t> Integer(const Field& f) const {
+    auto text = Text(f);
+    if (!text.ok()) return text.status();
+    int64_t n = 0;
+    if (!ParseWhole(*text, n))
+      return Error(f, fmt::format("must be a whole number, not '{}'", *text));
+    return n;
+  }
+
+  // An integer that fits an int; the range proper is ValidateSpec's business.
+  Status Assign(const Field& f, int& out) const {
+    auto n = Integer(f);
+    if (!n.ok()) return n.status();
+    if (*n < -1'000'000'000 || *n > 1'000'000'000)
+      return Error(f, fmt::format("{} is too large", *n));
+    out = static_cast<int>(*n);
+    return absl::OkStatus();
+  }
+  Status Assign(const Field& f, int64_t& out) const { return Store(Integer(f), out); }
+  Status Assign(const Field& f, std::string& out) const { return Store(Text(f), out); }
+
+  Status AssignNumber(const Field& f, double& out) const {
+    return AssignParsed(f, ParseNumber, out);
+  }
+
+  // The value read by `parse` (ParseDuration, ParseSize, ParseSignal), its error with the line.
+  template <typename T, typename Parser>
+  Status AssignParsed(const Field& f, Parser parse, T& out) const {
+    auto text = Text(f);
+    if (!text.ok()) return text.status();
+    auto value = parse(*text);
+    if (!value.ok()) return Error(f, std::string(value.status().message()));
+    out = *value;
+    return absl::OkStatus();
+  }
+  Status AssignDuration(const Field& f, milliseconds& out) const {
+    return AssignParsed(f, ParseDuration, out);
+  }
+
+  Status AssignSeconds(const Field& f, std::chrono::seconds& out) const {
+    milliseconds ms{0};
+    if (Status s = AssignDuration(f, ms); !s.ok()) return s;
+    if (ms.count() % 1000 != 0) {
+      return Error(f, fmt::format("must be whole seconds, not {}", FormatDuration(ms)));
+    }
+    out = std::chrono::duration_cast<std::chrono::seconds>(ms);
+    return absl::OkStatus();
+  }
+
+  Status AssignSize(const Field& f, int64_t& out) const { return AssignParsed(f, ParseSize, out); }
+
+  Status AssignList(const Field& f, std::vector<std::string>& out) const {
+    if (!f.value.IsSequence()) {
+      return Error(f, "must be a list, such as [--port, \"8080\"] or one '- item' per line");
+    }
+    out.clear();
+    for (const YAML::Node& item : f.value) {
+      if (!item.IsScalar()) {
+        return Error(item.Mark().line + 1,
+                     fmt::format("{}: every item must be a single value", f.path));
+      }
+      out.push_back(item.Scalar());
+    }
+    return absl::OkStatus();
+  }
+
+  Status AssignMap(const Field& f, std::map<std::string, std::string>& out) const {
+    if (!f.value.IsMap()) return Error(f, "must be a mapping of KEY: value");
+    out.clear();
+    for (const auto& entry : f.value) {
+      const int line = entry.first.Mark().line + 1;
+      if (!entry.first.IsScalar()) return Error(line, f.path + ": every key must be a string");
+      const std::string key = entry.first.Scalar();
+      if (!entry.second.IsScalar()) {
+        return Error(line, fmt::format("{}.{}: must be a single value (write '' for an empty one)",
+                                       f.path, key));
+      }
+      if (!out.emplace(key, entry.second.Scalar()).second) {
+        return Error(line, fmt::format("{}.{}: is given twice; keep one", f.path, key));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  template <typename T, size_t N>
+  Status AssignChoice(const Field& f, const std::pair<const char*, T> (&choices)[N], T& out) const {
+    auto text = Text(f);
+    if (!text.ok()) return text.status();
+    std::string valid;
+    for (const auto& [name, value] : choices) {
+      if (*text == name) {
+        out = value;
+        return absl::OkStatus();
+      }
+      valid += (valid.empty() ? "" : ", ") + std::string(name);
+    }
+    return Error(f, fmt::format("must be one of {}, not '{}'", valid, *text));
+  }
+
+ private:
+  template <typename T, typename U>
+  static Status Store(Result<T> result, U& out) {
+    if (!result.ok()) return result.status();
+    out = std::move(*result);
+    return absl::OkStatus();
+  }
+
+  Status Unknown(const Field& field, const std::string& key, const Field& parent,
+                 const Handlers& handlers) const {
+    std::vector<std::string> names;
+    for (const auto& h : handlers) names.push_back(h.first);
+    const std::string suggestion = Suggest(key, names);
+    const std::string hint =
+        suggestion.empty() ? "; see docs/runtime.md for the fields"
+                           : fmt::format(" (did you mean '{}{}'?)",
+                                         parent.path.empty() ? "" : parent.path + ".", suggestion);
+    return Error(field.line, fmt::format("unknown field '{}'{}", field.path, hint));
+  }
+
+  std::string file_;
+};
+
+// The handlers of each section of the manifest, filling `spec`.
+class ManifestParser {
+ public:
+  ManifestParser(const ManifestReader& reader, ServiceSpec& spec) : r_(reader), s_(spec) {}
+
+  Status Parse(const YAML::Node& root) {
+    return r_.ForEach(root, Field{"", root.Mark().line + 1, root}, TopLevel());
+  }
+
+ private:
+  Handlers TopLevel() {
+    return {
+        {"name", [this](const Field& f) { return r_.Assign(f, s_.name); }},
+        {"version", [this](const Field& f) { return r_.Assign(f, s_.version); }},
+        {"metadata", [this](const Field& f) { return r_.AssignMap(f, s_.metadata); }},
+        {"command", [this](const Field& f) { return Command(f); }},
+        {"args", [this](const Field& f) { return r_.AssignList(f, s_.args); }},
+        {"build", [this](const Field& f) { return r_.Assign(f, s_.build); }},
+        {"env", [this](const Field& f) { return r_.AssignMap(f, s_.env); }},
+        {"working_dir", [this](const Field& f) { return r_.Assign(f, s_.working_dir); }},
+        {"instances", [this](const Field& f) { return r_.Assign(f, s_.instances); }},
+        {"restart",
+         [this](const Field& f) { return r_.AssignChoice(f, kRestartPolicies, s_.restart); }},
+        {"backoff", [this](const Field& f) { return r_.ForEach(f.value, f, Backoff()); }},
+        {"health_check", [this](const Field& f) { return HealthCheckSection(f); }},
+        {"stop_signal",
+         [this](const Field& f) { return r_.AssignParsed(f, ParseSignal, s_.stop_signal); }},
+        {"grace_period", [this](const Field& f) { return r_.AssignSeconds(f, s_.grace); }},
+        {"limits", [this](const Field& f) { return r_.ForEach(f.value, f, Limits()); }},
+        {"driver", [this](const Field& f) { return r_.AssignChoice(f, kDrivers, s_.driver); }},
+        {"image", [this](const Field& f) { return r_.Assign(f, s_.image); }},
+        {"network_mode", [this](const Field& f) { return r_.Assign(f, s_.network_mode); }},
+        {"logs", [this](const Field& f) { return r_.ForEach(f.value, f, Logs()); }},
+    };
+  }
+
+  Handlers Backoff() {
+    BackoffPolicy& b = s_.backoff;
+    return {
+        {"initial", [this, &b](const Field& f) { return r_.AssignDuration(f, b.initial); }},
+        {"max", [this, &b](const Field& f) { return r_.AssignDuration(f, b.max); }},
+        {"multiplier", [this, &b](const Field& f) { return r_.AssignNumber(f, b.multiplier); }},
+        {"reset_after", [this, &b](const Field& f) { return r_.AssignSeconds(f, b.reset_after); }},
+    };
+  }
+
+  Handlers Health() {
+    HealthCheck& h = s_.health;
+    return {
+        {"type",
+         [this, &h](const Field& f) { return r_.AssignChoice(f, kHealthCheckKinds, h.kind); }},
+        {"address", [this, &h](const Field& f) { return r_.Assign(f, h.address); }},
+        {"path", [this, &h](const Field& f) { return r_.Assign(f, h.path); }},
+        {"service", [this, &h](const Field& f) { return r_.Assign(f, h.service); }},
+        {"command", [this, &h](const Field& f) { return r_.AssignList(f, h.command); }},
+        {"interval", [this, &h](const Field& f) { return r_.AssignDuration(f, h.interval); }},
+        {"timeout", [this, &h](const Field& f) { return r_.AssignDuration(f, h.timeout); }},
+        {"failure_threshold",
+         [this, &h](const Field& f) { return r_.Assign(f, h.failure_threshold); }},
+        {"start_period",
+         [this, &h](const Field& f) { return r_.AssignDuration(f, h.start_period); }},
+    };
+  }
+
+  Handlers Limits() {
+    return {
+        {"memory", [this](const Field& f) { return r_.AssignSize(f, s_.memory_bytes); }},
+        {"processes", [this](const Field& f) { return r_.Assign(f, s_.max_processes); }},
+    };
+  }
+
+  Handlers Logs() {
+    return {
+        {"max_file_size",
+         [this](const Field& f) { return r_.AssignSize(f, s_.logs.max_file_bytes); }},
+        {"max_files", [this](const Field& f) { return r_.Assign(f, s_.logs.max_files); }},
+    };
+  }
+
+  Status Command(const Field& f) {
+    if (f.value.IsSequence()) {
+      return r_.Error(f, "must be a single string, the program; put its arguments in 'args'");
+    }
+    return r_.Assign(f, s_.command);
+  }
+
+  Status HealthCheckSection(const Field& f) {
+    if (Status s = r_.ForEach(f.value, f, Health()); !s.ok()) return s;
+    if (s_.health.kind == HealthCheckKind::kNone) {
+      return r_.Error(f, "has no 'type'; add one of grpc, http, tcp or command");
+    }
+    return absl::OkStatus();
+  }
+
+  const ManifestReader& r_;
+  ServiceSpec& s_;
+};
+
+constexpr size_t kMaxManifestBytes = 1 << 20;
+
+// The manifest file for `path`: `path` itself, or micro.yaml / micro.yml in the folder `path`.
+Result<fs::path> FindManifest(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const char* name : {"micro.yaml", "micro.yml"}) {
+      if (fs::is_regular_file(fs::path(path) / name, ec)) return fs::path(path) / name;
+    }
+    return absl::NotFoundError(fmt::format(
+        "{} has no micro.yaml (or micro.yml); write one (see docs/runtime.md), or deploy a "
+        "prebuilt program with 'micro run --name NAME -- COMMAND'",
+        path));
+  }
+  if (fs::is_regular_file(path, ec)) return fs::path(path);
+  return absl::NotFoundError(
+      fmt::format("{} does not exist; give a folder holding micro.yaml, or a manifest file", path));
+}
+
+Result<std::string> ReadFile(const fs::path& file) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (!ec && size > kMaxManifestBytes) {
+    return absl::InvalidArgumentError(fmt::format("{} is {} bytes; a manifest may have at most {}",
+                                                  file.string(), size, kMaxManifestBytes));
+  }
+  std::ifstream in(file, std::ios::binary);
+  std::string text(std::istreambuf_iterator<char>(in), {});
+  if (in.bad()) return absl::InvalidArgumentError(fmt::format("cannot read {}", file.string()));
+  return text;
+}
+
+Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+// The first error of `checks` (all evaluated: they are cheap), or OK.
+Status First(std::initializer_list<Status> checks) {
+  for (const Status& s : checks) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// `status` with `hint` appended to its message when it is an error.
+Status WithHint(const Status& status, std::string_view hint) {
+  return status.ok() ? status
+                     : Invalid(fmt::format("{} ({})", std::string(status.message()), hint));
+}
+
+template <typename Duration>
+Status CheckDuration(std::string_view field, Duration value, Duration min, Duration max) {
+  if (value < min || value > max) {
+    return Invalid(fmt::format("{} must be {} to {}, not {}", field,
+                               FormatDuration(std::chrono::duration_cast<milliseconds>(min)),
+                               FormatDuration(std::chrono::duration_cast<milliseconds>(max)),
+                               FormatDuration(std::chrono::duration_cast<milliseconds>(value))));
+  }
+  return absl::OkStatus();
+}
+
+Status CheckRange(std::string_view field, int64_t value, int64_t min, int64_t max) {
+  if (value < min || value > max) {
+    return Invalid(fmt::format("{} must be {} to {}, not {}", field, min, max, value));
+  }
+  return absl::OkStatus();
+}
+
+bool IsEnvKey(std::string_view key) {
+  if (key.empty() || std::isdigit(static_cast<unsigned char>(key[0]))) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// HOST:PORT with a port of 1..65535 (HOST may be a bracketed IPv6 address).
+bool IsHostPort(std::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  int port = 0;
+  return ParseWhole(address.substr(colon + 1), port) && port >= 1 && port <= 65535;
+}
+
+Status ValidateIdentity(const ServiceSpec& spec) {
+  if (Status s = First({spec.ns.empty() ? absl::OkStatus() : CheckNamespace(spec.ns),
+                        CheckName("name", spec.name, kMaxServiceNameBytes, Charset::kName),
+                        CheckName("version", spec.version, kMaxVersionBytes, Charset::kVersion)});
+      !s.ok()) {
+    return s;
+  }
+  if (spec.metadata.size() > kMaxMetadataEntries) {
+    return Invalid(fmt::format("metadata has {} entries; the limit is {}", spec.metadata.size(),
+                               kMaxMetadataEntries));
+  }
+  for (const auto& [key, value] : spec.metadata) {
+    if (Status s = CheckName("metadata key", key, kMaxMetadataKeyBytes, Charset::kPrintable);
+        !s.ok()) {
+      return s;
+    }
+    if (value.size() > kMaxMetadataValueBytes) {
+      return Invalid(fmt::format("metadata.{} is {} bytes; the limit is {}", key, value.size(),
+                                 kMaxMetadataValueBytes));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status ValidateProgram(const ServiceSpec& spec) {
+  if (spec.driver == DriverKind::kContainer) {
+    if (spec.image.empty()) {
+      return Invalid("image is missing; driver container runs an image (image: repo/name:tag)");
+    }
+  } else {
+    if (spec.command.empty()) {
+      return Invalid(
+          "command is missing; set the program to run (or driver: container and an "
+          "image)");
+    }
+    if (!spec.image.empty())
+      return Invalid("image is set but driver is process; add 'driver: container'");
+    if (!spec.network_mode.empty()) {
+      return Invalid("network_mode applies only to driver: container");
+    }
+  }
+  if (!spec.working_dir.empty() && spec.working_dir[0] != '/') {
+    return Invalid(fmt::format("working_dir must be an absolute path, not '{}'", spec.working_dir));
+  }
+  if (HasNul(spec.command) || HasNul(spec.build) || HasNul(spec.working_dir)) {
+    return Invalid("command, build and working_dir must not contain NUL characters");
+  }
+  if (spec.args.size() > kMaxArgs) {
+    return Invalid(fmt::format("args has {} items; the limit is {}", spec.args.size(), kMaxArgs));
+  }
+  size_t bytes = spec.command.size() + spec.build.size() + 2;
+  for (const std::string& arg : spec.args) {
+    if (HasNul(arg)) return Invalid("args must not contain NUL characters");
+    bytes += arg.size() + 1;
+  }
+  for (const auto& [key, value] : spec.env) bytes += key.size() + value.size() + 2;
+  if (bytes > kMaxCommandLineBytes) {
+    return Invalid(
+        fmt::format("command, args, env and build are {} bytes together; the limit is "
+                    "{} (pass large data in a file)",
+                    bytes, kMaxCommandLineBytes));
+  }
+  return CheckRange("instances", spec.instances, kMinInstances, kMaxInstances);
+}
+
+Status ValidateEnv(const ServiceSpec& spec) {
+  const Env& env = spec.env;
+  if (env.size() > kMaxEnvEntries) {
+    return Invalid(fmt::format("env has {} entries; the limit is {}", env.size(), kMaxEnvEntries));
+  }
+  for (const auto& [key, value] : env) {
+    if (!IsEnvKey(key)) {
+      return Invalid(fmt::format(
+          "env key '{}' is not valid: use letters, digits and '_', not starting with a digit",
+          key));
+    }
+    for (const char* prefix : kReservedEnvPrefixes) {
+      if (key.rfind(prefix, 0) == 0) {
+        return Invalid(fmt::format(
+            "env key '{}' is reserved: the daemon sets {}* for every instance; rename it", key,
+            prefix));
+      }
+    }
+    if (HasNul(value)) return Invalid(fmt::format("env.{} must not contain NUL characters", key));
+  }
+  return absl::OkStatus();
+}
+
+Status ValidateBackoff(const ServiceSpec& spec) {
+  const BackoffPolicy& b = spec.backoff;
+  if (Status s =
+          First({CheckDuration("backoff.initial", b.initial, milliseconds(0), kMaxBackoffInitial),
+                 WithHint(CheckDuration("backoff.max", b.max, b.initial, kMaxBackoffMax),
+                          "it may not be less than backoff.initial")});
+      !s.ok()) {
+    return s;
+  }
+  if (!(b.multiplier >= kMinBackoffMultiplier && b.multiplier <= kMaxBackoffMultiplier)) {
+    return Invalid(fmt::format("backoff.multiplier must be {} to {}, not {}", kMinBackoffMultiplier,
+                               kMaxBackoffMultiplier, b.multiplier));
+  }
+  if (!(b.jitter >= 0 && b.jitter <= 1)) {
+    return Invalid(fmt::format("backoff jitter must be 0 to 1, not {}", b.jitter));
+  }
+  return CheckDuration("backoff.reset_after", b.reset_after, std::chrono::seconds(0),
+                       kMaxBackoffResetAfter);
+}
+
+Status ValidateHealth(const ServiceSpec& spec) {
+  const HealthCheck& h = spec.health;
+  if (h.kind == HealthCheckKind::kNone) return absl::OkStatus();
+  if (Status s = First(
+          {CheckDuration("health_check.interval", h.interval, kMinHealthInterval,
+                         kMaxHealthInterval),
+           WithHint(CheckDuration("health_check.timeout", h.timeout, kMinHealthTimeout, h.interval),
+                    "it may not exceed health_check.interval"),
+           CheckRange("health_check.failure_threshold", h.failure_threshold, 1,
+                      kMaxFailureThreshold),
+           CheckDuration("health_check.start_period", h.start_period, milliseconds(0),
+                         kMaxStartPeriod)});
+      !s.ok()) {
+    return s;
+  }
+  if (!h.address.empty() && !IsHostPort(h.address)) {
+    return Invalid(fmt::format("health_check.address must be HOST:PORT, not '{}'", h.address));
+  }
+  if (h.kind == HealthCheckKind::kHttp && (h.path.empty() || h.path[0] != '/')) {
+    return Invalid(fmt::format("health_check.path must start with '/', not '{}'", h.path));
+  }
+  if (h.kind == HealthCheckKind::kCommand) {
+    if (h.command.empty() || h.command[0].empty()) {
+      return Invalid("health_check.command is missing; type command needs the argv to run");
+    }
+    for (const std::string& arg : h.command) {
+      if (HasNul(arg)) return Invalid("health_check.command must not contain NUL characters");
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status ValidateStop(const ServiceSpec& spec) {
+  const std::string name = SignalName(spec.stop_signal);
+  std::string valid;
+  for (const char* allowed : kStopSignals) {
+    if (name == allowed)
+      return CheckDuration("grace_period", spec.grace, std::chrono::seconds(0), kMaxGrace);
+    valid += (valid.empty() ? "" : ", ") + std::string(allowed);
+  }
+  return Invalid(fmt::format("stop_signal {} is not allowed; use one of {}", name, valid));
+}
+
+Status ValidateResources(const ServiceSpec& spec) {
+  if (spec.memory_bytes != 0 && spec.memory_bytes < kMinMemoryBytes) {
+    return Invalid(fmt::format("limits.memory must be 0 (no limit) or at least 4MiB, not {} bytes",
+                               spec.memory_bytes));
+  }
+  if (spec.logs.max_file_bytes < kMinLogFileBytes || spec.logs.max_file_bytes > kMaxLogFileBytes) {
+    return Invalid(fmt::format("logs.max_file_size must be 4KiB to 1GiB, not {} bytes",
+                               spec.logs.max_file_bytes));
+  }
+  return First({CheckRange("limits.processes", spec.max_processes, 0, kMaxProcesses),
+                CheckRange("logs.max_files", spec.logs.max_files, 0, kMaxLogFiles)});
+}
+
+}  // namespace
+
+std::string SignalName(int signal) {
+  for (const SignalEntry& entry : kSignals) {
+    if (entry.number == signal) return std::string("SIG") + entry.name;
+  }
+  return fmt::format("SIG{}", signal);
+}
+
+Result<int> ParseSignal(std::string_view text) {
+  std::string upper(Trim(text));
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string_view name = upper;
+  if (name.rfind("SIG", 0) == 0) name.remove_prefix(3);
+  for (const SignalEntry& entry : kSignals) {
+    if (name == entry.name) return entry.number;
+  }
+  int number = 0;
+  if (ParseWhole(name, number) && number >= 1 && number <= kMaxSignalNumber) return number;
+  return absl::InvalidArgumentError(
+      fmt::format("'{}' is not a signal; use a name such as SIGTERM, SIGINT or SIGHUP", text));
+}
+
+Result<milliseconds> ParseDuration(std::string_view text) {
+  std::string_view rest = Trim(text);
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(fmt::format(
+        "'{}' is not a duration; use e.g. 500ms, 1.5s, 2m, 1h, 1m30s, or a number of seconds",
+        text));
+  };
+  if (rest.empty()) return bad();
+  if (rest[0] == '-') {
+    return absl::InvalidArgumentError(
+        fmt::format("'{}' is negative; a duration is 0 or more", text));
+  }
+  double total = 0;
+  bool bare = true;
+  while (!rest.empty()) {
+    auto number = TakeNumber(rest);
+    if (!number) return bad();
+    const std::string_view suffix = TakeLetters(rest);
+    if (suffix.empty() && bare && rest.empty()) {
+      total = *number * 1000;  // a bare number: seconds
+      break;
+    }
+    bare = false;
+    auto factor = Factor(kDurationUnits, suffix);
+    if (!factor || suffix.empty()) return bad();
+    total += *number * *factor;
+  }
+  if (!(total <= kMaxDurationMs)) {
+    return absl::InvalidArgumentError(fmt::format("duration '{}' is too long", text));
+  }
+  return milliseconds(std::llround(total));
+}
+
+Result<int64_t> ParseSize(std::string_view text) {
+  std::string_view rest = Trim(text);
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(
+        fmt::format("'{}' is not a size; use e.g. 512 (bytes), 64KiB, 256MiB, 1GiB or 10MB", text));
+  };
+  if (!rest.empty() && rest[0] == '-') {
+    return absl::InvalidArgumentError(fmt::format("'{}' is negative; a size is 0 or more", text));
+  }
+  auto number = TakeNumber(rest);
+  if (!number) return bad();
+  rest = Trim(rest);
+  auto factor = Factor(kSizeUnits, rest);
+  if (!factor) return bad();
+  const double bytes = *number * *factor;
+  if (!(bytes <= kMaxSizeBytes)) {
+    return absl::InvalidArgumentError(fmt::format("size '{}' is too large", text));
+  }
+  return static_cast<int64_t>(bytes);
+}
+
+std::string FormatDuration(milliseconds duration) {
+  int64_t ms = duration.count();
+  if (ms < 0) return "-" + FormatDuration(milliseconds(-ms));
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  std::string out;
+  for (const auto& [unit, size] : {std::pair{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}}) {
+    if (ms >= size) out += fmt::format("{}{}", ms / size, unit);
+    ms %= size;
+  }
+  if (ms == 0) return out;
+  if (ms % 1000 == 0) return out + fmt::format("{}s", ms / 1000);
+  std::string fraction = fmt::format("{:03}", ms % 1000);
+  while (fraction.back() == '0') fraction.pop_back();
+  return out + fmt::format("{}.{}s", ms / 1000, fraction);
+}
+
+Result<ServiceSpec> LoadManifest(const std::string& path) {
+  auto file = FindManifest(path);
+  if (!file.ok()) return file.status();
+  auto text = ReadFile(*file);
+  if (!text.ok()) return text.status();
+  const std::string label = file->string();
+  const ManifestReader reader(label);
+  ServiceSpec spec;
+  try {
+    const YAML::Node root = YAML::Load(*text);
+    if (root.IsNull()) {
+      return absl::InvalidArgumentError(
+          fmt::format("{} is empty; a manifest needs at least 'name' and 'command'", label));
+    }
+    ManifestParser parser(reader, spec);
+    if (Status s = parser.Parse(root); !s.ok()) return s;
+    if (!root["name"]) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: name is missing; add 'name: my-service'", label));
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(fmt::format("{}:{}: {}", label, e.mark.line + 1, e.msg));
+  }
+  std::error_code ec;
+  const fs::path folder = fs::absolute(*file, ec).lexically_normal().parent_path();
+  spec.source = folder.string();
+  fs::path working_dir = (folder / spec.working_dir).lexically_normal();
+  spec.working_dir =
+      (working_dir.has_filename() ? working_dir : working_dir.parent_path()).string();
+  return spec;
+}
+
+Status ValidateSpec(const ServiceSpec& spec) {
+  for (const auto& check : {ValidateIdentity, ValidateProgram, ValidateEnv, ValidateBackoff,
+                            ValidateHealth, ValidateStop, ValidateResources}) {
+    if (Status s = check(spec); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace micro::runtime
