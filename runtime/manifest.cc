@@ -461,9 +461,8 @@ Status First(std::initializer_list<Status> checks) {
 }
 
 // `status` with `hint` appended to its message when it is an error.
-Status WithHint(const Status& status, std::string_view hint) {
-  return status.ok() ? status
-                     : Invalid(fmt::format("{} ({})", std::string(status.message()), hint));
+Status WithHint(const Status& status, const std::string& hint) {
+  return status.ok() ? status : Invalid(std::string(status.message()) + " (" + hint + ")");
 }
 
 template <typename Duration>

@@ -24,6 +24,10 @@ namespace fs = std::filesystem;
 // Leftovers get this long after SIGTERM before SIGKILL, polled every kLeftoverPoll.
 constexpr int kLeftoverPolls = 100;
 constexpr auto kLeftoverPoll = std::chrono::milliseconds(50);
+// After an instance's main process exits, what is left of its cgroup gets SIGKILL; the exit is
+// reported once the cgroup is empty, checked this often, at most this many times.
+constexpr int kEmptyCgroupPolls = 1000;
+constexpr auto kEmptyCgroupPoll = std::chrono::milliseconds(2);
 
 // The program to exec: a path with a '/' as it is (relative ones resolve after the chdir), a
 // bare name searched on PATH (the instance's own PATH, else the daemon's).
@@ -306,19 +310,34 @@ void ProcessDriver::OnSigchld() {
       ReadPipe(child, i);
       child->pipes[i].reset();
     }
-    // Whatever the instance left behind goes with it (systemd's control-group kill mode).
-    if (cgroups_) {
-      for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
-      cgroups_->Remove(child->instance_id);
-    }
     auto by_instance = by_instance_.find(child->instance_id);
     if (by_instance != by_instance_.end() && by_instance->second == child) {
       by_instance_.erase(by_instance);
     }
-    asio::post(io_, [child, exit] { child->callbacks.on_exit(exit); });
+    // Whatever the instance left behind goes with it (systemd's control-group kill mode), and
+    // the exit is reported only once it is gone: after a stop, nothing of it runs any more.
+    if (cgroups_) {
+      for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
+      AwaitEmptyCgroup(child, exit, kEmptyCgroupPolls);
+    } else {
+      asio::post(io_, [child, exit] { child->callbacks.on_exit(exit); });
+    }
   }
   sigchld_.async_wait([this](const boost::system::error_code& ec, int) {
     if (!ec) OnSigchld();
+  });
+}
+
+void ProcessDriver::AwaitEmptyCgroup(const std::shared_ptr<Child>& child, Exit exit, int polls) {
+  if (cgroups_->Pids(child->instance_id).empty() || polls == 0) {
+    cgroups_->Remove(child->instance_id);
+    asio::post(io_, [child, exit] { child->callbacks.on_exit(exit); });
+    return;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(io_, kEmptyCgroupPoll);
+  timer->async_wait([this, timer, child, exit, polls](const boost::system::error_code&) {
+    for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
+    AwaitEmptyCgroup(child, exit, polls - 1);
   });
 }
 

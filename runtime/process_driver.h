@@ -39,7 +39,7 @@ class ProcessDriver final : public Driver {
   void WatchPipe(const std::shared_ptr<Child>& child, int index);
   bool ReadPipe(const std::shared_ptr<Child>& child, int index);
   void OnSigchld();
-  void Finish(const std::shared_ptr<Child>& child);
+  void AwaitEmptyCgroup(const std::shared_ptr<Child>& child, Exit exit, int polls);
   void KillInstance(const std::string& instance_id, pid_t pgid, int signal);
   void AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done);
 

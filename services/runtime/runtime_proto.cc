@@ -101,9 +101,9 @@ T Or(T value, T fallback) {
 BackoffPolicy BackoffFromProto(const v1::Backoff& b) {
   BackoffPolicy policy;  // the defaults the proto documents
   if (b.has_initial_ms()) policy.initial = milliseconds(b.initial_ms());
-  policy.max = milliseconds(Or<int64_t>(b.max_ms(), policy.max.count()));
+  if (b.has_max_ms()) policy.max = milliseconds(b.max_ms());
   policy.multiplier = Or(b.multiplier(), policy.multiplier);
-  policy.reset_after = seconds(Or<int64_t>(b.reset_after_seconds(), policy.reset_after.count()));
+  if (b.has_reset_after_seconds()) policy.reset_after = seconds(b.reset_after_seconds());
   return policy;
 }
 
@@ -140,7 +140,7 @@ void CopyPlain(const v1::Service& service, const v1::CreateOptions& o, ServiceSp
   spec.image = o.image();
   spec.network_mode = o.network_mode();
   spec.logs.max_file_bytes = Or(o.logs().max_file_bytes(), spec.logs.max_file_bytes);
-  spec.logs.max_files = Or(o.logs().max_files(), spec.logs.max_files);
+  if (o.logs().has_max_files()) spec.logs.max_files = o.logs().max_files();
   if (o.has_grace_period_seconds()) spec.grace = seconds(o.grace_period_seconds());
 }
 

@@ -21,9 +21,8 @@ namespace micro::runtime {
                                                 const v1::CreateOptions& options);
 
 // The reverse: writes every field of `spec` explicitly (never relying on a proto default), so
-// SpecFromProto(SpecToProto(spec)) == spec for a valid spec except where the proto cannot say
-// it: backoff.max 0, backoff.reset_after 0 and logs.max_files 0 read back as the proto's
-// defaults (60s, 60s, 5), and backoff jitter is not carried (it reads back as 0.2).
+// SpecFromProto(SpecToProto(spec)) == spec for a valid spec, except backoff jitter, which the
+// API does not carry (it reads back as 0.2).
 // Either pointer may be null to skip that half. Does not touch status, instances or timestamps.
 void SpecToProto(const ServiceSpec& spec, v1::Service* service, v1::CreateOptions* options);
 

@@ -199,8 +199,10 @@ TEST_CASE("after kill -9 of the daemon the services run again, without duplicate
   }
   MicroDaemon daemon({"--data-dir", data.path()});
   REQUIRE(daemon.WaitUntilServing());
-  REQUIRE(WaitFor([&] { return Running(daemon, "alpha") == 3 && Running(daemon, "beta") == 1; },
-                  20s));
+  const bool restored =
+      WaitFor([&] { return Running(daemon, "alpha") == 3 && Running(daemon, "beta") == 1; }, 20s);
+  INFO("status: " << Status(daemon).dump() << "\ndaemon log: " << daemon.process().Stderr());
+  REQUIRE(restored);
   // Exactly the desired count of each, none of them the old processes.
   const std::set<int> after_a = LivePidsWithEnv(marker_a), after_b = LivePidsWithEnv(marker_b);
   CHECK(after_a.size() == 3);

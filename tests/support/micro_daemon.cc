@@ -1,5 +1,7 @@
 #include "tests/support/micro_daemon.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,8 @@ MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
   for (size_t i = 0; i + 1 < extra_args.size(); ++i) {
     if (extra_args[i] == "--data-dir") data_dir_ = extra_args[i + 1];
   }
+  // A daemon killed earlier in this data dir left its server.json: never read its address.
+  std::remove((data_dir_ + "/server.json").c_str());
   process_ = std::make_unique<ChildProcess>(argv, env);
 }
 
@@ -37,8 +41,9 @@ bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
 
 ProgramResult MicroDaemon::Cli(std::vector<std::string> args) const {
   args.insert(args.begin(), MicroBinary());
-  args.push_back("--address");
-  args.push_back(address_);
+  // Before a `--`: what follows it is the deployed command's, not the CLI's.
+  auto end = std::find(args.begin(), args.end(), "--");
+  args.insert(end, {"--address", address_});
   return RunProgram(args);
 }
 

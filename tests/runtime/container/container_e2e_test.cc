@@ -22,7 +22,7 @@ std::string DockerSocket() {
 
 // Containers of the test dockerd carrying `label` (KEY=VALUE), from the docker CLI.
 std::string Containers(const std::string& socket, const std::string& label) {
-  return RunProgram({"docker", "-H", "unix://" + socket, "ps", "-a", "-q", "--filter",
+  return RunProgram({"/usr/bin/docker", "-H", "unix://" + socket, "ps", "-a", "-q", "--filter",
                      "label=" + label})
       .out;
 }

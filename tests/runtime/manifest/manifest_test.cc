@@ -398,6 +398,9 @@ TEST_CASE("a spec survives the trip through the proto messages", "[manifest][pro
   container.network_mode = "bridge";
   container.health.kind = HealthCheckKind::kCommand;
   container.backoff.initial = milliseconds(0);
+  container.backoff.max = milliseconds(0);
+  container.backoff.reset_after = seconds(0);
+  container.logs.max_files = 0;
   container.grace = seconds(0);
   v1::Service service;
   v1::CreateOptions options;
