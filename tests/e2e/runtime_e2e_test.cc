@@ -151,6 +151,22 @@ TEST_CASE("a manifest folder with a build command deploys as it is", "[e2e][runt
   CHECK(daemon.Cli({"kill", "built"}).exit_code == 0);
 }
 
+TEST_CASE("a grpc health check against a live server makes the service running",
+          "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir source;
+  // The daemon itself serves grpc.health.v1.Health: a probe of it must pass.
+  std::ofstream(source.path() + "/micro.yaml")
+      << "name: probed\n"
+         "command: /bin/sleep\n"
+         "args: ['300']\n"
+         "health_check: {type: grpc, address: '" << daemon.address() << "', interval: 200ms, timeout: 150ms}\n";
+  REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
+  CHECK(WaitFor([&] { return Running(daemon, "probed") == 1; }, 10s));
+  CHECK(daemon.Cli({"kill", "probed"}).exit_code == 0);
+}
+
 TEST_CASE("logs -f follows across a restart", "[e2e][runtime]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());

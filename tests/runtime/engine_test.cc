@@ -639,3 +639,52 @@ TEST_CASE("the memory limit is written to the instance's cgroup", "[runtime][pro
 
 }  // namespace
 }  // namespace micro::runtime
+
+namespace micro::runtime {
+namespace {
+
+TEST_CASE("a healthy run resets the backoff delay", "[runtime][supervisor]") {
+  Engine engine;
+  TempDir dir;
+  // Runs 0 to 2 crash at once, run 3 lasts longer than reset_after, then crashes again.
+  ServiceSpec spec = Spec("resets",
+                          "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; "
+                          "if [ $n -eq 3 ]; then sleep 1.2; fi; exit 1");
+  spec.working_dir = dir.path();
+  spec.backoff.initial = 100ms;
+  spec.backoff.multiplier = 2;
+  spec.backoff.reset_after = 1s;
+  spec.backoff.jitter = 0;
+  REQUIRE(engine.Create(spec).ok());
+  REQUIRE(WaitFor([&] { return engine.Read("resets")->instances[0].restarts >= 5; }, 15s));
+  std::vector<int64_t> starts, exits;
+  for (const LogRecord& r : engine.Logs("resets")) {
+    if (r.stream != "system") continue;
+    if (r.message.rfind("started", 0) == 0) starts.push_back(r.unix_ms);
+    if (r.message.rfind("exited", 0) == 0) exits.push_back(r.unix_ms);
+  }
+  REQUIRE(starts.size() >= 5);
+  REQUIRE(exits.size() >= 4);
+  // Delays after runs 0..2 grew: 100, 200, 400 ms.
+  CHECK(starts[3] - exits[2] >= 400);
+  // Run 3 was healthy (1.2 s >= reset_after): the next delay is the initial one again, not 800.
+  CHECK(starts[4] - exits[3] >= 100);
+  CHECK(starts[4] - exits[3] < 400);
+}
+
+TEST_CASE("an http health check passes against the instance's address", "[runtime][supervisor]") {
+  Engine engine;
+  ServiceSpec spec = Spec("web", "exec /usr/bin/python3 -m http.server ${MICRO_SERVICE_ADDRESS##*:} "
+                                 "--bind 127.0.0.1");
+  spec.health.kind = HealthCheckKind::kHttp;
+  spec.health.path = "/";
+  spec.health.interval = 200ms;
+  spec.health.timeout = 1s;
+  spec.health.failure_threshold = 50;
+  REQUIRE(engine.Create(spec).ok());
+  CHECK(WaitFor([&] { return engine.Read("web")->status == Phase::kRunning; }, 15s));
+  CHECK(engine.Read("web")->instances[0].restarts == 0);
+}
+
+}  // namespace
+}  // namespace micro::runtime
