@@ -56,7 +56,8 @@ std::unique_ptr<Cgroups> Cgroups::Detect(const std::string& supervisor_id) {
     const std::string mount = std::string("/sys/fs/cgroup/") + controller;
     auto it = own.find(controller);
     if (it == own.end() || !fs::exists(mount + "/cgroup.procs")) continue;
-    const std::string base = fs::path(mount + it->second).lexically_normal().string() + "/" + folder;
+    const std::string base =
+        fs::path(mount + it->second).lexically_normal().string() + "/" + folder;
     if (MakeDir(base)) cgroups->hierarchies_.push_back({base, controller});
   }
   if (!cgroups->hierarchies_.empty()) {
@@ -84,8 +85,8 @@ std::unique_ptr<Cgroups> Cgroups::Detect(const std::string& supervisor_id) {
   return nullptr;
 }
 
-Result<std::vector<std::string>> Cgroups::Create(const std::string& instance,
-                                                 int64_t memory_bytes, int64_t max_processes) {
+Result<std::vector<std::string>> Cgroups::Create(const std::string& instance, int64_t memory_bytes,
+                                                 int64_t max_processes) {
   std::vector<std::string> procs;
   for (const Hierarchy& h : hierarchies_) {
     const std::string dir = h.base + "/" + instance;

@@ -36,7 +36,7 @@ class Cgroups {
 
  private:
   struct Hierarchy {
-    std::string base;  // .../micro-<supervisor id>
+    std::string base;        // .../micro-<supervisor id>
     std::string controller;  // "pids", "memory", or "" for v2
   };
   std::vector<Hierarchy> hierarchies_;  // the first one tracks membership

@@ -19,11 +19,11 @@ struct LaunchRequest {
   std::string instance_id;  // unique on this machine: [A-Za-z0-9_.-]
   std::string command;      // process: path or name on PATH; container: empty = image default
   std::vector<std::string> args;
-  Env env;  // the complete environment (the process driver passes nothing else)
-  std::string working_dir;  // empty: inherit (process) or the image's (container)
-  std::string image;        // container only
-  std::string network_mode;  // container only; empty: host
-  int64_t memory_bytes = 0;  // 0: no limit
+  Env env;                    // the complete environment (the process driver passes nothing else)
+  std::string working_dir;    // empty: inherit (process) or the image's (container)
+  std::string image;          // container only
+  std::string network_mode;   // container only; empty: host
+  int64_t memory_bytes = 0;   // 0: no limit
   int64_t max_processes = 0;  // 0: no limit
 };
 

@@ -75,8 +75,7 @@ void HealthProber::ProbeGrpc(const HealthCheck& check, const std::string& addres
         if (!status.ok()) {
           result = absl::UnavailableError(
               fmt::format("grpc health check of {}: {}", address, status.error_message()));
-        } else if (call->response.status() !=
-                   grpc::health::v1::HealthCheckResponse::SERVING) {
+        } else if (call->response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
           result = absl::UnavailableError(fmt::format(
               "grpc health check of {}: {}", address,
               grpc::health::v1::HealthCheckResponse::ServingStatus_Name(call->response.status())));
@@ -99,7 +98,8 @@ void HealthProber::ProbeSocket(const HealthCheck& check, const std::string& addr
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
     asio::post(io_, [done = std::move(done), address] {
-      done(absl::InvalidArgumentError(fmt::format("health check address '{}' has no port", address)));
+      done(absl::InvalidArgumentError(
+          fmt::format("health check address '{}' has no port", address)));
     });
     return;
   }
@@ -107,14 +107,15 @@ void HealthProber::ProbeSocket(const HealthCheck& check, const std::string& addr
   const std::string what = fmt::format("{} health check of {}", http ? "http" : "tcp", address);
   probe->once.done = std::move(done);
   probe->timer.expires_after(check.timeout);
-  probe->timer.async_wait([probe, what, timeout = check.timeout](const boost::system::error_code& ec) {
-    if (ec) return;
-    probe->once(absl::DeadlineExceededError(
-        fmt::format("{}: no answer within {} ms", what, timeout.count())));
-    boost::system::error_code ignored;
-    probe->socket.close(ignored);
-    probe->resolver.cancel();
-  });
+  probe->timer.async_wait(
+      [probe, what, timeout = check.timeout](const boost::system::error_code& ec) {
+        if (ec) return;
+        probe->once(absl::DeadlineExceededError(
+            fmt::format("{}: no answer within {} ms", what, timeout.count())));
+        boost::system::error_code ignored;
+        probe->socket.close(ignored);
+        probe->resolver.cancel();
+      });
   auto fail = [probe, what](const boost::system::error_code& ec) {
     probe->timer.cancel();
     probe->once(absl::UnavailableError(fmt::format("{}: {}", what, ec.message())));
@@ -191,9 +192,9 @@ void HealthProber::ProbeCommand(const HealthCheck& check, const std::string& pro
   callbacks.on_exit = [once, timer, what](Exit exit) {
     timer->cancel();
     if (exit.code == 0) return (*once)(absl::OkStatus());
-    (*once)(absl::UnavailableError(
-        exit.signal ? fmt::format("{}: killed by signal {}", what, exit.signal)
-                    : fmt::format("{}: exit code {}", what, exit.code)));
+    (*once)(absl::UnavailableError(exit.signal
+                                       ? fmt::format("{}: killed by signal {}", what, exit.signal)
+                                       : fmt::format("{}: exit code {}", what, exit.code)));
   };
   commands_.Start(request, std::move(callbacks));
 }

@@ -63,8 +63,7 @@ std::string FormatLogLine(const LogRecord& record) {
 
 bool ParseLogLine(std::string_view line, const std::string& instance, LogRecord* out) {
   // 2026-11-27T02:30:00.123Z stdout message
-  if (line.size() < 26 || line[4] != '-' || line[10] != 'T' || line[23] != 'Z' ||
-      line[24] != ' ') {
+  if (line.size() < 26 || line[4] != '-' || line[10] != 'T' || line[23] != 'Z' || line[24] != ' ') {
     return false;
   }
   auto number = [&](size_t at, size_t len, int* value) {

@@ -145,8 +145,7 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
     for (int fd : procs_fds) ::close(fd);
   };
   if (cgroups_) {
-    auto procs = cgroups_->Create(request.instance_id, request.memory_bytes,
-                                  request.max_processes);
+    auto procs = cgroups_->Create(request.instance_id, request.memory_bytes, request.max_processes);
     if (!procs.ok()) return fail(procs.status());
     for (const std::string& path : *procs) {
       const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -213,7 +212,7 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
     if (rlimit_memory) {
-      const struct rlimit limit {memory, memory};
+      const struct rlimit limit { memory, memory };
       ::setrlimit(RLIMIT_AS, &limit);
     }
     ::execve(program->c_str(), argv.data(), envp.data());

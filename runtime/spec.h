@@ -44,10 +44,10 @@ struct LogPolicy {
 
 // Everything a deployed service is: its identity and its manifest. Plain data, no proto.
 struct ServiceSpec {
-  std::string ns;       // namespace
+  std::string ns;  // namespace
   std::string name;
   std::string version = "latest";
-  std::string source;   // where it was deployed from, for display
+  std::string source;  // where it was deployed from, for display
   std::map<std::string, std::string> metadata;
 
   std::string command;
@@ -61,7 +61,7 @@ struct ServiceSpec {
   HealthCheck health;
   int stop_signal = 15;  // SIGTERM
   std::chrono::seconds grace{10};
-  int64_t memory_bytes = 0;  // 0: no limit
+  int64_t memory_bytes = 0;   // 0: no limit
   int64_t max_processes = 0;  // 0: no limit
   DriverKind driver = DriverKind::kProcess;
   std::string image;

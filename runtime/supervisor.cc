@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <boost/asio/post.hpp>
+#include <filesystem>
 
 namespace micro::runtime {
 namespace {
@@ -43,7 +43,8 @@ std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
 
 std::string Describe(const Exit& exit) {
   if (!exit.error.empty()) return exit.error;
-  if (exit.signal != 0) return fmt::format("killed by signal {} ({})", exit.signal, ::strsignal(exit.signal));
+  if (exit.signal != 0)
+    return fmt::format("killed by signal {} ({})", exit.signal, ::strsignal(exit.signal));
   return fmt::format("exit code {}", exit.code);
 }
 
@@ -51,14 +52,22 @@ std::string Describe(const Exit& exit) {
 
 const char* PhaseName(Phase phase) {
   switch (phase) {
-    case Phase::kPending: return "pending";
-    case Phase::kBuilding: return "building";
-    case Phase::kStarting: return "starting";
-    case Phase::kRunning: return "running";
-    case Phase::kStopping: return "stopping";
-    case Phase::kStopped: return "stopped";
-    case Phase::kBackoff: return "backoff";
-    case Phase::kError: return "error";
+    case Phase::kPending:
+      return "pending";
+    case Phase::kBuilding:
+      return "building";
+    case Phase::kStarting:
+      return "starting";
+    case Phase::kRunning:
+      return "running";
+    case Phase::kStopping:
+      return "stopping";
+    case Phase::kStopped:
+      return "stopped";
+    case Phase::kBackoff:
+      return "backoff";
+    case Phase::kError:
+      return "error";
   }
   return "unknown";
 }
@@ -93,6 +102,7 @@ struct Supervisor::Service {
   std::shared_ptr<ServiceLogs> logs;
   uint64_t generation = 0;  // bumped when the service is relaunched or removed
   bool removed = false;
+  bool building = false;  // the build command runs
   const ServiceSpec& spec() const { return deployed.spec; }
 };
 
@@ -140,7 +150,8 @@ void Supervisor::Restore(std::function<void(Status)> done) {
   asio::post(io_, [this, done = std::move(done)]() mutable {
     auto deployed = state_.LoadAll();
     if (!deployed.ok()) return done(deployed.status());
-    auto after_processes = [this, deployed = std::move(*deployed), done = std::move(done)]() mutable {
+    auto after_processes = [this, deployed = std::move(*deployed),
+                            done = std::move(done)]() mutable {
       auto start = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
         for (DeployedService& d : deployed) AddService(std::move(d));
         done(absl::OkStatus());
@@ -213,6 +224,7 @@ void Supervisor::Launch(const std::shared_ptr<Service>& service) {
 void Supervisor::Build(const std::shared_ptr<Service>& service) {
   const ServiceSpec& spec = service->spec();
   service->phase = Phase::kBuilding;
+  service->building = true;
   Note(service, "build", "building: " + spec.build);
   const uint64_t generation = service->generation;
   LaunchRequest request;
@@ -225,6 +237,7 @@ void Supervisor::Build(const std::shared_ptr<Service>& service) {
   auto splitters = std::make_shared<std::pair<LineSplitter, LineSplitter>>();
   LaunchCallbacks callbacks;
   callbacks.on_started = [this, service, generation](Result<Launched> launched) {
+    if (!launched.ok() && service->generation == generation) service->building = false;
     if (launched.ok() || service->generation != generation) return;
     service->phase = Phase::kError;
     service->error = fmt::format("build failed: {}", std::string(launched.status().message()));
@@ -238,6 +251,7 @@ void Supervisor::Build(const std::shared_ptr<Service>& service) {
     });
   };
   callbacks.on_exit = [this, service, generation, splitters](Exit exit) {
+    if (service->generation == generation) service->building = false;
     for (int i = 0; i < 2; ++i) {
       (i == 0 ? splitters->first : splitters->second).Flush([&](std::string_view line) {
         service->logs->Append(
@@ -313,7 +327,8 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
     instance->view.error.clear();
     instance->run_started = std::chrono::steady_clock::now();
     const HealthCheck& health = service->spec().health;
-    instance->view.status = health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
+    instance->view.status =
+        health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
     Note(service, instance->id, fmt::format("started, pid {}", launched->pid));
     if (instance->stop_requested) {
       // A stop came while it was starting: carry it out now.
@@ -340,8 +355,8 @@ void Supervisor::OnExit(const std::shared_ptr<Service>& service,
                         const std::shared_ptr<Instance>& instance, uint64_t run, Exit exit) {
   for (int i = 0; i < 2; ++i) {
     (i == 0 ? instance->out : instance->err).Flush([&](std::string_view line) {
-      service->logs->Append({clock_.UnixMillis(), instance->id, i == 0 ? "stdout" : "stderr",
-                             std::string(line), ""});
+      service->logs->Append(
+          {clock_.UnixMillis(), instance->id, i == 0 ? "stdout" : "stderr", std::string(line), ""});
     });
   }
   if (instance->run != run) return;
@@ -351,8 +366,8 @@ void Supervisor::OnExit(const std::shared_ptr<Service>& service,
   instance->view.pid = 0;
   instance->view.last_exit_code = exit.code;
   instance->view.last_exit_signal = exit.signal;
-  const auto run_time = std::chrono::duration_cast<milliseconds>(
-      std::chrono::steady_clock::now() - instance->run_started);
+  const auto run_time = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
+                                                                 instance->run_started);
   Note(service, instance->id,
        fmt::format("exited: {} after {:.3f} s", Describe(exit), run_time.count() / 1000.0));
   if (instance->stop_requested) {
@@ -364,8 +379,8 @@ void Supervisor::OnExit(const std::shared_ptr<Service>& service,
   }
   if (!exit.error.empty()) instance->view.error = exit.error;
   const RestartPolicy policy = service->spec().restart;
-  const bool failed = exit.code != 0 || exit.signal != 0 || !exit.error.empty() ||
-                      instance->health_failed;
+  const bool failed =
+      exit.code != 0 || exit.signal != 0 || !exit.error.empty() || instance->health_failed;
   if (policy == RestartPolicy::kNever || (policy == RestartPolicy::kOnFailure && !failed)) {
     instance->view.status = Phase::kStopped;
     return;
@@ -401,47 +416,49 @@ void Supervisor::ScheduleProbe(const std::shared_ptr<Service>& service,
                                const std::shared_ptr<Instance>& instance, uint64_t run) {
   const HealthCheck& health = service->spec().health;
   instance->probe_timer.expires_after(health.interval);
-  instance->probe_timer.async_wait([this, service, instance, run](const boost::system::error_code& ec) {
-    if (ec || instance->run != run || !instance->running || instance->stop_requested) return;
-    const ServiceSpec& spec = service->spec();
-    Env env = options_.base_env;
-    for (const auto& [k, v] : spec.env) env[k] = v;
-    prober_.Probe(spec.health, instance->view.address, instance->driver_id + ".health",
-                  spec.working_dir, env, [this, service, instance, run](Status status) {
-                    if (instance->run != run || !instance->running || instance->stop_requested) {
-                      return;
-                    }
-                    const HealthCheck& health = service->spec().health;
-                    if (status.ok()) {
-                      instance->probe_failures = 0;
-                      if (instance->view.status == Phase::kStarting) {
-                        instance->view.status = Phase::kRunning;
-                        Note(service, instance->id, "health check passed");
-                      }
-                    } else if (std::chrono::steady_clock::now() - instance->run_started >=
-                               health.start_period) {
-                      ++instance->probe_failures;
-                      Note(service, instance->id,
-                           fmt::format("health check failed ({}/{}): {}", instance->probe_failures,
-                                       health.failure_threshold, std::string(status.message())));
-                      if (instance->probe_failures >= health.failure_threshold) {
-                        instance->health_failed = true;
-                        instance->view.error = "health check failed: " + std::string(status.message());
-                        Note(service, instance->id, "restarting: the health check failed");
-                        // Stop it like a kill request, but let the exit take the restart path.
-                        instance->view.status = Phase::kStopping;
-                        instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
-                        instance->timer.expires_after(service->spec().grace);
-                        instance->timer.async_wait([instance, run](const boost::system::error_code& ec) {
-                          if (ec || instance->run != run || !instance->running) return;
-                          instance->driver->Signal(instance->driver_id, SIGKILL);
-                        });
-                        return;
-                      }
-                    }
-                    ScheduleProbe(service, instance, run);
+  instance->probe_timer.async_wait(
+      [this, service, instance, run](const boost::system::error_code& ec) {
+        if (ec || instance->run != run || !instance->running || instance->stop_requested) return;
+        const ServiceSpec& spec = service->spec();
+        Env env = options_.base_env;
+        for (const auto& [k, v] : spec.env) env[k] = v;
+        prober_.Probe(
+            spec.health, instance->view.address, instance->driver_id + ".health", spec.working_dir,
+            env, [this, service, instance, run](Status status) {
+              if (instance->run != run || !instance->running || instance->stop_requested) {
+                return;
+              }
+              const HealthCheck& health = service->spec().health;
+              if (status.ok()) {
+                instance->probe_failures = 0;
+                if (instance->view.status == Phase::kStarting) {
+                  instance->view.status = Phase::kRunning;
+                  Note(service, instance->id, "health check passed");
+                }
+              } else if (std::chrono::steady_clock::now() - instance->run_started >=
+                         health.start_period) {
+                ++instance->probe_failures;
+                Note(service, instance->id,
+                     fmt::format("health check failed ({}/{}): {}", instance->probe_failures,
+                                 health.failure_threshold, std::string(status.message())));
+                if (instance->probe_failures >= health.failure_threshold) {
+                  instance->health_failed = true;
+                  instance->view.error = "health check failed: " + std::string(status.message());
+                  Note(service, instance->id, "restarting: the health check failed");
+                  // Stop it like a kill request, but let the exit take the restart path.
+                  instance->view.status = Phase::kStopping;
+                  instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+                  instance->timer.expires_after(service->spec().grace);
+                  instance->timer.async_wait([instance, run](const boost::system::error_code& ec) {
+                    if (ec || instance->run != run || !instance->running) return;
+                    instance->driver->Signal(instance->driver_id, SIGKILL);
                   });
-  });
+                  return;
+                }
+              }
+              ScheduleProbe(service, instance, run);
+            });
+      });
 }
 
 void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
@@ -478,7 +495,11 @@ void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
 }
 
 void Supervisor::StopService(const std::shared_ptr<Service>& service, std::function<void()> done) {
-  ++service->generation;  // a build in flight no longer starts anything
+  ++service->generation;  // a build in flight no longer starts anything...
+  if (service->building) {
+    // ...and does not outlive the service either.
+    processes_.Signal(DriverId(service->spec(), "build"), SIGKILL);
+  }
   auto left = std::make_shared<size_t>(service->instances.size() + 1);
   auto one_done = [left, done = std::move(done)]() {
     if (--*left == 0) done();
@@ -490,34 +511,35 @@ void Supervisor::StopService(const std::shared_ptr<Service>& service, std::funct
 void Supervisor::Update(const std::string& ns, const std::string& name, const std::string& version,
                         std::optional<ServiceSpec> spec,
                         std::function<void(Result<ServiceView>)> done) {
-  asio::post(io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
-    if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
-    auto it = services_.find({ns, name, version});
-    if (it == services_.end()) {
-      return done(absl::NotFoundError(fmt::format(
-          "service {} version {} is not deployed; see 'micro status'", name, version)));
-    }
-    std::shared_ptr<Service> service = it->second;
-    if (spec) {
-      if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
-        return done(absl::FailedPreconditionError(
-            "the container driver is not available: " + containers_error_));
-      }
-      DeployedService updated{std::move(*spec), service->deployed.created_unix_ms,
-                              clock_.UnixMillis()};
-      if (Status s = state_.Save(updated); !s.ok()) return done(s);
-      service->deployed = std::move(updated);
-      service->logs = LogsFor(service->spec());
-    } else {
-      service->deployed.updated_unix_ms = clock_.UnixMillis();
-    }
-    Note(service, "", "update: restarting every instance");
-    StopService(service, [this, service, done = std::move(done)]() mutable {
-      if (service->removed) return done(absl::NotFoundError("the service was removed"));
-      Launch(service);
-      done(View(*service));
-    });
-  });
+  asio::post(
+      io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
+        if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
+        auto it = services_.find({ns, name, version});
+        if (it == services_.end()) {
+          return done(absl::NotFoundError(fmt::format(
+              "service {} version {} is not deployed; see 'micro status'", name, version)));
+        }
+        std::shared_ptr<Service> service = it->second;
+        if (spec) {
+          if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
+            return done(absl::FailedPreconditionError("the container driver is not available: " +
+                                                      containers_error_));
+          }
+          DeployedService updated{std::move(*spec), service->deployed.created_unix_ms,
+                                  clock_.UnixMillis()};
+          if (Status s = state_.Save(updated); !s.ok()) return done(s);
+          service->deployed = std::move(updated);
+          service->logs = LogsFor(service->spec());
+        } else {
+          service->deployed.updated_unix_ms = clock_.UnixMillis();
+        }
+        Note(service, "", "update: restarting every instance");
+        StopService(service, [this, service, done = std::move(done)]() mutable {
+          if (service->removed) return done(absl::NotFoundError("the service was removed"));
+          Launch(service);
+          done(View(*service));
+        });
+      });
 }
 
 void Supervisor::Delete(const std::string& ns, const std::string& name, const std::string& version,

@@ -22,7 +22,16 @@
 
 namespace micro::runtime {
 
-enum class Phase { kPending, kBuilding, kStarting, kRunning, kStopping, kStopped, kBackoff, kError };
+enum class Phase {
+  kPending,
+  kBuilding,
+  kStarting,
+  kRunning,
+  kStopping,
+  kStopped,
+  kBackoff,
+  kError
+};
 
 struct InstanceView {
   std::string id;
@@ -122,15 +131,16 @@ class Supervisor {
   void AddService(DeployedService deployed);
   void Launch(const std::shared_ptr<Service>& service);
   void Build(const std::shared_ptr<Service>& service);
-  void StartInstance(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance);
+  void StartInstance(const std::shared_ptr<Service>& service,
+                     const std::shared_ptr<Instance>& instance);
   void OnExit(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance,
               uint64_t run, Exit exit);
   void RunFailed(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance,
                  std::chrono::milliseconds run_time);
-  void ScheduleProbe(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance,
-                     uint64_t run);
-  void StopInstance(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance,
-                    std::function<void()> done);
+  void ScheduleProbe(const std::shared_ptr<Service>& service,
+                     const std::shared_ptr<Instance>& instance, uint64_t run);
+  void StopInstance(const std::shared_ptr<Service>& service,
+                    const std::shared_ptr<Instance>& instance, std::function<void()> done);
   void StopService(const std::shared_ptr<Service>& service, std::function<void()> done);
   void Note(const std::shared_ptr<Service>& service, const std::string& instance,
             const std::string& message);

@@ -14,11 +14,11 @@
 #include <thread>
 
 #include "core/version.h"
+#include "runtime/container/container_driver.h"
 #include "server/grpc_logging.h"
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
-#include "runtime/container/container_driver.h"
 #include "services/runtime/desired_state.h"
 #include "services/store/make_store.h"
 #include "services/store/rocksdb_store.h"
@@ -102,8 +102,8 @@ Status Daemon::Open(Clock::TimePoint launched) {
   const std::string supervisor_id = SupervisorId(data_dir_->path());
   process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id);
   std::string containers_error;
-  auto containers = std::make_unique<runtime::ContainerDriver>(io_, config_.docker_socket,
-                                                               supervisor_id);
+  auto containers =
+      std::make_unique<runtime::ContainerDriver>(io_, config_.docker_socket, supervisor_id);
   if (Status s = containers->Ping(); s.ok()) {
     container_driver_ = std::move(containers);
   } else {
@@ -167,7 +167,9 @@ Status Daemon::Open(Clock::TimePoint launched) {
                container_driver_ ? "Docker engine at " + config_.docker_socket
                                  : "unavailable (" + containers_error + ")");
   supervisor_->Restore([](Status status) {
-    if (!status.ok()) spdlog::error("runtime: cannot restore the deployed services: {}", std::string(status.message()));
+    if (!status.ok())
+      spdlog::error("runtime: cannot restore the deployed services: {}",
+                    std::string(status.message()));
   });
 
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "runtime/driver.h"
+#include "runtime/process_driver.h"
+#include "runtime/supervisor.h"
 #include "server/call_context.h"
 #include "server/config.h"
 #include "server/data_dir.h"
@@ -19,12 +22,9 @@
 #include "services/config/config_service.h"
 #include "services/registry/registry.h"
 #include "services/registry/registry_service.h"
+#include "services/runtime/runtime_service.h"
 #include "services/store/store.h"
 #include "services/store/store_service.h"
-#include "runtime/driver.h"
-#include "runtime/process_driver.h"
-#include "runtime/supervisor.h"
-#include "services/runtime/runtime_service.h"
 #include "storage/rocks_db.h"
 
 namespace micro::server {

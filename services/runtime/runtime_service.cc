@@ -18,14 +18,22 @@ constexpr size_t kLogStreamMaxBytes = 64 << 20;
 
 v1::Status ToProto(Phase phase) {
   switch (phase) {
-    case Phase::kPending: return v1::STATUS_PENDING;
-    case Phase::kBuilding: return v1::STATUS_BUILDING;
-    case Phase::kStarting: return v1::STATUS_STARTING;
-    case Phase::kRunning: return v1::STATUS_RUNNING;
-    case Phase::kStopping: return v1::STATUS_STOPPING;
-    case Phase::kStopped: return v1::STATUS_STOPPED;
-    case Phase::kBackoff: return v1::STATUS_BACKOFF;
-    case Phase::kError: return v1::STATUS_ERROR;
+    case Phase::kPending:
+      return v1::STATUS_PENDING;
+    case Phase::kBuilding:
+      return v1::STATUS_BUILDING;
+    case Phase::kStarting:
+      return v1::STATUS_STARTING;
+    case Phase::kRunning:
+      return v1::STATUS_RUNNING;
+    case Phase::kStopping:
+      return v1::STATUS_STOPPING;
+    case Phase::kStopped:
+      return v1::STATUS_STOPPED;
+    case Phase::kBackoff:
+      return v1::STATUS_BACKOFF;
+    case Phase::kError:
+      return v1::STATUS_ERROR;
   }
   return v1::STATUS_UNSPECIFIED;
 }
@@ -227,8 +235,8 @@ grpc::ServerUnaryReactor* RuntimeService::Delete(grpc::CallbackServerContext* co
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(
-    grpc::CallbackServerContext* context, const v1::LogsRequest* request) {
+grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServerContext* context,
+                                                              const v1::LogsRequest* request) {
   auto ns = Namespace(contexts_.Get(context));
   if (!ns.ok()) return new LogStream(ns.status());
   if (Status s = CheckTarget(request->name(), request->version(), true); !s.ok()) {
@@ -252,8 +260,8 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(
 
   auto* stream = new LogStream();
   const size_t backlog = query.lines < 0 ? 100000 : static_cast<size_t>(query.lines);
-  auto queue = std::make_shared<ServiceLogs::Queue>(
-      backlog + kFollowLagRecords, kLogStreamMaxBytes, "log records", [stream] { stream->Notify(); });
+  auto queue = std::make_shared<ServiceLogs::Queue>(backlog + kFollowLagRecords, kLogStreamMaxBytes,
+                                                    "log records", [stream] { stream->Notify(); });
   if (!request->follow()) {
     std::vector<LogRecord> records;
     for (const auto& service_logs : *logs) {

@@ -58,8 +58,8 @@ TEST_CASE("run a prebuilt program, see it in status and logs, kill it", "[e2e][r
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   const std::string marker = Marker("web");
-  ProgramResult run = daemon.Cli({"run", "--name", "web", "--instances", "2", "--env", marker,
-                                  "--", "/bin/sh", "-c",
+  ProgramResult run = daemon.Cli({"run", "--name", "web", "--instances", "2", "--env", marker, "--",
+                                  "/bin/sh", "-c",
                                   "echo hello from $MICRO_SERVICE_NAME; setsid sleep 300 & "
                                   "sleep 300"});
   REQUIRE(run.exit_code == 0);
@@ -79,14 +79,16 @@ TEST_CASE("run a prebuilt program, see it in status and logs, kill it", "[e2e][r
   CHECK(table.exit_code == 0);
   CHECK(table.out.find("running") != std::string::npos);
 
-  REQUIRE(WaitFor([&] {
-    ProgramResult logs = daemon.Cli({"logs", "web"});
-    size_t count = 0;
-    for (size_t at = 0; (at = logs.out.find("hello from web", at)) != std::string::npos; ++at) {
-      ++count;
-    }
-    return count == 2;
-  }, 10s));
+  REQUIRE(WaitFor(
+      [&] {
+        ProgramResult logs = daemon.Cli({"logs", "web"});
+        size_t count = 0;
+        for (size_t at = 0; (at = logs.out.find("hello from web", at)) != std::string::npos; ++at) {
+          ++count;
+        }
+        return count == 2;
+      },
+      10s));
   ProgramResult one = daemon.Cli({"logs", "web", "--instance", "1", "--output", "json"});
   REQUIRE(one.exit_code == 0);
   CHECK(one.out.find("\"web-1\"") != std::string::npos);
@@ -106,12 +108,12 @@ TEST_CASE("run a prebuilt program, see it in status and logs, kill it", "[e2e][r
 TEST_CASE("bad deploys get clear errors and change nothing", "[e2e][runtime]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
-  ProgramResult missing = daemon.Cli({"run", "--name", "ghost", "--restart", "never", "--",
-                                      "/no/such/binary"});
+  ProgramResult missing =
+      daemon.Cli({"run", "--name", "ghost", "--restart", "never", "--", "/no/such/binary"});
   // Either the CLI refuses it at once, or the daemon reports the exec error in the status.
   if (missing.exit_code == 0) {
-    REQUIRE(WaitFor([&] { return Status(daemon, "ghost")["services"][0]["status"] ==
-                                 "STATUS_ERROR"; }, 10s));
+    REQUIRE(WaitFor(
+        [&] { return Status(daemon, "ghost")["services"][0]["status"] == "STATUS_ERROR"; }, 10s));
     CHECK(Status(daemon, "ghost")["services"][0]["error"] ==
           "exec /no/such/binary: No such file or directory");
   } else {
@@ -133,26 +135,28 @@ TEST_CASE("a manifest folder with a build command deploys as it is", "[e2e][runt
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   TempDir source;
-  std::ofstream(source.path() + "/micro.yaml") << "name: built\n"
-                                                  "version: v2\n"
-                                                  "build: printf '#!/bin/sh\\necho built ok\\nexec sleep 300\\n' > app && chmod +x app\n"
-                                                  "command: ./app\n"
-                                                  "instances: 1\n";
+  std::ofstream(source.path() + "/micro.yaml")
+      << "name: built\n"
+         "version: v2\n"
+         "build: printf '#!/bin/sh\\necho built ok\\nexec sleep 300\\n' > app && chmod +x app\n"
+         "command: ./app\n"
+         "instances: 1\n";
   ProgramResult run = daemon.Cli({"run", source.path()});
   REQUIRE(run.exit_code == 0);
   REQUIRE(WaitFor([&] { return Running(daemon, "built") == 1; }, 15s));
   auto service = Status(daemon, "built")["services"][0];
   CHECK(service["version"] == "v2");
-  REQUIRE(WaitFor([&] {
-    return daemon.Cli({"logs", "built"}).out.find("built ok") != std::string::npos;
-  }, 10s));
+  REQUIRE(WaitFor(
+      [&] {
+        return daemon.Cli({"logs", "built"}).out.find("built ok") != std::string::npos;
+      },
+      10s));
   CHECK(daemon.Cli({"logs", "built", "--instance", "build"}).out.find("building") !=
         std::string::npos);
   CHECK(daemon.Cli({"kill", "built"}).exit_code == 0);
 }
 
-TEST_CASE("a grpc health check against a live server makes the service running",
-          "[e2e][runtime]") {
+TEST_CASE("a grpc health check against a live server makes the service running", "[e2e][runtime]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   TempDir source;
@@ -161,7 +165,8 @@ TEST_CASE("a grpc health check against a live server makes the service running",
       << "name: probed\n"
          "command: /bin/sleep\n"
          "args: ['300']\n"
-         "health_check: {type: grpc, address: '" << daemon.address() << "', interval: 200ms, timeout: 150ms}\n";
+         "health_check: {type: grpc, address: '"
+      << daemon.address() << "', interval: 200ms, timeout: 150ms}\n";
   REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
   CHECK(WaitFor([&] { return Running(daemon, "probed") == 1; }, 10s));
   CHECK(daemon.Cli({"kill", "probed"}).exit_code == 0);
@@ -178,12 +183,14 @@ TEST_CASE("logs -f follows across a restart", "[e2e][runtime]") {
                                                   "backoff: {initial: 100ms, max: 200ms}\n";
   REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
   ChildProcess follower({MicroBinary(), "logs", "flaky", "-f", "--address", daemon.address()});
-  REQUIRE(WaitFor([&] {
-    const std::string out = follower.Stdout();
-    size_t runs = 0;
-    for (size_t at = 0; (at = out.find("run ", at)) != std::string::npos; ++at) ++runs;
-    return runs >= 3;
-  }, 15s));
+  REQUIRE(WaitFor(
+      [&] {
+        const std::string out = follower.Stdout();
+        size_t runs = 0;
+        for (size_t at = 0; (at = out.find("run ", at)) != std::string::npos; ++at) ++runs;
+        return runs >= 3;
+      },
+      15s));
   CHECK(follower.running());
   // Removing the service ends the stream cleanly.
   REQUIRE(daemon.Cli({"kill", "flaky"}).exit_code == 0);
@@ -198,10 +205,14 @@ TEST_CASE("after kill -9 of the daemon the services run again, without duplicate
   {
     MicroDaemon daemon({"--data-dir", data.path()});
     REQUIRE(daemon.WaitUntilServing());
-    REQUIRE(daemon.Cli({"run", "--name", "alpha", "--instances", "3", "--env", marker_a, "--",
-                        "/bin/sleep", "300"}).exit_code == 0);
-    REQUIRE(daemon.Cli({"run", "--name", "beta", "--env", marker_b, "--", "/bin/sh", "-c",
-                        "sleep 300 & wait"}).exit_code == 0);
+    REQUIRE(daemon
+                .Cli({"run", "--name", "alpha", "--instances", "3", "--env", marker_a, "--",
+                      "/bin/sleep", "300"})
+                .exit_code == 0);
+    REQUIRE(daemon
+                .Cli({"run", "--name", "beta", "--env", marker_b, "--", "/bin/sh", "-c",
+                      "sleep 300 & wait"})
+                .exit_code == 0);
     REQUIRE(WaitFor([&] { return Running(daemon, "alpha") == 3 && Running(daemon, "beta") == 1; },
                     10s));
     before_a = LivePidsWithEnv(marker_a);

@@ -270,8 +270,7 @@ TEST_CASE("process driver names the OS error of a failed exec", "[runtime][proce
   request.command = "no-such-program-anywhere";
   auto not_on_path = StartOn(io, driver, request)->started.get_future().get();
   REQUIRE_FALSE(not_on_path.ok());
-  CHECK(std::string(not_on_path.status().message()).find("not found on PATH") !=
-        std::string::npos);
+  CHECK(std::string(not_on_path.status().message()).find("not found on PATH") != std::string::npos);
 
   TempDir dir;
   const std::string script = dir.path() + "/not-executable";
@@ -442,10 +441,13 @@ TEST_CASE("backoff shows in the status with the next start, and update skips it"
   CHECK(view->instances[0].restarts == 1);
   // An explicit restart does not wait the minute out.
   REQUIRE(engine.Restart("slow").ok());
-  CHECK(WaitFor([&] { return engine.Read("slow")->instances[0].last_exit_code == 1 &&
-                             engine.Read("slow")->instances[0].started_unix_ms >
-                                 view->instances[0].started_unix_ms; },
-                5s));
+  CHECK(WaitFor(
+      [&] {
+        return engine.Read("slow")->instances[0].last_exit_code == 1 &&
+               engine.Read("slow")->instances[0].started_unix_ms >
+                   view->instances[0].started_unix_ms;
+      },
+      5s));
 }
 
 TEST_CASE("restart policies: never and on-failure leave a clean exit stopped",
@@ -465,8 +467,7 @@ TEST_CASE("restart policies: never and on-failure leave a clean exit stopped",
   CHECK(engine.Read("never")->instances[0].last_exit_code == 4);
 }
 
-TEST_CASE("instances get the platform environment and their own address",
-          "[runtime][supervisor]") {
+TEST_CASE("instances get the platform environment and their own address", "[runtime][supervisor]") {
   Engine engine;
   ServiceSpec spec = Spec("envy",
                           "echo $MICRO_SERVER $MICRO_SERVICE_NAME $MICRO_SERVICE_VERSION "
@@ -477,11 +478,13 @@ TEST_CASE("instances get the platform environment and their own address",
   REQUIRE(WaitFor([&] { return engine.Read("envy")->running == 2; }, 5s));
   auto view = engine.Read("envy");
   CHECK(view->instances[0].address != view->instances[1].address);
-  REQUIRE(WaitFor([&] {
-    int lines = 0;
-    for (const auto& r : engine.Logs("envy")) lines += r.stream == "stdout";
-    return lines == 2;
-  }, 5s));
+  REQUIRE(WaitFor(
+      [&] {
+        int lines = 0;
+        for (const auto& r : engine.Logs("envy")) lines += r.stream == "stdout";
+        return lines == 2;
+      },
+      5s));
   for (const auto& r : engine.Logs("envy")) {
     if (r.stream != "stdout") continue;
     const auto& instance = view->instances[r.instance == "envy-0" ? 0 : 1];
@@ -545,12 +548,14 @@ TEST_CASE("a build runs first; a failed build is an error with the reason",
   good.working_dir = dir.path();
   REQUIRE(engine.Create(good).ok());
   REQUIRE(WaitFor([&] { return engine.Read("built")->status == Phase::kRunning; }, 5s));
-  REQUIRE(WaitFor([&] {
-    for (const auto& r : engine.Logs("built")) {
-      if (r.instance == "built-0" && r.message == "compiled") return true;
-    }
-    return false;
-  }, 5s));
+  REQUIRE(WaitFor(
+      [&] {
+        for (const auto& r : engine.Logs("built")) {
+          if (r.instance == "built-0" && r.message == "compiled") return true;
+        }
+        return false;
+      },
+      5s));
 
   ServiceSpec bad = Spec("broken", "sleep 300");
   bad.build = "echo 'syntax error on line 3' >&2; exit 2";
@@ -560,7 +565,8 @@ TEST_CASE("a build runs first; a failed build is an error with the reason",
         "build failed: exit code 2; see 'micro logs broken --instance build'");
   bool logged = false;
   for (const auto& r : engine.Logs("broken")) {
-    logged |= r.instance == "build" && r.stream == "stderr" && r.message == "syntax error on line 3";
+    logged |=
+        r.instance == "build" && r.stream == "stderr" && r.message == "syntax error on line 3";
   }
   CHECK(logged);
 }
@@ -624,8 +630,9 @@ TEST_CASE("the memory limit is written to the instance's cgroup", "[runtime][pro
   LaunchRequest request;
   request.instance_id = "t.mem.0";
   request.command = "/bin/sh";
-  request.args = {"-c", "cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)"
-                        "/memory.limit_in_bytes"};
+  request.args = {"-c",
+                  "cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)"
+                  "/memory.limit_in_bytes"};
   request.env = {{"PATH", "/usr/bin:/bin"}};
   request.memory_bytes = 48 << 20;
   auto run = StartOn(io, driver, request);
@@ -674,8 +681,9 @@ TEST_CASE("a healthy run resets the backoff delay", "[runtime][supervisor]") {
 
 TEST_CASE("an http health check passes against the instance's address", "[runtime][supervisor]") {
   Engine engine;
-  ServiceSpec spec = Spec("web", "exec /usr/bin/python3 -m http.server ${MICRO_SERVICE_ADDRESS##*:} "
-                                 "--bind 127.0.0.1");
+  ServiceSpec spec = Spec("web",
+                          "exec /usr/bin/python3 -m http.server ${MICRO_SERVICE_ADDRESS##*:} "
+                          "--bind 127.0.0.1");
   spec.health.kind = HealthCheckKind::kHttp;
   spec.health.path = "/";
   spec.health.interval = 200ms;
@@ -684,6 +692,25 @@ TEST_CASE("an http health check passes against the instance's address", "[runtim
   REQUIRE(engine.Create(spec).ok());
   CHECK(WaitFor([&] { return engine.Read("web")->status == Phase::kRunning; }, 15s));
   CHECK(engine.Read("web")->instances[0].restarts == 0);
+}
+
+}  // namespace
+}  // namespace micro::runtime
+
+namespace micro::runtime {
+namespace {
+
+TEST_CASE("deleting a service while it builds stops the build", "[runtime][supervisor]") {
+  Engine engine;
+  const std::string marker = "BUILD_MARK=" + std::to_string(::getpid());
+  ServiceSpec spec = Spec("slowbuild", "sleep 300");
+  spec.build = "sleep 300";
+  spec.env = {{"BUILD_MARK", std::to_string(::getpid())}};
+  REQUIRE(engine.Create(spec).ok());
+  REQUIRE(WaitFor([&] { return !LivePidsWithEnv(marker).empty(); }, 5s));
+  CHECK(engine.Read("slowbuild")->status == Phase::kBuilding);
+  REQUIRE(engine.Delete("slowbuild").ok());
+  CHECK(WaitFor([&] { return LivePidsWithEnv(marker).empty(); }, 5s));
 }
 
 }  // namespace

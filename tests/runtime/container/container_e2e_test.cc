@@ -49,12 +49,14 @@ TEST_CASE("a container service runs, logs, restarts and is removed", "[e2e][cont
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
   nlohmann::json service;
-  REQUIRE(WaitFor([&] {
-    ProgramResult status = daemon.Cli({"status", "boxed", "--output", "json"});
-    if (status.exit_code != 0) return false;
-    service = nlohmann::json::parse(status.out)["services"][0];
-    return service.value("instances_running", 0) == 2;
-  }, 60s));
+  REQUIRE(WaitFor(
+      [&] {
+        ProgramResult status = daemon.Cli({"status", "boxed", "--output", "json"});
+        if (status.exit_code != 0) return false;
+        service = nlohmann::json::parse(status.out)["services"][0];
+        return service.value("instances_running", 0) == 2;
+      },
+      60s));
   for (const auto& instance : service["instances"]) {
     CHECK_FALSE(instance.value("container_id", "").empty());
   }
@@ -63,17 +65,21 @@ TEST_CASE("a container service runs, logs, restarts and is removed", "[e2e][cont
   const std::string boxed_1 = "micro.instance=micro.boxed.latest.1";
   CHECK_FALSE(Containers(socket, boxed_0).empty());
   CHECK_FALSE(Containers(socket, boxed_1).empty());
-  REQUIRE(WaitFor([&] {
-    return daemon.Cli({"logs", "boxed"}).out.find("hello from boxed in a container") !=
-           std::string::npos;
-  }, 30s));
+  REQUIRE(WaitFor(
+      [&] {
+        return daemon.Cli({"logs", "boxed"}).out.find("hello from boxed in a container") !=
+               std::string::npos;
+      },
+      30s));
   // An update restarts the containers at once.
   REQUIRE(daemon.Cli({"update", "boxed"}).exit_code == 0);
-  REQUIRE(WaitFor([&] {
-    ProgramResult status = daemon.Cli({"status", "boxed", "--output", "json"});
-    return status.exit_code == 0 &&
-           nlohmann::json::parse(status.out)["services"][0].value("instances_running", 0) == 2;
-  }, 60s));
+  REQUIRE(WaitFor(
+      [&] {
+        ProgramResult status = daemon.Cli({"status", "boxed", "--output", "json"});
+        return status.exit_code == 0 &&
+               nlohmann::json::parse(status.out)["services"][0].value("instances_running", 0) == 2;
+      },
+      60s));
   ProgramResult kill = daemon.Cli({"kill", "boxed"});
   CHECK(kill.exit_code == 0);
   CHECK(Containers(socket, boxed_0).empty());
@@ -95,12 +101,14 @@ TEST_CASE("a container service with a missing image reports the engine's error",
                                                   "image: micro-no-such-image:1.0\n"
                                                   "restart: never\n";
   REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
-  REQUIRE(WaitFor([&] {
-    ProgramResult status = daemon.Cli({"status", "noimage", "--output", "json"});
-    return status.exit_code == 0 &&
-           nlohmann::json::parse(status.out)["services"][0].value("error", "").find(
-               "No such image") != std::string::npos;
-  }, 30s));
+  REQUIRE(WaitFor(
+      [&] {
+        ProgramResult status = daemon.Cli({"status", "noimage", "--output", "json"});
+        return status.exit_code == 0 && nlohmann::json::parse(status.out)["services"][0]
+                                                .value("error", "")
+                                                .find("No such image") != std::string::npos;
+      },
+      30s));
   CHECK(daemon.Cli({"kill", "noimage"}).exit_code == 0);
 }
 
