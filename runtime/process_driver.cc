@@ -67,6 +67,52 @@ size_t FormatInt(long value, char* out) {
   return n;
 }
 
+// What the vforked child needs, prepared by the parent: the child allocates nothing.
+struct ChildSetup {
+  const char* program = nullptr;
+  char** argv = nullptr;
+  char** envp = nullptr;
+  const char* working_dir = nullptr;  // null: stay
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  int status_fd = -1;              // (stage, errno) goes here if anything fails before exec
+  const int* procs_fds = nullptr;  // cgroup.procs files to join
+  size_t procs_count = 0;
+  bool rlimit_memory = false;
+  rlim_t memory = 0;
+};
+
+// The child after vfork, up to exec: only async-signal-safe calls, and no writes to memory the
+// daemon shares with it (errno aside, which the parent does not read after a vfork that worked).
+[[noreturn]] void ExecChild(const ChildSetup& setup) {
+  auto die = [&](int stage) {
+    const int error[2] = {stage, errno};
+    [[maybe_unused]] ssize_t n = ::write(setup.status_fd, error, sizeof error);
+    ::_exit(127);
+  };
+  ::setpgid(0, 0);
+  char digits[24];
+  const size_t len = FormatInt(::getpid(), digits);
+  for (size_t i = 0; i < setup.procs_count; ++i) {
+    if (::write(setup.procs_fds[i], digits, len) < 0) die(1);
+  }
+  if (setup.stdin_fd >= 0) ::dup2(setup.stdin_fd, 0);
+  ::dup2(setup.stdout_fd, 1);
+  ::dup2(setup.stderr_fd, 2);
+  if (setup.working_dir != nullptr && ::chdir(setup.working_dir) != 0) die(2);
+  // Default dispositions first, then unblock: the daemon's handlers never run here.
+  for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (setup.rlimit_memory) {
+    const struct rlimit limit { setup.memory, setup.memory };
+    ::setrlimit(RLIMIT_AS, &limit);
+  }
+  ::execve(setup.program, setup.argv, setup.envp);
+  die(3);
+  ::_exit(127);  // not reached: die exits
+}
+
 // Whether `pid` is gone or only a zombie.
 bool Gone(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
@@ -185,40 +231,29 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
   std::vector<char*> argv;
   for (std::string& a : argv_strings) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const char* working_dir = request.working_dir.empty() ? nullptr : request.working_dir.c_str();
-  const bool rlimit_memory = !cgroups_ && request.memory_bytes > 0;
-  const rlim_t memory = static_cast<rlim_t>(request.memory_bytes);
+  ChildSetup setup;
+  setup.program = program->c_str();
+  setup.argv = argv.data();
+  setup.envp = envp.data();
+  setup.working_dir = request.working_dir.empty() ? nullptr : request.working_dir.c_str();
+  setup.stdin_fd = dev_null;
+  setup.stdout_fd = out[1];
+  setup.stderr_fd = err[1];
+  setup.status_fd = status_pipe[1];
+  setup.procs_fds = procs_fds.data();
+  setup.procs_count = procs_fds.size();
+  setup.rlimit_memory = !cgroups_ && request.memory_bytes > 0;
+  setup.memory = static_cast<rlim_t>(request.memory_bytes);
 
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // The child: only async-signal-safe calls from here to exec.
-    auto die = [&](int stage) {
-      const int error[2] = {stage, errno};
-      [[maybe_unused]] ssize_t n = ::write(status_pipe[1], error, sizeof error);
-      ::_exit(127);
-    };
-    ::setpgid(0, 0);
-    char digits[24];
-    const size_t len = FormatInt(::getpid(), digits);
-    for (int fd : procs_fds) {
-      if (::write(fd, digits, len) < 0) die(1);
-    }
-    if (dev_null >= 0) ::dup2(dev_null, 0);
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    if (working_dir != nullptr && ::chdir(working_dir) != 0) die(2);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
-    if (rlimit_memory) {
-      const struct rlimit limit { memory, memory };
-      ::setrlimit(RLIMIT_AS, &limit);
-    }
-    ::execve(program->c_str(), argv.data(), envp.data());
-    die(3);
-  }
-
+  // vfork: the child borrows the daemon's memory until it execs, so starting an instance costs
+  // no copy of the daemon's page tables (fork of the daemon was most of a restart's latency).
+  // Every signal is blocked around it so that no handler of the daemon's runs in the child.
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::vfork();
+  if (pid == 0) ExecChild(setup);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   for (int fd : {out[1], err[1], status_pipe[1], dev_null}) {
     if (fd >= 0) ::close(fd);
   }
