@@ -507,6 +507,10 @@ Status ValidateIdentity(const ServiceSpec& spec) {
       !s.ok()) {
     return s;
   }
+  // The version names a folder of the service's logs.
+  if (spec.version == "." || spec.version == "..") {
+    return Invalid(fmt::format("version may not be '{}'", spec.version));
+  }
   if (spec.metadata.size() > kMaxMetadataEntries) {
     return Invalid(fmt::format("metadata has {} entries; the limit is {}", spec.metadata.size(),
                                kMaxMetadataEntries));

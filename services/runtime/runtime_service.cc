@@ -52,6 +52,9 @@ Status CheckTarget(const std::string& name, const std::string& version, bool nam
   }
   if (Status s = CheckName("service name", name, 63, Charset::kName); !s.ok()) return s;
   if (version.empty()) return absl::OkStatus();
+  if (version == "." || version == "..") {
+    return absl::InvalidArgumentError("version may not be '" + version + "'");
+  }
   return CheckName("version", version, 64, Charset::kVersion);
 }
 

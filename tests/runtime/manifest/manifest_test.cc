@@ -247,6 +247,7 @@ TEST_CASE("ValidateSpec accepts the full spec and names the field of each bad va
   CHECK_THAT(Invalid([](auto& s) { s.name = ""; }), Contains("name is empty"));
   CHECK_THAT(Invalid([](auto& s) { s.name = std::string(64, 'a'); }), Contains("name is 64"));
   CHECK_THAT(Invalid([](auto& s) { s.version = "1 0"; }), Contains("version '1 0'"));
+  CHECK_THAT(Invalid([](auto& s) { s.version = ".."; }), Contains("version may not be '..'"));
   CHECK_THAT(Invalid([](auto& s) { s.ns = "Bad_NS"; }), Contains("namespace"));
   CHECK_THAT(Invalid([](auto& s) { s.command = ""; }), Contains("command is missing"));
   CHECK_THAT(Invalid([](auto& s) { s.driver = DriverKind::kContainer; }), Contains("image"));
