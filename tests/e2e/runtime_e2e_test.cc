@@ -239,10 +239,19 @@ TEST_CASE("after kill -9 of the daemon the services run again, without duplicate
   auto status = Status(daemon);
   CHECK(status["services"].size() == 2);
 
-  // A graceful stop takes the services down with the daemon.
+  // A graceful stop takes the services down with the daemon...
   CHECK(daemon.process().Stop(SIGTERM, 30s) == 0);
   CHECK(LivePidsWithEnv(marker_a).empty());
   CHECK(LivePidsWithEnv(marker_b).empty());
+  // ...and the next daemon starts them again.
+  MicroDaemon next({"--data-dir", data.path()});
+  REQUIRE(next.WaitUntilServing());
+  CHECK(WaitFor([&] { return Running(next, "alpha") == 3 && Running(next, "beta") == 1; }, 20s));
+  CHECK(WaitFor([&] {
+    return LivePidsWithEnv(marker_a).size() == 3 && LivePidsWithEnv(marker_b).size() == 2;
+  }, 10s));
+  CHECK(next.process().Stop(SIGTERM, 30s) == 0);
+  CHECK(LivePidsWithEnv(marker_a).empty());
 }
 
 }  // namespace
