@@ -33,7 +33,10 @@ using micro::testing::WaitFor;
 class IoThread {
  public:
   IoThread() : work_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~IoThread() {
+  ~IoThread() { Stop(); }
+  // Stops running handlers; what is still queued is destroyed with the io_context.
+  void Stop() {
+    if (!thread_.joinable()) return;
     work_.reset();
     io_.stop();
     thread_.join();
@@ -51,6 +54,14 @@ class IoThread {
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
+};
+
+// Stops an IoThread when it goes out of scope: declared after a driver, it keeps handlers from
+// running while the driver is destroyed.
+struct StopAtEnd {
+  explicit StopAtEnd(IoThread& io) : io(io) {}
+  ~StopAtEnd() { io.Stop(); }
+  IoThread& io;
 };
 
 // Live processes (not zombies) whose environment holds `marker`.
@@ -235,6 +246,7 @@ TEST_CASE("process driver runs a program with its env, output and exit code",
           "[runtime][process]") {
   IoThread io;
   ProcessDriver driver(io.io(), "test-" + std::to_string(::getpid()));
+  StopAtEnd stop_io(io);  // before the driver goes
   TempDir dir;
   LaunchRequest request;
   request.instance_id = "t.run.0";
@@ -259,6 +271,7 @@ TEST_CASE("process driver runs a program with its env, output and exit code",
 TEST_CASE("process driver names the OS error of a failed exec", "[runtime][process]") {
   IoThread io;
   ProcessDriver driver(io.io(), "test-" + std::to_string(::getpid()));
+  StopAtEnd stop_io(io);  // before the driver goes
   LaunchRequest request;
   request.instance_id = "t.missing.0";
   request.command = "/nonexistent/server";
@@ -292,6 +305,7 @@ TEST_CASE("SIGKILL takes grandchildren that left the process group", "[runtime][
   IoThread io;
   const std::string supervisor = "test-" + std::to_string(::getpid());
   ProcessDriver driver(io.io(), supervisor);
+  StopAtEnd stop_io(io);  // before the driver goes
   LaunchRequest request;
   request.instance_id = "t.escape.0";
   request.command = "/bin/sh";
@@ -322,6 +336,7 @@ TEST_CASE("process driver removes what an earlier daemon left running", "[runtim
   {
     IoThread io;
     ProcessDriver driver(io.io(), supervisor);
+    StopAtEnd stop_io(io);  // before the driver goes
     std::promise<void> done;
     io.Call([&] {
       driver.RemoveLeftovers([&] { done.set_value(); });
@@ -344,6 +359,8 @@ class Engine {
     std::promise<void> stopped;
     supervisor_.StopAll([&] { stopped.set_value(); });
     stopped.get_future().wait_for(30s);
+    // No handler may run while the supervisor and the driver are destroyed below.
+    io_.Stop();
   }
 
   SupervisorOptions Options() {
@@ -599,6 +616,7 @@ namespace {
 TEST_CASE("the process limit holds through the instance's cgroup", "[runtime][process]") {
   IoThread io;
   ProcessDriver driver(io.io(), "limits-" + std::to_string(::getpid()));
+  StopAtEnd stop_io(io);  // before the driver goes
   if (driver.isolation().find("pids") == std::string::npos &&
       driver.isolation().find("v2") == std::string::npos) {
     WARN("SKIPPED: no writable pids cgroup here (" << driver.isolation() << ")");
@@ -623,6 +641,7 @@ TEST_CASE("the memory limit is written to the instance's cgroup", "[runtime][pro
   IoThread io;
   const std::string supervisor = "memlimit-" + std::to_string(::getpid());
   ProcessDriver driver(io.io(), supervisor);
+  StopAtEnd stop_io(io);  // before the driver goes
   if (driver.isolation().find("memory") == std::string::npos) {
     WARN("SKIPPED: no writable memory cgroup here (" << driver.isolation() << ")");
     return;
