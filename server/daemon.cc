@@ -249,9 +249,19 @@ void Daemon::Shutdown() {
   spdlog::info("micro server stopped");
 }
 
+namespace {
+
+// SIGINT or SIGTERM received before the daemon's own handling is in place.
+volatile sig_atomic_t g_early_signal = 0;
+extern "C" void RecordEarlySignal(int signal) { g_early_signal = signal; }
+
+}  // namespace
+
 int RunServerCommand(const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env) {
   const Clock::TimePoint launched = std::chrono::steady_clock::now();
+  ::signal(SIGINT, RecordEarlySignal);
+  ::signal(SIGTERM, RecordEarlySignal);
   const CommandSpec spec{
       "micro server [flags]",
       "Runs the micro daemon in the foreground: the platform's core services on one gRPC port.\n"
@@ -278,7 +288,15 @@ int RunServerCommand(const std::vector<std::string>& args,
     std::cerr << "error: " << daemon.status().message() << "\n";
     return 1;
   }
-  return (*daemon)->Run();
+  // A signal that came while the daemon was starting is handled now, gracefully.
+  if (const int early = g_early_signal; early != 0) ::raise(early);
+  const int code = (*daemon)->Run();
+  // Destroying the daemon gives SIGINT and SIGTERM their default action back: a late signal
+  // must not turn a clean exit into death by signal.
+  daemon->reset();
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGTERM, SIG_IGN);
+  return code;
 }
 
 }  // namespace micro::server
