@@ -85,6 +85,10 @@ std::unique_ptr<Cgroups> Cgroups::Detect(const std::string& supervisor_id) {
   return nullptr;
 }
 
+Cgroups::~Cgroups() {
+  for (const Hierarchy& h : hierarchies_) ::rmdir(h.base.c_str());
+}
+
 Result<std::vector<std::string>> Cgroups::Create(const std::string& instance, int64_t memory_bytes,
                                                  int64_t max_processes) {
   std::vector<std::string> procs;

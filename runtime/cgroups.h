@@ -18,6 +18,8 @@ class Cgroups {
   // nullptr when no usable, writable hierarchy exists (the driver then falls back to process
   // groups and a /proc scan).
   static std::unique_ptr<Cgroups> Detect(const std::string& supervisor_id);
+  // Removes the supervisor's folders if they are empty (they are not while instances run).
+  ~Cgroups();
 
   // Creates the instance's cgroups with these limits (0: none). Returns the cgroup.procs files a
   // new process writes its pid to. Errors name the file that could not be written.

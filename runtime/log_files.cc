@@ -213,6 +213,14 @@ void ServiceLogs::Unsubscribe(uint64_t token) {
   followers_.erase(token);
 }
 
+void ServiceLogs::CloseFiles() {
+  std::lock_guard lock(mu_);
+  for (auto& [instance, file] : files_) {
+    if (file.fd >= 0) ::close(file.fd);
+  }
+  files_.clear();
+}
+
 void ServiceLogs::CloseFollowers(const Status& why) {
   std::lock_guard lock(mu_);
   for (auto& [token, follower] : followers_) follower.queue->Close(why);

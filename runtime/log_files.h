@@ -67,6 +67,8 @@ class ServiceLogs {
 
   // Ends every follower's stream (the service was removed, or the daemon stops).
   void CloseFollowers(const Status& why);
+  // Closes the open files (they reopen on the next Append): for a service that was removed.
+  void CloseFiles();
 
   void set_policy(const LogPolicy& policy);
   const std::string& dir() const { return dir_; }

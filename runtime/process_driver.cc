@@ -27,6 +27,10 @@ constexpr auto kLeftoverPoll = std::chrono::milliseconds(50);
 // After an instance's main process exits, what is left of its cgroup gets SIGKILL; the exit is
 // reported once the cgroup is empty, checked this often, at most this many times.
 constexpr int kEmptyCgroupPolls = 1000;
+// Output read from one pipe per wake-up; and what is still read after the process exited (the
+// rest, if a grandchild keeps writing, is not waited for).
+constexpr size_t kReadBudget = 64 << 10;
+constexpr size_t kFinalReadBudget = 1 << 20;
 constexpr auto kEmptyCgroupPoll = std::chrono::milliseconds(2);
 
 // The program to exec: a path with a '/' as it is (relative ones resolve after the chdir), a
@@ -297,24 +301,37 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
 void ProcessDriver::WatchPipe(const std::shared_ptr<Child>& child, int index) {
   child->pipes[index]->async_wait(asio::posix::stream_descriptor::wait_read,
                                   [this, child, index](const boost::system::error_code& ec) {
-                                    if (ec || !child->pipes[index]) return;
-                                    if (ReadPipe(child, index)) {
-                                      WatchPipe(child, index);
-                                    } else {
-                                      child->pipes[index].reset();
-                                    }
+                                    if (!ec) DrainPipe(child, index);
                                   });
 }
 
-bool ProcessDriver::ReadPipe(const std::shared_ptr<Child>& child, int index) {
+void ProcessDriver::DrainPipe(const std::shared_ptr<Child>& child, int index) {
+  if (!child->pipes[index]) return;
+  switch (ReadPipe(child, index, kReadBudget)) {
+    case PipeState::kEmpty:
+      return WatchPipe(child, index);
+    case PipeState::kMore:
+      // Let every other handler run first, then go on reading.
+      return asio::post(io_, [this, child, index] { DrainPipe(child, index); });
+    case PipeState::kClosed:
+      child->pipes[index].reset();
+      return;
+  }
+}
+
+ProcessDriver::PipeState ProcessDriver::ReadPipe(const std::shared_ptr<Child>& child, int index,
+                                                 size_t budget) {
   // One buffer for every pipe: reads happen on the io thread only, and a buffer per instance
   // would cost 1,000 supervised processes megabytes for nothing.
   static char buffer[64 << 10];
   auto& pipe = child->pipes[index];
-  if (!pipe) return false;
-  for (;;) {
-    const ssize_t n = ::read(pipe->native_handle(), buffer, sizeof buffer);
+  if (!pipe) return PipeState::kClosed;
+  // At most `budget` bytes per call: a service that writes without pause must not keep the
+  // event loop (and every other service, and the daemon's signals) waiting on its output.
+  for (size_t read = 0; read < budget;) {
+    const ssize_t n = ::read(pipe->native_handle(), buffer, std::min(sizeof buffer, budget - read));
     if (n > 0) {
+      read += static_cast<size_t>(n);
       if (child->callbacks.on_output) {
         child->callbacks.on_output(index == 0 ? OutputStream::kStdout : OutputStream::kStderr,
                                    std::string_view(buffer, static_cast<size_t>(n)));
@@ -322,8 +339,10 @@ bool ProcessDriver::ReadPipe(const std::shared_ptr<Child>& child, int index) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? PipeState::kEmpty
+                                                              : PipeState::kClosed;
   }
+  return PipeState::kMore;
 }
 
 void ProcessDriver::OnSigchld() {
@@ -341,7 +360,7 @@ void ProcessDriver::OnSigchld() {
     // The output written before the exit is in the pipes: deliver it, then let go of them, so a
     // grandchild that still holds them cannot delay the exit.
     for (int i = 0; i < 2; ++i) {
-      ReadPipe(child, i);
+      ReadPipe(child, i, kFinalReadBudget);
       child->pipes[i].reset();
     }
     auto by_instance = by_instance_.find(child->instance_id);
@@ -354,6 +373,10 @@ void ProcessDriver::OnSigchld() {
       for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
       AwaitEmptyCgroup(child, exit, kEmptyCgroupPolls);
     } else {
+      // No cgroup: the process group, and whatever carries the instance's id in its
+      // environment (a setsid grandchild, say).
+      ::kill(-child->pid, SIGKILL);
+      for (pid_t p : PidsWithEnv("MICRO_INSTANCE_ID=" + child->instance_id)) ::kill(p, SIGKILL);
       asio::post(io_, [child, exit] { child->callbacks.on_exit(exit); });
     }
   }

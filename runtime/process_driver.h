@@ -36,8 +36,12 @@ class ProcessDriver final : public Driver {
 
  private:
   struct Child;
+  enum class PipeState { kEmpty, kMore, kClosed };
   void WatchPipe(const std::shared_ptr<Child>& child, int index);
-  bool ReadPipe(const std::shared_ptr<Child>& child, int index);
+  void DrainPipe(const std::shared_ptr<Child>& child, int index);
+  // Reads up to `budget` bytes and hands them on; says whether the pipe is drained, may have
+  // more, or is closed.
+  PipeState ReadPipe(const std::shared_ptr<Child>& child, int index, size_t budget);
   void OnSigchld();
   void AwaitEmptyCgroup(const std::shared_ptr<Child>& child, Exit exit, int polls);
   void KillInstance(const std::string& instance_id, pid_t pgid, int signal);

@@ -41,6 +41,12 @@ std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
   return id;
 }
 
+Status RestoringError() {
+  return absl::UnavailableError(
+      "the daemon is still restoring the deployed services (stopping what the previous daemon "
+      "left running); retry in a few seconds");
+}
+
 std::string Describe(const Exit& exit) {
   if (!exit.error.empty()) return exit.error;
   if (exit.signal != 0)
@@ -100,9 +106,11 @@ struct Supervisor::Service {
   std::string error;
   std::vector<std::shared_ptr<Instance>> instances;
   std::shared_ptr<ServiceLogs> logs;
-  uint64_t generation = 0;  // bumped when the service is relaunched or removed
+  uint64_t generation = 0;       // bumped when the service is relaunched or removed
+  uint64_t stops_requested = 0;  // the generation the latest StopService set
   bool removed = false;
   bool building = false;  // the build command runs
+  std::string build_id;   // its driver id
   const ServiceSpec& spec() const { return deployed.spec; }
 };
 
@@ -147,12 +155,18 @@ void Supervisor::Note(const std::shared_ptr<Service>& service, const std::string
 }
 
 void Supervisor::Restore(std::function<void(Status)> done) {
+  // Set at once: a call queued behind the restore must not see an empty runtime.
+  restoring_ = true;
   asio::post(io_, [this, done = std::move(done)]() mutable {
     auto deployed = state_.LoadAll();
-    if (!deployed.ok()) return done(deployed.status());
+    if (!deployed.ok()) {
+      restoring_ = false;
+      return done(deployed.status());
+    }
     auto after_processes = [this, deployed = std::move(*deployed),
                             done = std::move(done)]() mutable {
       auto start = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
+        restoring_ = false;
         for (DeployedService& d : deployed) AddService(std::move(d));
         done(absl::OkStatus());
       };
@@ -169,6 +183,7 @@ void Supervisor::Restore(std::function<void(Status)> done) {
 void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>)> done) {
   asio::post(io_, [this, spec = std::move(spec), done = std::move(done)]() mutable {
     if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
+    if (restoring_) return done(RestoringError());
     if (services_.count({spec.ns, spec.name, spec.version})) {
       return done(absl::AlreadyExistsError(fmt::format(
           "service {} version {} is already deployed; change it with 'micro update {}' or "
@@ -198,6 +213,7 @@ void Supervisor::AddService(DeployedService deployed) {
 
 // (Re)creates the instance slots and starts them, after the build if there is one.
 void Supervisor::Launch(const std::shared_ptr<Service>& service) {
+  if (stopping_all_) return;
   ++service->generation;
   const ServiceSpec& spec = service->spec();
   service->instances.clear();
@@ -228,7 +244,9 @@ void Supervisor::Build(const std::shared_ptr<Service>& service) {
   Note(service, "build", "building: " + spec.build);
   const uint64_t generation = service->generation;
   LaunchRequest request;
-  request.instance_id = DriverId(spec, "build");
+  // Its own id per build: a new build never shares the cgroup of one still being killed.
+  service->build_id = DriverId(spec, fmt::format("build{}", generation));
+  request.instance_id = service->build_id;
   request.command = "/bin/sh";
   request.args = {"-c", spec.build};
   request.env = options_.base_env;
@@ -331,8 +349,8 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
         health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
     Note(service, instance->id, fmt::format("started, pid {}", launched->pid));
     if (instance->stop_requested) {
-      // A stop came while it was starting: carry it out now.
-      instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+      // A stop came while it was starting: carry it out now, grace period and all.
+      BeginStop(service, instance);
     } else if (health.kind != HealthCheckKind::kNone) {
       ScheduleProbe(service, instance, run);
     }
@@ -480,6 +498,12 @@ void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
   }
   instance->on_stopped.push_back(std::move(done));
   if (instance->view.status == Phase::kStopping && instance->health_failed) return;
+  BeginStop(service, instance);
+}
+
+// The stop signal now, SIGKILL after the grace period if the instance is still running then.
+void Supervisor::BeginStop(const std::shared_ptr<Service>& service,
+                           const std::shared_ptr<Instance>& instance) {
   instance->view.status = Phase::kStopping;
   Note(service, instance->id,
        fmt::format("stopping: signal {}, SIGKILL after {} s", service->spec().stop_signal,
@@ -496,9 +520,10 @@ void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
 
 void Supervisor::StopService(const std::shared_ptr<Service>& service, std::function<void()> done) {
   ++service->generation;  // a build in flight no longer starts anything...
+  service->stops_requested = service->generation;
   if (service->building) {
     // ...and does not outlive the service either.
-    processes_.Signal(DriverId(service->spec(), "build"), SIGKILL);
+    processes_.Signal(service->build_id, SIGKILL);
   }
   auto left = std::make_shared<size_t>(service->instances.size() + 1);
   auto one_done = [left, done = std::move(done)]() {
@@ -514,6 +539,7 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
   asio::post(
       io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
         if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
+        if (restoring_) return done(RestoringError());
         auto it = services_.find({ns, name, version});
         if (it == services_.end()) {
           return done(absl::NotFoundError(fmt::format(
@@ -536,6 +562,8 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
         Note(service, "", "update: restarting every instance");
         StopService(service, [this, service, done = std::move(done)]() mutable {
           if (service->removed) return done(absl::NotFoundError("the service was removed"));
+          // A later update or delete took over while this one waited: that one launches.
+          if (service->generation != service->stops_requested) return done(View(*service));
           Launch(service);
           done(View(*service));
         });
@@ -545,6 +573,7 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
 void Supervisor::Delete(const std::string& ns, const std::string& name, const std::string& version,
                         std::function<void(Status)> done) {
   asio::post(io_, [this, ns, name, version, done = std::move(done)]() mutable {
+    if (restoring_) return done(RestoringError());
     std::vector<std::shared_ptr<Service>> matched;
     for (auto& [key, service] : services_) {
       if (std::get<0>(key) == ns && std::get<1>(key) == name &&
@@ -574,6 +603,7 @@ void Supervisor::Delete(const std::string& ns, const std::string& name, const st
         if (it != services_.end() && it->second == service) services_.erase(it);
         Note(service, "", "removed");
         service->logs->CloseFollowers(EndOfLogs());
+        service->logs->CloseFiles();
         if (--*left == 0) (*all_done)(absl::OkStatus());
       });
     }
@@ -583,6 +613,7 @@ void Supervisor::Delete(const std::string& ns, const std::string& name, const st
 void Supervisor::Read(const std::string& ns, const std::string& name, const std::string& version,
                       std::function<void(Result<std::vector<ServiceView>>)> done) {
   asio::post(io_, [this, ns, name, version, done = std::move(done)] {
+    if (restoring_) return done(RestoringError());
     std::vector<ServiceView> out;
     for (auto& [key, service] : services_) {
       if (std::get<0>(key) != ns) continue;
@@ -651,6 +682,17 @@ void Supervisor::StopAll(std::function<void()> done) {
       });
     }
     one_done();
+  });
+}
+
+void Supervisor::KillAll() {
+  asio::post(io_, [this] {
+    for (auto& [key, service] : services_) {
+      if (service->building) processes_.Signal(service->build_id, SIGKILL);
+      for (const auto& instance : service->instances) {
+        if (instance->running) instance->driver->Signal(instance->driver_id, SIGKILL);
+      }
+    }
   });
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
@@ -122,6 +123,8 @@ class Supervisor {
 
   // Stops every instance, keeping the desired state, for the daemon's shutdown.
   void StopAll(std::function<void()> done);
+  // SIGKILL to every running instance now (a StopAll's grace period cut short).
+  void KillAll();
 
  private:
   struct Instance;
@@ -141,6 +144,8 @@ class Supervisor {
                      const std::shared_ptr<Instance>& instance, uint64_t run);
   void StopInstance(const std::shared_ptr<Service>& service,
                     const std::shared_ptr<Instance>& instance, std::function<void()> done);
+  void BeginStop(const std::shared_ptr<Service>& service,
+                 const std::shared_ptr<Instance>& instance);
   void StopService(const std::shared_ptr<Service>& service, std::function<void()> done);
   void Note(const std::shared_ptr<Service>& service, const std::string& instance,
             const std::string& message);
@@ -160,6 +165,7 @@ class Supervisor {
   HealthProber prober_;
   uint64_t seed_;
   bool stopping_all_ = false;
+  std::atomic<bool> restoring_{false};  // Restore has begun and not yet added the services
 
   std::map<Key, std::shared_ptr<Service>> services_;  // io thread only
 

@@ -9,8 +9,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <thread>
 
 #include "core/version.h"
@@ -236,15 +238,33 @@ void Daemon::Shutdown() {
                  forced ? "at the second signal" : "after the grace period");
   }
   // Supervised services stop with the daemon (stop signal, their grace period, SIGKILL) and
-  // start again with the next one. A second signal leaves the rest to that next daemon.
+  // start again with the next one. A second signal cuts their grace period short: SIGKILL.
   bool runtime_stopped = false;
+  bool killed = false;
   supervisor_->StopAll([&runtime_stopped] { runtime_stopped = true; });
-  while (!forced && !runtime_stopped) io_.run_for(std::chrono::milliseconds(5));
-  if (!runtime_stopped) spdlog::warn("runtime: services not stopped at the second signal");
+  while (!runtime_stopped) {
+    if (forced && !killed) {
+      spdlog::warn("runtime: SIGKILL to every supervised process at the second signal");
+      supervisor_->KillAll();
+      killed = true;
+    }
+    io_.run_for(std::chrono::milliseconds(5));
+  }
   signals_.cancel();
-  io_.run_for(std::chrono::milliseconds(1));
-  server_->Shutdown(std::chrono::system_clock::now());
-  server_->Wait();
+  // The gRPC server waits for every call to finish, and runtime calls finish from the event
+  // loop: keep it running while the server stops.
+  std::atomic<bool> server_down{false};
+  std::thread stopper([this, &server_down] {
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+    server_down = true;
+  });
+  while (!server_down) {
+    if (io_.run_for(std::chrono::milliseconds(5)) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  stopper.join();
   server_.reset();
   spdlog::info("micro server stopped");
 }
