@@ -172,6 +172,46 @@ TEST_CASE("a grpc health check against a live server makes the service running",
   CHECK(daemon.Cli({"kill", "probed"}).exit_code == 0);
 }
 
+TEST_CASE("a service that writes without pause does not stall the daemon", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir source;
+  std::ofstream(source.path() + "/micro.yaml") << "name: chatty\n"
+                                                  "command: /usr/bin/yes\n"
+                                                  "logs: {max_file_size: 1MiB, max_files: 1}\n";
+  REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
+  std::this_thread::sleep_for(1s);
+  const auto before = std::chrono::steady_clock::now();
+  CHECK(Running(daemon, "chatty") == 1);
+  CHECK(daemon.Cli({"kill", "chatty"}).exit_code == 0);
+  CHECK(std::chrono::steady_clock::now() - before < 10s);
+  // Rotation kept the disk use to the current file and one rotated file.
+  uintmax_t bytes = 0;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(daemon.data_dir() + "/logs")) {
+    if (entry.is_regular_file()) bytes += entry.file_size();
+  }
+  CHECK(bytes <= 2u * (1 << 20) + (64 << 10));
+}
+
+TEST_CASE("a second signal stops the daemon and its services at once", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const std::string marker = Marker("second-signal");
+  REQUIRE(daemon
+              .Cli({"run", "--name", "stubborn", "--env", marker, "--", "/bin/sh", "-c",
+                    "trap '' TERM; sleep 300 & wait; sleep 300"})
+              .exit_code == 0);
+  REQUIRE(WaitFor([&] { return Running(daemon, "stubborn") == 1; }, 10s));
+  ::kill(daemon.process().pid(), SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  CHECK(daemon.process().running());  // waiting out the service's 10 s grace period
+  const auto before = std::chrono::steady_clock::now();
+  CHECK(daemon.process().Stop(SIGTERM, 10s) == 0);
+  CHECK(std::chrono::steady_clock::now() - before < 5s);
+  CHECK(LivePidsWithEnv(marker).empty());
+}
+
 TEST_CASE("logs -f follows across a restart", "[e2e][runtime]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
@@ -247,9 +287,11 @@ TEST_CASE("after kill -9 of the daemon the services run again, without duplicate
   MicroDaemon next({"--data-dir", data.path()});
   REQUIRE(next.WaitUntilServing());
   CHECK(WaitFor([&] { return Running(next, "alpha") == 3 && Running(next, "beta") == 1; }, 20s));
-  CHECK(WaitFor([&] {
-    return LivePidsWithEnv(marker_a).size() == 3 && LivePidsWithEnv(marker_b).size() == 2;
-  }, 10s));
+  CHECK(WaitFor(
+      [&] {
+        return LivePidsWithEnv(marker_a).size() == 3 && LivePidsWithEnv(marker_b).size() == 2;
+      },
+      10s));
   CHECK(next.process().Stop(SIGTERM, 30s) == 0);
   CHECK(LivePidsWithEnv(marker_a).empty());
 }

@@ -734,3 +734,26 @@ TEST_CASE("deleting a service while it builds stops the build", "[runtime][super
 
 }  // namespace
 }  // namespace micro::runtime
+
+namespace micro::runtime {
+namespace {
+
+TEST_CASE("overlapping restarts leave exactly the desired instances", "[runtime][supervisor]") {
+  Engine engine;
+  const std::string marker = "OVERLAP_MARK=" + std::to_string(::getpid());
+  ServiceSpec spec = Spec("overlap", "exec sleep 300");
+  spec.env = {{"OVERLAP_MARK", std::to_string(::getpid())}};
+  spec.instances = 2;
+  REQUIRE(engine.Create(spec).ok());
+  REQUIRE(WaitFor([&] { return engine.Read("overlap")->running == 2; }, 5s));
+  // Three updates in flight at once: each stop waits on the same instances.
+  std::vector<std::thread> updates;
+  for (int i = 0; i < 3; ++i) updates.emplace_back([&] { (void)engine.Restart("overlap"); });
+  for (auto& t : updates) t.join();
+  REQUIRE(WaitFor([&] { return engine.Read("overlap")->running == 2; }, 10s));
+  std::this_thread::sleep_for(300ms);
+  CHECK(LivePidsWithEnv(marker).size() == 2);
+}
+
+}  // namespace
+}  // namespace micro::runtime
