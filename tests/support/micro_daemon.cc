@@ -1,6 +1,7 @@
 #include "tests/support/micro_daemon.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,10 @@ MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
   // A daemon killed earlier in this data dir left its server.json: never read its address.
   std::remove((data_dir_ + "/server.json").c_str());
   process_ = std::make_unique<ChildProcess>(argv, env);
+}
+
+MicroDaemon::~MicroDaemon() {
+  if (process_ && process_->running()) process_->Stop(SIGTERM, std::chrono::seconds(20));
 }
 
 bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {

@@ -20,6 +20,9 @@ class MicroDaemon {
   // `--data-dir DIR` among them replaces the temporary data dir, here too: the caller owns DIR.
   explicit MicroDaemon(const std::vector<std::string>& extra_args = {},
                        const std::map<std::string, std::string>& env = {});
+  // Stops the daemon gracefully if it still runs (SIGTERM; SIGKILL after 20 s), so the services
+  // it supervises stop with it instead of living on as orphans.
+  ~MicroDaemon();
 
   // Waits for <data dir>/server.json and reads the bound address from it. False if the
   // daemon exited or did not get there within `timeout`.
