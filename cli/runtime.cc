@@ -199,6 +199,30 @@ int Run(const ParsedArgs& args, const ClientOptions& options) {
 
 // ---- micro update / kill ----
 
+// Update and kill answer once the instances have stopped, which takes up to their grace period
+// (SIGKILL comes after it). Unless --timeout says otherwise, wait that long and a margin.
+void PrepareStop(grpc::ClientContext& context, const ParsedArgs& args, const ClientOptions& options,
+                 const std::string& name, const std::string& version) {
+  Prepare(context, options);
+  if (args.Has("timeout")) return;
+  v1::ReadRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  grpc::ClientContext read_context;
+  Prepare(read_context, options);
+  v1::ReadResponse response;
+  if (!Stub(options)->Read(&read_context, request, &response).ok()) return;
+  int64_t grace = 0;
+  for (const v1::Service& service : response.services()) {
+    grace = std::max<int64_t>(grace, service.options().grace_period_seconds());
+  }
+  constexpr int64_t kMarginSeconds = 15;
+  if (grace + kMarginSeconds > options.timeout_seconds) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(grace + kMarginSeconds));
+  }
+}
+
 int Update(const ParsedArgs& args, const ClientOptions& options) {
   if (args.positionals.empty()) return UsageError("update", "missing NAME or PATH");
   const std::string& target = args.positionals[0];
@@ -216,7 +240,8 @@ int Update(const ParsedArgs& args, const ClientOptions& options) {
     request.mutable_service()->set_version(args.Get("version"));
   }
   grpc::ClientContext context;
-  Prepare(context, options);
+  PrepareStop(context, args, options, request.service().name(),
+              request.service().version().empty() ? "latest" : request.service().version());
   v1::UpdateResponse response;
   grpc::Status status = Stub(options)->Update(&context, request, &response);
   if (!status.ok()) return ReportError(status, options);
@@ -240,7 +265,7 @@ int Kill(const ParsedArgs& args, const ClientOptions& options) {
   request.set_name(args.positionals[0]);
   request.set_version(args.Get("version"));
   grpc::ClientContext context;
-  Prepare(context, options);
+  PrepareStop(context, args, options, request.name(), request.version());
   v1::DeleteResponse response;
   grpc::Status status = Stub(options)->Delete(&context, request, &response);
   if (!status.ok()) return ReportError(status, options);

@@ -172,6 +172,47 @@ TEST_CASE("a grpc health check against a live server makes the service running",
   CHECK(daemon.Cli({"kill", "probed"}).exit_code == 0);
 }
 
+TEST_CASE("while leftovers of a killed daemon are cleaned up, runtime calls wait",
+          "[e2e][runtime]") {
+  TempDir data;
+  const std::string marker = Marker("restoring");
+  {
+    MicroDaemon daemon({"--data-dir", data.path()});
+    REQUIRE(daemon.WaitUntilServing());
+    // Ignores SIGTERM: the next daemon needs its 5 s SIGKILL deadline to clean it up.
+    REQUIRE(daemon
+                .Cli({"run", "--name", "deaf", "--env", marker, "--", "/bin/sh", "-c",
+                      "trap '' TERM; while true; do sleep 1; done"})
+                .exit_code == 0);
+    REQUIRE(WaitFor([&] { return Running(daemon, "deaf") == 1; }, 10s));
+    ::kill(daemon.process().pid(), SIGKILL);
+    daemon.process().Wait(10s);
+  }
+  MicroDaemon daemon({"--data-dir", data.path()});
+  REQUIRE(daemon.WaitUntilServing());
+  ProgramResult early = daemon.Cli({"run", "--name", "deaf", "--", "/bin/sleep", "300"});
+  CHECK(early.exit_code == 1);
+  CHECK(early.err.find("still restoring") != std::string::npos);
+  REQUIRE(WaitFor([&] { return Running(daemon, "deaf") == 1; }, 20s));
+  // The restored instance and nothing else (its shell, and at times that shell's sleep): the
+  // early run changed nothing.
+  CHECK(WaitFor(
+      [&] {
+        int shells = 0;
+        for (int pid : LivePidsWithEnv(marker)) {
+          std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+          std::string name;
+          comm >> name;
+          shells += name == "sh";
+        }
+        return shells == 1;
+      },
+      5s));
+  // It ignores SIGTERM: kill waits out its 10 s grace period, and the CLI waits with it.
+  CHECK(daemon.Cli({"kill", "deaf"}).exit_code == 0);
+  CHECK(LivePidsWithEnv(marker).empty());
+}
+
 TEST_CASE("a service that writes without pause does not stall the daemon", "[e2e][runtime]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
