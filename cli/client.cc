@@ -97,7 +97,14 @@ int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& ar
                      const std::map<std::string, std::string>& env,
                      int (*body)(const ParsedArgs&, const ClientOptions&)) {
   CommandSpec with_client_flags = spec;
-  for (FlagSpec& f : ClientFlags()) with_client_flags.flags.push_back(std::move(f));
+  for (FlagSpec& f : ClientFlags()) {
+    // A command's own short flag wins (`micro logs -n` is --lines): the client flag keeps only
+    // its long form.
+    for (const FlagSpec& own : spec.flags) {
+      if (f.short_name != 0 && own.short_name == f.short_name) f.short_name = 0;
+    }
+    with_client_flags.flags.push_back(std::move(f));
+  }
   auto parsed = ParseCommandLine(with_client_flags, args);
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
   const ParsedArgs& flags = std::get<ParsedArgs>(parsed);

@@ -48,7 +48,8 @@ std::string ToJson(const google::protobuf::Message& message);
 void PrintJson(const google::protobuf::Message& message);
 
 // Runs a command body: parses flags (`spec`'s plus the client flags), prints help, resolves the
-// client options, and reports usage errors with exit code 2.
+// client options, and reports usage errors with exit code 2. A short name the command already
+// uses for a flag of its own is dropped from the client flag.
 int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env,
                      int (*body)(const ParsedArgs&, const ClientOptions&));

@@ -599,7 +599,7 @@ int StatusCommand(const std::vector<std::string>& args, const Env& env) {
 }
 
 int LogsCommand(const std::vector<std::string>& args, const Env& env) {
-  CommandSpec spec{
+  const CommandSpec spec{
       "micro logs NAME [flags]",
       "Prints the log records of a deployed service, oldest first, one per line:\n"
       "TIMESTAMP INSTANCE [stream] message (stream: stdout, stderr, or system for the\n"
@@ -615,20 +615,8 @@ int LogsCommand(const std::vector<std::string>& args, const Env& env) {
        {"since", 0, "DURATION", "only records of the last DURATION (10m, 1h, 2d)"},
        {"instance", 0, "ID", "only this instance (NAME-N, or N), or 'build' for build output"}},
       1};
-  // -n is --lines here, as in tail; --namespace keeps its long form.
-  for (FlagSpec& flag : ClientFlags()) {
-    if (flag.name == "namespace") flag.short_name = 0;
-    spec.flags.push_back(std::move(flag));
-  }
-  auto parsed = ParseCommandLine(spec, args);
-  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
-  const ParsedArgs& flags = std::get<ParsedArgs>(parsed);
-  auto options = ResolveClientOptions(flags, env);
-  if (!options.ok()) {
-    std::cerr << "error: " << options.status().message() << "\n";
-    return 2;
-  }
-  return Logs(flags, *options);
+  // -n is --lines here, as in tail: --namespace keeps only its long form.
+  return RunClientCommand(spec, args, env, &Logs);
 }
 
 }  // namespace micro::cli

@@ -15,6 +15,10 @@
 
 namespace micro {
 
+// The status a watcher closes with when its stream ends normally rather than by an error:
+// WatchStream finishes such a stream with OK.
+inline Status EndOfStream() { return absl::OutOfRangeError("end of stream"); }
+
 // The undelivered events of one watcher. Push never blocks: a watcher that falls more than
 // `max_items` events (or `max_bytes`, as the pusher counts them) behind is closed with
 // RESOURCE_EXHAUSTED instead of pinning memory or holding up the writer. `notify` runs after

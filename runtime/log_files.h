@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,9 +33,17 @@ std::string FormatLogLine(const LogRecord& record);
 // Parses FormatLogLine's output (without the line break); false if the line is not one.
 bool ParseLogLine(std::string_view line, const std::string& instance, LogRecord* out);
 
-// Closes a follower's queue when its stream simply ends (the service was removed); the Logs
-// stream then finishes with OK rather than an error.
-inline Status EndOfLogs() { return absl::OutOfRangeError("end of logs"); }
+// Closes a follower's queue when its stream simply ends (the service was removed, or a reader
+// that does not follow has had everything): a watch stream then finishes with OK.
+inline Status EndOfLogs() { return EndOfStream(); }
+
+// A reader's subscription to log records (served from a ServiceLogs::Queue by QueueWatcher).
+class LogFollower {
+ public:
+  virtual ~LogFollower() = default;
+  virtual std::optional<LogRecord> Next() = 0;
+  virtual Status status() const = 0;
+};
 
 // Which records a reader wants.
 struct LogQuery {

@@ -9,10 +9,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <atomic>
 #include <thread>
 
 #include "core/version.h"

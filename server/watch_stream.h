@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "core/status.h"
+#include "core/watch_queue.h"
 #include "server/grpc_status.h"
 
 namespace micro {
@@ -15,8 +16,8 @@ namespace micro {
 // Streams a service's watch events to one caller. `WatcherT` is a subscription with
 // `std::optional<Event> Next()` and `Status status()`; its notify callback and gRPC's write
 // completions both pump it, and `writing_` keeps one write in flight at a time. The stream ends
-// with the watcher's status once it has one (RESOURCE_EXHAUSTED, UNAVAILABLE at shutdown), or
-// CANCELLED when the client goes.
+// with the watcher's status once it has one (RESOURCE_EXHAUSTED, UNAVAILABLE at shutdown; OK for
+// EndOfStream), or CANCELLED when the client goes.
 template <typename WatcherT, typename Event, typename Message>
 class WatchStream final : public grpc::ServerWriteReactor<Message> {
  public:
@@ -83,7 +84,9 @@ class WatchStream final : public grpc::ServerWriteReactor<Message> {
       this->StartWrite(&message_);
       return;
     }
-    if (Status status = watcher_->status(); !status.ok()) FinishLocked(ToGrpc(status));
+    if (Status status = watcher_->status(); !status.ok()) {
+      FinishLocked(status == EndOfStream() ? grpc::Status::OK : ToGrpc(status));
+    }
   }
 
   // Finish may be called once per call; every path that ends the stream comes through here.

@@ -2,14 +2,15 @@
 
 #include <fmt/format.h>
 
-#include <mutex>
-
 #include "core/names.h"
 #include "server/grpc_status.h"
+#include "server/watch_stream.h"
 #include "services/runtime/runtime_proto.h"
 
 namespace micro::runtime {
 namespace {
+
+using LogStream = WatchStream<LogFollower, LogRecord, v1::LogRecord>;
 
 // Records one Logs call returns before it follows, at most; and how far a follower may lag.
 constexpr int64_t kDefaultLogLines = 100;
@@ -57,82 +58,6 @@ Status CheckTarget(const std::string& name, const std::string& version, bool nam
   }
   return CheckName("version", version, 64, Charset::kVersion);
 }
-
-// Streams log records from a queue; OUT_OF_RANGE from the queue (EndOfLogs) ends it with OK.
-class LogStream final : public grpc::ServerWriteReactor<v1::LogRecord> {
- public:
-  explicit LogStream(const Status& error) { Finish(ToGrpc(error)); }
-  LogStream() = default;
-
-  // Starts streaming `queue`, which `subscribe` fills; `unsubscribe` runs when the call ends.
-  void Start(std::shared_ptr<ServiceLogs::Queue> queue, std::function<void()> unsubscribe) {
-    std::lock_guard lock(mu_);
-    queue_ = std::move(queue);
-    unsubscribe_ = std::move(unsubscribe);
-    StartSendInitialMetadata();
-  }
-  void Notify() { Pump(); }
-
-  void OnSendInitialMetadataDone(bool ok) override {
-    if (ok) Pump();
-  }
-  void OnWriteDone(bool ok) override {
-    {
-      std::lock_guard lock(mu_);
-      writing_ = false;
-      if (!ok) FinishLocked(grpc::Status::CANCELLED);
-    }
-    Pump();
-  }
-  void OnCancel() override {
-    std::lock_guard lock(mu_);
-    FinishLocked(grpc::Status::CANCELLED);
-  }
-  void OnDone() override {
-    std::function<void()> unsubscribe;
-    {
-      std::lock_guard lock(mu_);
-      unsubscribe = std::move(unsubscribe_);
-    }
-    if (unsubscribe) unsubscribe();
-    delete this;
-  }
-
- private:
-  void Pump() {
-    std::lock_guard lock(mu_);
-    if (!queue_ || writing_ || finished_) return;
-    if (std::optional<LogRecord> record = queue_->Next()) {
-      message_.Clear();
-      message_.set_timestamp_unix_ms(record->unix_ms);
-      message_.set_instance(record->instance);
-      message_.set_stream(record->stream);
-      message_.set_message(record->message);
-      message_.set_version(record->version);
-      writing_ = true;
-      StartWrite(&message_);
-      return;
-    }
-    Status status = queue_->status();
-    if (status.code() == absl::StatusCode::kOutOfRange) {
-      FinishLocked(grpc::Status::OK);
-    } else if (!status.ok()) {
-      FinishLocked(ToGrpc(status));
-    }
-  }
-  void FinishLocked(const grpc::Status& status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(status);
-  }
-
-  std::mutex mu_;
-  std::shared_ptr<ServiceLogs::Queue> queue_;
-  std::function<void()> unsubscribe_;
-  v1::LogRecord message_;
-  bool writing_ = false;
-  bool finished_ = false;
-};
 
 }  // namespace
 
@@ -261,18 +186,26 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServ
   query.since_unix_ms = request->since_unix_ms();
   query.lines = request->lines() == 0 ? kDefaultLogLines : request->lines();
 
-  auto* stream = new LogStream();
   const size_t backlog = query.lines < 0 ? 100000 : static_cast<size_t>(query.lines);
-  auto queue = std::make_shared<ServiceLogs::Queue>(backlog + kFollowLagRecords, kLogStreamMaxBytes,
-                                                    "log records", [stream] { stream->Notify(); });
-  if (!request->follow()) {
+  const bool follow = request->follow();
+  auto subscribe = [&](std::function<void()> notify) -> Result<std::unique_ptr<LogFollower>> {
+    auto queue = std::make_shared<ServiceLogs::Queue>(
+        backlog + kFollowLagRecords, kLogStreamMaxBytes, "log records", std::move(notify));
+    using Follower = QueueWatcher<LogFollower, LogRecord>;
+    if (follow) {
+      std::vector<std::pair<std::shared_ptr<ServiceLogs>, uint64_t>> tokens;
+      for (const auto& service_logs : *logs) {
+        auto token = service_logs->Follow(query, queue);
+        if (token.ok()) tokens.emplace_back(service_logs, *token);
+      }
+      return std::make_unique<Follower>(queue, [tokens] {
+        for (const auto& [service_logs, token] : tokens) service_logs->Unsubscribe(token);
+      });
+    }
     std::vector<LogRecord> records;
     for (const auto& service_logs : *logs) {
       auto read = service_logs->Read(query);
-      if (!read.ok()) {
-        delete stream;
-        return new LogStream(read.status());
-      }
+      if (!read.ok()) return read.status();
       records.insert(records.end(), read->begin(), read->end());
     }
     std::stable_sort(records.begin(), records.end(),
@@ -280,21 +213,17 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServ
     if (query.lines >= 0 && records.size() > static_cast<size_t>(query.lines)) {
       records.erase(records.begin(), records.end() - query.lines);
     }
-    // Nothing else holds the queue yet: its notify has nobody to reach until Start.
     for (const LogRecord& r : records) queue->Push(r, r.message.size());
     queue->Close(EndOfLogs());
-    stream->Start(queue, nullptr);
-    return stream;
-  }
-  std::vector<std::pair<std::shared_ptr<ServiceLogs>, uint64_t>> tokens;
-  for (const auto& service_logs : *logs) {
-    auto token = service_logs->Follow(query, queue);
-    if (token.ok()) tokens.emplace_back(service_logs, *token);
-  }
-  stream->Start(queue, [tokens] {
-    for (const auto& [service_logs, token] : tokens) service_logs->Unsubscribe(token);
+    return std::make_unique<Follower>(queue, [] {});
+  };
+  return new LogStream(subscribe, [](const LogRecord& record, v1::LogRecord* out) {
+    out->set_timestamp_unix_ms(record.unix_ms);
+    out->set_instance(record.instance);
+    out->set_stream(record.stream);
+    out->set_message(record.message);
+    out->set_version(record.version);
   });
-  return stream;
 }
 
 }  // namespace micro::runtime

@@ -16,24 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Live processes (not zombies) whose environment holds `marker`, from /proc.
-std::set<int> LivePidsWithEnv(const std::string& marker) {
-  std::set<int> out;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream env(entry.path() / "environ", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
-    if (text.find(marker) == std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const size_t paren = s.rfind(')');
-    if (paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'Z') continue;
-    out.insert(std::stoi(name));
-  }
-  return out;
-}
-
 // A marker unique to this test run, put into a service's environment.
 std::string Marker(const std::string& what) {
   return "E2E_MARK=" + what + "-" + std::to_string(::getpid());

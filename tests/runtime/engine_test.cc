@@ -26,6 +26,7 @@ namespace micro::runtime {
 namespace {
 
 using namespace std::chrono_literals;
+using micro::testing::LivePidsWithEnv;
 using micro::testing::TempDir;
 using micro::testing::WaitFor;
 
@@ -63,24 +64,6 @@ struct StopAtEnd {
   ~StopAtEnd() { io.Stop(); }
   IoThread& io;
 };
-
-// Live processes (not zombies) whose environment holds `marker`.
-std::vector<int> LivePidsWithEnv(const std::string& marker) {
-  std::vector<int> out;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream env(entry.path() / "environ", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
-    if (text.find(marker) == std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const size_t paren = s.rfind(')');
-    if (paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'Z') continue;
-    out.push_back(std::stoi(name));
-  }
-  return out;
-}
 
 TEST_CASE("backoff delays grow by the multiplier up to the max", "[runtime][backoff]") {
   BackoffPolicy policy;

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -107,5 +109,22 @@ int ChildProcess::Stop(int signal, std::chrono::milliseconds timeout) {
 
 std::string ChildProcess::Stdout() const { return ReadAll(output_dir_.path() + "/stdout"); }
 std::string ChildProcess::Stderr() const { return ReadAll(output_dir_.path() + "/stderr"); }
+
+std::set<int> LivePidsWithEnv(const std::string& marker) {
+  std::set<int> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream env(entry.path() / "environ", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+    if (text.find(marker) == std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t paren = s.rfind(')');
+    if (paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'Z') continue;
+    out.insert(std::stoi(name));
+  }
+  return out;
+}
 
 }  // namespace micro::testing

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ class ChildProcess {
   pid_t pid_ = -1;
   int exit_code_ = -2;
 };
+
+// Live processes (not zombies) whose environment holds `marker` (NAME=VALUE), from /proc.
+std::set<int> LivePidsWithEnv(const std::string& marker);
 
 // Waits for `condition` to hold, checking every 10 ms, up to `timeout`.
 template <typename Condition>
