@@ -5,7 +5,7 @@
 
 namespace micro {
 
-// The codes are gRPC's canonical codes, so crossing to the wire is a cast (server/grpc_status.h).
+// The codes are gRPC's canonical codes, so crossing to the wire is a cast (rpc/grpc_status.h).
 using Status = absl::Status;
 template <typename T>
 using Result = absl::StatusOr<T>;

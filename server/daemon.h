@@ -14,7 +14,7 @@
 #include "runtime/driver.h"
 #include "runtime/process_driver.h"
 #include "runtime/supervisor.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 #include "server/config.h"
 #include "server/data_dir.h"
 #include "server/server_info_service.h"

@@ -1,6 +1,6 @@
 #include "server/server_info_service.h"
 
-#include "server/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace micro::server {
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "micro/server/v1/server.grpc.pb.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 
 namespace micro::server {
 

@@ -1,8 +1,8 @@
 #include "services/config/config_service.h"
 
 #include "core/names.h"
-#include "server/grpc_status.h"
-#include "server/watch_stream.h"
+#include "rpc/grpc_status.h"
+#include "rpc/watch_stream.h"
 
 namespace micro::config {
 namespace {

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "micro/config/v1/config.grpc.pb.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 #include "services/config/config.h"
 
 namespace micro::config {

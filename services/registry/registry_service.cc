@@ -1,7 +1,7 @@
 #include "services/registry/registry_service.h"
 
-#include "server/grpc_status.h"
-#include "server/watch_stream.h"
+#include "rpc/grpc_status.h"
+#include "rpc/watch_stream.h"
 #include "services/registry/registry_proto.h"
 
 namespace micro::registry {

@@ -2,7 +2,7 @@
 
 #include "core/clock.h"
 #include "micro/registry/v1/registry.grpc.pb.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 #include "services/registry/get_service_cache.h"
 #include "services/registry/registry.h"
 

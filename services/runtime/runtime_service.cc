@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include "core/names.h"
-#include "server/grpc_status.h"
-#include "server/watch_stream.h"
+#include "rpc/grpc_status.h"
+#include "rpc/watch_stream.h"
 #include "services/runtime/runtime_proto.h"
 
 namespace micro::runtime {

@@ -2,7 +2,7 @@
 
 #include "micro/runtime/v1/runtime.grpc.pb.h"
 #include "runtime/supervisor.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 
 namespace micro::runtime {
 

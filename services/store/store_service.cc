@@ -1,6 +1,6 @@
 #include "services/store/store_service.h"
 
-#include "server/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace micro::store {
 namespace {

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "micro/store/v1/store.grpc.pb.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 #include "services/store/store.h"
 
 namespace micro::store {

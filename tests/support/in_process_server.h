@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 
 namespace micro::testing {
 

@@ -127,4 +127,13 @@ std::set<int> LivePidsWithEnv(const std::string& marker) {
   return out;
 }
 
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // in kB
+  }
+  return -1;
+}
+
 }  // namespace micro::testing

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -57,6 +58,9 @@ class ChildProcess {
 
 // Live processes (not zombies) whose environment holds `marker` (NAME=VALUE), from /proc.
 std::set<int> LivePidsWithEnv(const std::string& marker);
+
+// The resident set size of process `pid` in bytes (VmRSS from /proc), or -1 if it is gone.
+int64_t ResidentBytes(pid_t pid);
 
 // Waits for `condition` to hold, checking every 10 ms, up to `timeout`.
 template <typename Condition>

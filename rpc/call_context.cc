@@ -1,4 +1,4 @@
-#include "server/call_context.h"
+#include "rpc/call_context.h"
 
 #include <grpcpp/server_context.h>
 #include <spdlog/spdlog.h>

@@ -9,7 +9,7 @@
 
 #include "core/status.h"
 #include "core/watch_queue.h"
-#include "server/grpc_status.h"
+#include "rpc/grpc_status.h"
 
 namespace micro {
 
