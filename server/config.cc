@@ -28,6 +28,23 @@ Result<int64_t> ParseInt(const std::string& value) {
   return out;
 }
 
+Result<bool> ParseBool(const std::string& value) {
+  if (value == "true" || value == "1" || value == "yes") return true;
+  if (value == "false" || value == "0" || value == "no") return false;
+  return absl::InvalidArgumentError(fmt::format("'{}' is not true or false", value));
+}
+
+// Refuses a non-loopback listen address unless the operator accepted the risk.
+Status CheckExposure(const DaemonConfig& config) {
+  if (config.insecure || IsLoopbackAddress(config.address)) return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format(
+      "address '{}' is not a loopback address, and the daemon does not authenticate callers yet: "
+      "anyone who reaches the port could read every namespace and run commands as this user "
+      "through the runtime. Listen on 127.0.0.1 (the default), or accept the risk with "
+      "--insecure (env MICRO_INSECURE=true, config key insecure: true)",
+      config.address));
+}
+
 // "~" and "~/..." relative to `home`; then absolute, so server.json and logs show real paths.
 std::string ResolvePath(const std::string& path, const std::string& home) {
   std::string expanded = path;
@@ -44,6 +61,14 @@ const std::vector<Key>& Keys() {
        [](DaemonConfig& c, const std::string& v) {
          c.address = v;
          return CheckListenAddress(v);
+       }},
+      {"insecure", "MICRO_INSECURE", "insecure", "",
+       "allow a non-loopback address although callers are not authenticated yet",
+       [](DaemonConfig& c, const std::string& v) {
+         auto on = ParseBool(v);
+         if (!on.ok()) return on.status();
+         c.insecure = *on;
+         return absl::OkStatus();
        }},
       {"data_dir", "MICRO_HOME", "data-dir", "DIR", "where the daemon keeps its state",
        [](DaemonConfig& c, const std::string& v) {
@@ -249,8 +274,26 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
       }
     }
   }
+  if (Status s = CheckExposure(config); !s.ok()) return s;
   config.data_dir = ResolvePath(config.data_dir, home);
   return config;
+}
+
+bool IsLoopbackAddress(const std::string& address) {
+  const std::string host = address.substr(0, address.rfind(':'));
+  if (host == "localhost" || host == "[::1]") return true;
+  // 127.0.0.0/8: four dotted decimal parts, the first 127.
+  if (host.rfind("127.", 0) != 0) return false;
+  int parts = 2;  // "127" and the part after its dot
+  for (size_t i = 4; i < host.size(); ++i) {
+    if (host[i] == '.') {
+      if (host[i - 1] == '.') return false;
+      ++parts;
+    } else if (host[i] < '0' || host[i] > '9') {
+      return false;
+    }
+  }
+  return parts == 4 && host.back() != '.';
 }
 
 Status CheckListenAddress(const std::string& address) {

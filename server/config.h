@@ -19,6 +19,9 @@ namespace micro::server {
 // Everything `micro server` can be told. docs/configuration.md documents every key.
 struct DaemonConfig {
   std::string address = "127.0.0.1:8081";
+  // Allows a non-loopback `address`. Until the daemon authenticates callers, anyone who reaches
+  // the port can run commands as the daemon's user through the runtime, so it is off by default.
+  bool insecure = false;
   std::string data_dir;  // default: $HOME/.micro
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::kText;
@@ -42,5 +45,8 @@ std::vector<FlagSpec> DaemonFlags();
 
 // Splits "host:port" (host may be [IPv6]); port 0..65535. INVALID_ARGUMENT otherwise.
 [[nodiscard]] Status CheckListenAddress(const std::string& address);
+
+// Whether the host of a valid HOST:PORT is a loopback address: 127.0.0.0/8, [::1] or localhost.
+bool IsLoopbackAddress(const std::string& address);
 
 }  // namespace micro::server

@@ -178,6 +178,11 @@ Status Daemon::Open(Clock::TimePoint launched) {
       std::chrono::steady_clock::now() - launched);
   spdlog::info("micro server {} serving gRPC on {} (data dir {}) after {} ms", Version(),
                grpc_address_, data_dir_->path(), elapsed.count());
+  if (!IsLoopbackAddress(config_.address)) {
+    spdlog::warn("--insecure: serving on {} without authentication; anyone who reaches it can "
+                 "run commands as this user",
+                 grpc_address_);
+  }
   return absl::OkStatus();
 }
 

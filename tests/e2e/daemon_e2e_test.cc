@@ -134,6 +134,12 @@ TEST_CASE("configuration errors stop the daemon at start-up naming the key", "[e
   CHECK(bad_address.exit_code == 2);
   CHECK(bad_address.err.find("'address'") != std::string::npos);
 
+  ProgramResult exposed =
+      RunProgram({MicroBinary(), "server", "--address", "0.0.0.0:0", "--data-dir", data});
+  CHECK(exposed.exit_code == 2);
+  CHECK(exposed.err.find("not a loopback address") != std::string::npos);
+  CHECK(exposed.err.find("--insecure") != std::string::npos);
+
   ProgramResult bad_flag = RunProgram({MicroBinary(), "server", "--adress", "x"});
   CHECK(bad_flag.exit_code == 2);
   CHECK(bad_flag.err.find("unknown flag --adress") != std::string::npos);

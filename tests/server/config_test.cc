@@ -102,10 +102,30 @@ TEST_CASE("bad addresses are refused at start-up", "[config]") {
     REQUIRE(config.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(Message(config.status()).find("--address") != std::string::npos);
   }
-  for (const char* good : {"127.0.0.1:0", "localhost:8081", "[::1]:8081", "0.0.0.0:65535"}) {
+  for (const char* good : {"127.0.0.1:0", "localhost:8081", "[::1]:8081", "127.1.2.3:65535"}) {
     INFO(good);
     CHECK(LoadDaemonConfig(Flags({"--address", good}), {}).ok());
   }
+}
+
+TEST_CASE("a non-loopback address is refused unless --insecure accepts the risk", "[config]") {
+  for (const char* exposed :
+       {"0.0.0.0:8081", "10.0.0.1:8081", "[::]:8081", "example.com:80", "127.0.0:80",
+        "127.0.0.1.5:80", "127.evil.com:80", "[::2]:80"}) {
+    INFO(exposed);
+    auto refused = LoadDaemonConfig(Flags({"--address", exposed}), {});
+    REQUIRE(refused.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(Message(refused.status()).find("not a loopback address") != std::string::npos);
+    CHECK(Message(refused.status()).find("--insecure") != std::string::npos);
+    CHECK(LoadDaemonConfig(Flags({"--address", exposed, "--insecure"}), {}).ok());
+    CHECK(LoadDaemonConfig(Flags({"--address", exposed}), {{"MICRO_INSECURE", "true"}}).ok());
+  }
+  testing::TempDir dir;
+  auto from_file = LoadDaemonConfig(
+      Flags({"--config", WriteFile(dir, "address: 0.0.0.0:1\ninsecure: true\n")}), {});
+  CHECK(from_file.ok());
+  auto not_bool = LoadDaemonConfig(Flags({"--address", "0.0.0.0:1"}), {{"MICRO_INSECURE", "maybe"}});
+  CHECK(not_bool.status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("a missing or malformed config file is an error", "[config]") {
