@@ -126,7 +126,7 @@ Supervisor::Supervisor(asio::io_context& io, Clock& clock, Timers& timers, Desir
       containers_(containers),
       containers_error_(std::move(containers_error)),
       options_(std::move(options)),
-      prober_(io, processes),
+      prober_(io, timers, processes),
       seed_(options_.seed) {}
 
 Supervisor::~Supervisor() = default;

@@ -291,6 +291,30 @@ TEST_CASE("health failures within the start period do not count", "[supervisor][
   CHECK(h.driver.signals() == std::vector<Signalled>{{Id("warming"), SIGTERM}});
 }
 
+TEST_CASE("a probe command that outlives its timeout is killed and counts as a failure",
+          "[supervisor][clock][health]") {
+  Harness h;
+  ServiceSpec spec = Probed("hung");
+  spec.health.failure_threshold = 1;
+  REQUIRE(h.Create(spec).ok());
+  const std::string id = Id("hung"), probe = id + ".health";
+  h.driver.Launch(id);
+  h.Advance(1s);
+  REQUIRE(h.driver.Starts(probe) == 1);
+  h.driver.Launch(probe);
+  h.Advance(499ms);
+  CHECK(h.driver.signals().empty());
+  h.Advance(1ms);  // the 500 ms timeout
+  CHECK(h.driver.signals() ==
+        std::vector<Signalled>{{probe, SIGKILL}, {id, SIGTERM}});  // the probe, then the instance
+  CHECK(h.Instance("hung").error ==
+        "health check failed: health check command '/bin/probe': still running after 500 ms");
+  h.driver.End(probe, -1, SIGKILL);  // its late exit changes nothing
+  h.Settle();
+  CHECK(h.driver.signals().size() == 2);
+  CHECK(h.Instance("hung").status == Phase::kStopping);
+}
+
 TEST_CASE("a passing health check makes the instance running", "[supervisor][clock][health]") {
   Harness h;
   REQUIRE(h.Create(Probed("healthy")).ok());
