@@ -120,6 +120,46 @@ TEST_CASE("backoff of zero restarts at once", "[runtime][backoff]") {
   for (int i = 0; i < 5; ++i) CHECK(backoff.NextDelay(0ms).count() == 0);
 }
 
+TEST_CASE("an asio timer fires once, and never after Cancel, a new Start or its end",
+          "[runtime][timers]") {
+  IoThread io;
+  AsioTimers timers(io.io());
+  std::mutex mu;
+  std::vector<std::string> fired;
+  auto note = [&](std::string what) {
+    return [&, what] {
+      std::lock_guard lock(mu);
+      fired.push_back(what);
+    };
+  };
+  auto cancelled = timers.NewTimer(), restarted = timers.NewTimer(), ended = timers.NewTimer(),
+       last = timers.NewTimer();
+  io.Call([&] {
+    cancelled->Start(1ms, note("cancelled"));
+    cancelled->Cancel();
+    restarted->Start(1ms, note("first start"));
+    restarted->Start(2ms, note("second start"));
+    ended->Start(1ms, note("ended"));
+    ended.reset();
+    last->Start(30ms, note("last"));  // after every other deadline
+    return 0;
+  });
+  REQUIRE(WaitFor(
+      [&] {
+        std::lock_guard lock(mu);
+        return !fired.empty() && fired.back() == "last";
+      },
+      5s));
+  io.Call([&] {  // timers belong to the io thread
+    cancelled.reset();
+    restarted.reset();
+    last.reset();
+    return 0;
+  });
+  std::lock_guard lock(mu);
+  CHECK(fired == std::vector<std::string>{"second start", "last"});
+}
+
 TEST_CASE("log lines round-trip through the file format", "[runtime][logs]") {
   LogRecord record{1795761000123, "svc-0", "stderr", "hello world  with  spaces", ""};
   const std::string line = FormatLogLine(record);
