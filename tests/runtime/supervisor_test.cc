@@ -38,7 +38,10 @@ class GatedState final : public DesiredState {
     Gate("remove " + name);
     return inner_.Remove(ns, name, version);
   }
-  Result<std::vector<DeployedService>> LoadAll() override { return inner_.LoadAll(); }
+  Result<std::vector<DeployedService>> LoadAll() override {
+    Gate("load");
+    return inner_.LoadAll();
+  }
 
   // From now on every write waits in the writer until Release.
   void Hold() {
@@ -61,7 +64,10 @@ class GatedState final : public DesiredState {
     std::lock_guard lock(mu_);
     return log_;
   }
-  std::vector<DeployedService> durable() { return *inner_.LoadAll(); }
+  std::vector<DeployedService> durable() {
+    auto all = inner_.LoadAll();
+    return all.ok() ? *all : std::vector<DeployedService>{};
+  }
 
  private:
   void Gate(std::string what) {
@@ -367,6 +373,28 @@ TEST_CASE("a create is answered only once its desired state is durable", "[super
   CHECK(h.state.durable().size() == 1);
   CHECK(h.driver.Starts(Id("api")) == 1);
   CHECK(h.state.log() == std::vector<std::string>{"save api /srv/api"});
+}
+
+TEST_CASE("a restore loads the desired state off the io thread, refusing calls until it is done",
+          "[supervisor][state]") {
+  Harness h;
+  REQUIRE(h.state.Save({Spec("saved"), 1, 2}).ok());
+  h.state.Hold();
+  std::optional<Status> restored;
+  h.supervisor.Restore([&](Status s) { restored = s; });
+  REQUIRE(h.RunUntil([&] { return h.state.Began(2); }));  // LoadAll waits in the writer
+  std::optional<Result<ServiceView>> early;
+  h.supervisor.Create(Spec("api"), [&](Result<ServiceView> v) { early = std::move(v); });
+  h.Settle();
+  REQUIRE(early.has_value());
+  CHECK(early->status().code() == absl::StatusCode::kUnavailable);
+  CHECK_FALSE(restored.has_value());
+  h.state.Release();
+  REQUIRE(h.RunUntil([&] { return restored.has_value(); }));
+  CHECK(restored->ok());
+  CHECK(h.driver.Starts(Id("saved")) == 1);
+  CHECK(h.Read("saved").created_unix_ms == 1);
+  CHECK(h.Create(Spec("api")).ok());
 }
 
 TEST_CASE("desired-state writes land in the order the calls were decided", "[supervisor][state]") {
