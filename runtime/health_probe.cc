@@ -8,7 +8,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <istream>
@@ -87,9 +86,10 @@ void HealthProber::ProbeGrpc(const HealthCheck& check, const std::string& addres
 void HealthProber::ProbeSocket(const HealthCheck& check, const std::string& address, bool http,
                                std::function<void(Status)> done) {
   struct Probe {
-    Probe(asio::io_context& io) : socket(io), timer(io), resolver(io) {}
+    Probe(asio::io_context& io, Timers& timers)
+        : socket(io), timer(timers.NewTimer()), resolver(io) {}
     tcp::socket socket;
-    asio::steady_timer timer;
+    std::unique_ptr<Timer> timer;
     tcp::resolver resolver;
     asio::streambuf response;
     std::string request;
@@ -103,21 +103,20 @@ void HealthProber::ProbeSocket(const HealthCheck& check, const std::string& addr
     });
     return;
   }
-  auto probe = std::make_shared<Probe>(io_);
+  auto probe = std::make_shared<Probe>(io_, timers_);
   const std::string what = fmt::format("{} health check of {}", http ? "http" : "tcp", address);
   probe->once.done = std::move(done);
-  probe->timer.expires_after(check.timeout);
-  probe->timer.async_wait(
-      [probe, what, timeout = check.timeout](const boost::system::error_code& ec) {
-        if (ec) return;
-        probe->once(absl::DeadlineExceededError(
-            fmt::format("{}: no answer within {} ms", what, timeout.count())));
-        boost::system::error_code ignored;
-        probe->socket.close(ignored);
-        probe->resolver.cancel();
-      });
+  // The timer's closure holds the probe until it fires or is cancelled: every path below ends
+  // in one of the two.
+  probe->timer->Start(check.timeout, [probe, what, timeout = check.timeout] {
+    probe->once(absl::DeadlineExceededError(
+        fmt::format("{}: no answer within {} ms", what, timeout.count())));
+    boost::system::error_code ignored;
+    probe->socket.close(ignored);
+    probe->resolver.cancel();
+  });
   auto fail = [probe, what](const boost::system::error_code& ec) {
-    probe->timer.cancel();
+    probe->timer->Cancel();
     probe->once(absl::UnavailableError(fmt::format("{}: {}", what, ec.message())));
   };
   std::string host = address.substr(0, colon);
@@ -136,7 +135,7 @@ void HealthProber::ProbeSocket(const HealthCheck& check, const std::string& addr
             [probe, http, what, fail](const boost::system::error_code& ec, const tcp::endpoint&) {
               if (ec) return fail(ec);
               if (!http) {
-                probe->timer.cancel();
+                probe->timer->Cancel();
                 return probe->once(absl::OkStatus());
               }
               asio::async_write(
@@ -147,7 +146,7 @@ void HealthProber::ProbeSocket(const HealthCheck& check, const std::string& addr
                         probe->socket, probe->response, "\r\n",
                         [probe, what, fail](const boost::system::error_code& ec, size_t) {
                           if (ec) return fail(ec);
-                          probe->timer.cancel();
+                          probe->timer->Cancel();
                           std::istream in(&probe->response);
                           std::string version;
                           int code = 0;
@@ -166,7 +165,7 @@ void HealthProber::ProbeCommand(const HealthCheck& check, const std::string& pro
                                 std::function<void(Status)> done) {
   auto once = std::make_shared<Once>();
   once->done = std::move(done);
-  auto timer = std::make_shared<asio::steady_timer>(io_, check.timeout);
+  std::shared_ptr<Timer> timer = timers_.NewTimer();
   LaunchRequest request;
   request.instance_id = probe_id;
   request.command = check.command.front();
@@ -181,8 +180,8 @@ void HealthProber::ProbeCommand(const HealthCheck& check, const std::string& pro
       return (*once)(absl::UnavailableError(
           fmt::format("{}: {}", what, std::string(launched.status().message()))));
     }
-    timer->async_wait([this, once, probe_id, what, timeout](const boost::system::error_code& ec) {
-      if (ec) return;
+    // From the start on: the time to fork and exec is not the command's.
+    timer->Start(timeout, [this, once, probe_id, what, timeout] {
       commands_.Signal(probe_id, SIGKILL);
       (*once)(absl::DeadlineExceededError(
           fmt::format("{}: still running after {} ms", what, timeout.count())));
@@ -190,7 +189,7 @@ void HealthProber::ProbeCommand(const HealthCheck& check, const std::string& pro
   };
   callbacks.on_output = [](OutputStream, std::string_view) {};
   callbacks.on_exit = [once, timer, what](Exit exit) {
-    timer->cancel();
+    timer->Cancel();
     if (exit.code == 0) return (*once)(absl::OkStatus());
     (*once)(absl::UnavailableError(exit.signal
                                        ? fmt::format("{}: killed by signal {}", what, exit.signal)

@@ -43,9 +43,7 @@
 // | logs.max_file_size             | size                      | 10MiB               |
 // | logs.max_files                 | whole number              | 5                   |
 //
-// Durations: "500ms", "1s", "1.5s", "2m", "1h", "1d", sums such as "1m30s", or a bare number of
-// seconds. Sizes: a bare number of bytes, or with B, KB/MB/GB/TB (powers of 1000) or
-// KiB/MiB/GiB/TiB (powers of 1024); fractions such as "1.5GiB" are allowed.
+// Durations, sizes and signals are written as runtime/units.h reads them.
 
 #include <chrono>
 #include <cstdint>
@@ -54,6 +52,7 @@
 
 #include "core/status.h"
 #include "runtime/spec.h"
+#include "runtime/units.h"  // the parsers of durations, sizes and signals
 
 namespace micro::runtime {
 
@@ -107,22 +106,5 @@ inline constexpr const char* kStopSignals[] = {"SIGTERM", "SIGINT",  "SIGQUIT",
 // Checks every field of `spec` against the limits above. INVALID_ARGUMENT names the first bad
 // field as the manifest spells it ("health_check.timeout") and says what is allowed.
 [[nodiscard]] Status ValidateSpec(const ServiceSpec& spec);
-
-// "SIGTERM" for 15; a signal without a name is "SIG<n>".
-std::string SignalName(int signal);
-
-// "SIGTERM", "TERM", "sigterm" or "15" -> 15. INVALID_ARGUMENT for anything else.
-[[nodiscard]] Result<int> ParseSignal(std::string_view text);
-
-// See the duration forms above. INVALID_ARGUMENT for a negative, empty, malformed or absurdly
-// large (over 100 years) duration; a fraction of a millisecond is rounded to the nearest one.
-[[nodiscard]] Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
-
-// See the size forms above. INVALID_ARGUMENT for a negative, malformed or over 1 PiB size; a
-// fraction of a byte is rounded down.
-[[nodiscard]] Result<int64_t> ParseSize(std::string_view text);
-
-// "1.5s", "2m", "1h30m": the shortest form ParseDuration reads back to `duration`.
-std::string FormatDuration(std::chrono::milliseconds duration);
 
 }  // namespace micro::runtime

@@ -79,22 +79,22 @@ const char* PhaseName(Phase phase) {
 }
 
 struct Supervisor::Instance {
-  Instance(asio::io_context& io, const BackoffPolicy& policy, uint64_t seed)
-      : backoff(policy, seed), timer(io), probe_timer(io) {}
+  Instance(Timers& timers, const BackoffPolicy& policy, uint64_t seed)
+      : backoff(policy, seed), timer(timers.NewTimer()), probe_timer(timers.NewTimer()) {}
 
   std::string id;  // NAME-N
   std::string driver_id;
   InstanceView view;
   Backoff backoff;
-  asio::steady_timer timer;        // backoff wait, or the stop grace period
-  asio::steady_timer probe_timer;  // the next health probe
-  uint64_t run = 0;                // bumped at every start: callbacks of older runs are stale
-  bool launching = false;          // the driver is starting it
-  bool running = false;            // a process exists (started, not yet exited)
+  std::unique_ptr<Timer> timer;        // backoff wait, or the stop grace period
+  std::unique_ptr<Timer> probe_timer;  // the next health probe
+  uint64_t run = 0;                    // bumped at every start: callbacks of older runs are stale
+  bool launching = false;              // the driver is starting it
+  bool running = false;                // a process exists (started, not yet exited)
   bool stop_requested = false;
   bool health_failed = false;
   int probe_failures = 0;
-  std::chrono::steady_clock::time_point run_started;
+  Clock::TimePoint run_started;
   std::vector<std::function<void()>> on_stopped;
   LineSplitter out, err;
   Driver* driver = nullptr;
@@ -108,22 +108,25 @@ struct Supervisor::Service {
   std::shared_ptr<ServiceLogs> logs;
   uint64_t generation = 0;       // bumped when the service is relaunched or removed
   uint64_t stops_requested = 0;  // the generation the latest StopService set
-  bool removed = false;
-  bool building = false;  // the build command runs
-  std::string build_id;   // its driver id
+  bool removed = false;          // its removal is durable: it stops for good
+  bool removing = false;         // a Delete waits for its removal to become durable
+  bool building = false;         // the build command runs
+  std::string build_id;          // its driver id
   const ServiceSpec& spec() const { return deployed.spec; }
 };
 
-Supervisor::Supervisor(asio::io_context& io, Clock& clock, DesiredState& state, Driver& processes,
-                       Driver* containers, std::string containers_error, SupervisorOptions options)
+Supervisor::Supervisor(asio::io_context& io, Clock& clock, Timers& timers, DesiredState& state,
+                       Driver& processes, Driver* containers, std::string containers_error,
+                       SupervisorOptions options)
     : io_(io),
       clock_(clock),
+      timers_(timers),
       state_(state),
       processes_(processes),
       containers_(containers),
       containers_error_(std::move(containers_error)),
       options_(std::move(options)),
-      prober_(io, processes),
+      prober_(io, timers, processes),
       seed_(options_.seed) {}
 
 Supervisor::~Supervisor() = default;
@@ -157,26 +160,40 @@ void Supervisor::Note(const std::shared_ptr<Service>& service, const std::string
 void Supervisor::Restore(std::function<void(Status)> done) {
   // Set at once: a call queued behind the restore must not see an empty runtime.
   restoring_ = true;
-  asio::post(io_, [this, done = std::move(done)]() mutable {
-    auto deployed = state_.LoadAll();
-    if (!deployed.ok()) {
-      restoring_ = false;
-      return done(deployed.status());
-    }
-    auto after_processes = [this, deployed = std::move(*deployed),
-                            done = std::move(done)]() mutable {
-      auto start = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
+  state_writer_.Submit([this, done = std::move(done)]() mutable {
+    asio::post(io_, [this, deployed = state_.LoadAll(), done = std::move(done)]() mutable {
+      if (!deployed.ok()) {
         restoring_ = false;
-        for (DeployedService& d : deployed) AddService(std::move(d));
-        done(absl::OkStatus());
-      };
-      if (containers_) {
-        containers_->RemoveLeftovers(std::move(start));
-      } else {
-        start();
+        return done(deployed.status());
       }
+      StartRestored(std::move(*deployed), std::move(done));
+    });
+  });
+}
+
+void Supervisor::StartRestored(std::vector<DeployedService> deployed,
+                               std::function<void(Status)> done) {
+  auto after_processes = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
+    auto start = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
+      restoring_ = false;
+      for (DeployedService& d : deployed) AddService(std::move(d));
+      done(absl::OkStatus());
     };
-    processes_.RemoveLeftovers(std::move(after_processes));
+    if (containers_) {
+      containers_->RemoveLeftovers(std::move(start));
+    } else {
+      start();
+    }
+  };
+  processes_.RemoveLeftovers(std::move(after_processes));
+}
+
+// Runs `write` on the state writer, then `then` with its outcome on the io thread. The writer
+// runs one write at a time in submission order, and every submission comes from the io thread,
+// so the durable state follows the order in which the io thread decided the changes.
+void Supervisor::Persist(std::function<Status()> write, std::function<void(Status)> then) {
+  state_writer_.Submit([this, write = std::move(write), then = std::move(then)]() mutable {
+    asio::post(io_, [status = write(), then = std::move(then)]() mutable { then(status); });
   });
 }
 
@@ -184,7 +201,8 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
   asio::post(io_, [this, spec = std::move(spec), done = std::move(done)]() mutable {
     if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
     if (restoring_) return done(RestoringError());
-    if (services_.count({spec.ns, spec.name, spec.version})) {
+    const Key key{spec.ns, spec.name, spec.version};
+    if (services_.count(key) || creating_.count(key)) {
       return done(absl::AlreadyExistsError(fmt::format(
           "service {} version {} is already deployed; change it with 'micro update {}' or "
           "remove it with 'micro kill {}'",
@@ -195,11 +213,18 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
           fmt::format("service {} needs the container driver, which is not available: {}",
                       spec.name, containers_error_)));
     }
-    DeployedService deployed{std::move(spec), clock_.UnixMillis(), clock_.UnixMillis()};
-    if (Status s = state_.Save(deployed); !s.ok()) return done(s);
-    const Key key{deployed.spec.ns, deployed.spec.name, deployed.spec.version};
-    AddService(std::move(deployed));
-    done(View(*services_[key]));
+    // Reserved while the write is in flight: a second Create of the same key is ALREADY_EXISTS;
+    // Read, Update and Delete do not see the service until it is acknowledged.
+    creating_.insert(key);
+    auto deployed = std::make_shared<DeployedService>(
+        DeployedService{std::move(spec), clock_.UnixMillis(), clock_.UnixMillis()});
+    Persist([this, deployed] { return state_.Save(*deployed); },
+            [this, key, deployed, done = std::move(done)](Status status) {
+              creating_.erase(key);
+              if (!status.ok()) return done(status);
+              AddService(std::move(*deployed));
+              done(View(*services_[key]));
+            });
   });
 }
 
@@ -219,7 +244,7 @@ void Supervisor::Launch(const std::shared_ptr<Service>& service) {
   service->instances.clear();
   service->error.clear();
   for (int n = 0; n < spec.instances; ++n) {
-    auto instance = std::make_shared<Instance>(io_, spec.backoff, seed_++);
+    auto instance = std::make_shared<Instance>(timers_, spec.backoff, seed_++);
     instance->id = fmt::format("{}-{}", spec.name, n);
     instance->driver_id = DriverId(spec, std::to_string(n));
     instance->view.id = instance->id;
@@ -343,7 +368,7 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
     instance->view.container_id = launched->container_id;
     instance->view.started_unix_ms = clock_.UnixMillis();
     instance->view.error.clear();
-    instance->run_started = std::chrono::steady_clock::now();
+    instance->run_started = clock_.Now();
     const HealthCheck& health = service->spec().health;
     instance->view.status =
         health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
@@ -379,13 +404,13 @@ void Supervisor::OnExit(const std::shared_ptr<Service>& service,
   }
   if (instance->run != run) return;
   instance->running = false;
-  instance->probe_timer.cancel();
-  instance->timer.cancel();
+  instance->probe_timer->Cancel();
+  instance->timer->Cancel();
   instance->view.pid = 0;
   instance->view.last_exit_code = exit.code;
   instance->view.last_exit_signal = exit.signal;
-  const auto run_time = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
-                                                                 instance->run_started);
+  const auto run_time =
+      std::chrono::duration_cast<milliseconds>(clock_.Now() - instance->run_started);
   Note(service, instance->id,
        fmt::format("exited: {} after {:.3f} s", Describe(exit), run_time.count() / 1000.0));
   if (instance->stop_requested) {
@@ -423,70 +448,69 @@ void Supervisor::RunFailed(const std::shared_ptr<Service>& service,
   instance->view.status = Phase::kBackoff;
   instance->view.next_start_unix_ms = clock_.UnixMillis() + delay.count();
   const uint64_t run = instance->run;
-  instance->timer.expires_after(delay);
-  instance->timer.async_wait([this, service, instance, run](const boost::system::error_code& ec) {
-    if (ec || instance->run != run || instance->running) return;
+  instance->timer->Start(delay, [this, service, instance, run] {
+    if (instance->run != run || instance->running) return;
     StartInstance(service, instance);
   });
 }
 
 void Supervisor::ScheduleProbe(const std::shared_ptr<Service>& service,
                                const std::shared_ptr<Instance>& instance, uint64_t run) {
-  const HealthCheck& health = service->spec().health;
-  instance->probe_timer.expires_after(health.interval);
-  instance->probe_timer.async_wait(
-      [this, service, instance, run](const boost::system::error_code& ec) {
-        if (ec || instance->run != run || !instance->running || instance->stop_requested) return;
-        const ServiceSpec& spec = service->spec();
-        Env env = options_.base_env;
-        for (const auto& [k, v] : spec.env) env[k] = v;
-        prober_.Probe(
-            spec.health, instance->view.address, instance->driver_id + ".health", spec.working_dir,
-            env, [this, service, instance, run](Status status) {
-              if (instance->run != run || !instance->running || instance->stop_requested) {
-                return;
-              }
-              const HealthCheck& health = service->spec().health;
-              if (status.ok()) {
-                instance->probe_failures = 0;
-                if (instance->view.status == Phase::kStarting) {
-                  instance->view.status = Phase::kRunning;
-                  Note(service, instance->id, "health check passed");
-                }
-              } else if (std::chrono::steady_clock::now() - instance->run_started >=
-                         health.start_period) {
-                ++instance->probe_failures;
-                Note(service, instance->id,
-                     fmt::format("health check failed ({}/{}): {}", instance->probe_failures,
-                                 health.failure_threshold, std::string(status.message())));
-                if (instance->probe_failures >= health.failure_threshold) {
-                  instance->health_failed = true;
-                  instance->view.error = "health check failed: " + std::string(status.message());
-                  Note(service, instance->id, "restarting: the health check failed");
-                  // Stop it like a kill request, but let the exit take the restart path.
-                  instance->view.status = Phase::kStopping;
-                  instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
-                  instance->timer.expires_after(service->spec().grace);
-                  instance->timer.async_wait([instance, run](const boost::system::error_code& ec) {
-                    if (ec || instance->run != run || !instance->running) return;
-                    instance->driver->Signal(instance->driver_id, SIGKILL);
+  instance->probe_timer->Start(service->spec().health.interval, [this, service, instance, run] {
+    if (instance->run != run || !instance->running || instance->stop_requested) return;
+    const ServiceSpec& spec = service->spec();
+    Env env = options_.base_env;
+    for (const auto& [k, v] : spec.env) env[k] = v;
+    prober_.Probe(spec.health, instance->view.address, instance->driver_id + ".health",
+                  spec.working_dir, env, [this, service, instance, run](Status status) {
+                    OnProbe(service, instance, run, std::move(status));
                   });
-                  return;
-                }
-              }
-              ScheduleProbe(service, instance, run);
-            });
-      });
+  });
+}
+
+void Supervisor::OnProbe(const std::shared_ptr<Service>& service,
+                         const std::shared_ptr<Instance>& instance, uint64_t run, Status status) {
+  if (instance->run != run || !instance->running || instance->stop_requested) return;
+  const HealthCheck& health = service->spec().health;
+  if (status.ok()) {
+    instance->probe_failures = 0;
+    if (instance->view.status == Phase::kStarting) {
+      instance->view.status = Phase::kRunning;
+      Note(service, instance->id, "health check passed");
+    }
+    return ScheduleProbe(service, instance, run);
+  }
+  // Failures within the start period do not count.
+  if (clock_.Now() - instance->run_started < health.start_period) {
+    return ScheduleProbe(service, instance, run);
+  }
+  ++instance->probe_failures;
+  Note(service, instance->id,
+       fmt::format("health check failed ({}/{}): {}", instance->probe_failures,
+                   health.failure_threshold, std::string(status.message())));
+  if (instance->probe_failures < health.failure_threshold) {
+    return ScheduleProbe(service, instance, run);
+  }
+  instance->health_failed = true;
+  instance->view.error = "health check failed: " + std::string(status.message());
+  Note(service, instance->id, "restarting: the health check failed");
+  // Stop it like a kill request, but let the exit take the restart path.
+  instance->view.status = Phase::kStopping;
+  instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+  instance->timer->Start(service->spec().grace, [instance, run] {
+    if (instance->run != run || !instance->running) return;
+    instance->driver->Signal(instance->driver_id, SIGKILL);
+  });
 }
 
 void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
                               const std::shared_ptr<Instance>& instance,
                               std::function<void()> done) {
   instance->stop_requested = true;
-  instance->probe_timer.cancel();
+  instance->probe_timer->Cancel();
   if (!instance->running) {
     // Waiting in backoff, failed, stopped, or still being started by the driver.
-    instance->timer.cancel();
+    instance->timer->Cancel();
     if (instance->launching) {
       // The driver is starting it: on_started signals it, and its exit completes the stop.
       instance->on_stopped.push_back(std::move(done));
@@ -510,9 +534,8 @@ void Supervisor::BeginStop(const std::shared_ptr<Service>& service,
                    service->spec().grace.count()));
   instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
   const uint64_t run = instance->run;
-  instance->timer.expires_after(service->spec().grace);
-  instance->timer.async_wait([this, service, instance, run](const boost::system::error_code& ec) {
-    if (ec || instance->run != run || !instance->running) return;
+  instance->timer->Start(service->spec().grace, [this, service, instance, run] {
+    if (instance->run != run || !instance->running) return;
     Note(service, instance->id, "still running after the grace period: SIGKILL");
     instance->driver->Signal(instance->driver_id, SIGKILL);
   });
@@ -541,33 +564,48 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
         if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
         if (restoring_) return done(RestoringError());
         auto it = services_.find({ns, name, version});
-        if (it == services_.end()) {
+        if (it == services_.end() || it->second->removing || it->second->removed) {
+          // A service being removed is gone for good: saving a new spec now would bring it back
+          // at the next start.
           return done(absl::NotFoundError(fmt::format(
               "service {} version {} is not deployed; see 'micro status'", name, version)));
         }
         std::shared_ptr<Service> service = it->second;
-        if (spec) {
-          if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
-            return done(absl::FailedPreconditionError("the container driver is not available: " +
-                                                      containers_error_));
-          }
-          DeployedService updated{std::move(*spec), service->deployed.created_unix_ms,
-                                  clock_.UnixMillis()};
-          if (Status s = state_.Save(updated); !s.ok()) return done(s);
-          service->deployed = std::move(updated);
-          service->logs = LogsFor(service->spec());
-        } else {
+        if (!spec) {
           service->deployed.updated_unix_ms = clock_.UnixMillis();
+          return Restart(service, std::move(done));
         }
-        Note(service, "", "update: restarting every instance");
-        StopService(service, [this, service, done = std::move(done)]() mutable {
-          if (service->removed) return done(absl::NotFoundError("the service was removed"));
-          // A later update or delete took over while this one waited: that one launches.
-          if (service->generation != service->stops_requested) return done(View(*service));
-          Launch(service);
-          done(View(*service));
-        });
+        if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
+          return done(absl::FailedPreconditionError("the container driver is not available: " +
+                                                    containers_error_));
+        }
+        auto updated = std::make_shared<DeployedService>(DeployedService{
+            std::move(*spec), service->deployed.created_unix_ms, clock_.UnixMillis()});
+        Persist([this, updated] { return state_.Save(*updated); },
+                [this, service, updated, done = std::move(done)](Status status) mutable {
+                  if (!status.ok()) return done(status);
+                  // A Delete decided meanwhile wrote its removal after this save: it wins.
+                  if (service->removing || service->removed) {
+                    return done(absl::NotFoundError("the service was removed"));
+                  }
+                  service->deployed = std::move(*updated);
+                  service->logs = LogsFor(service->spec());
+                  Restart(service, std::move(done));
+                });
       });
+}
+
+// Stops every instance, then launches them again (unless a later update or delete took over).
+void Supervisor::Restart(const std::shared_ptr<Service>& service,
+                         std::function<void(Result<ServiceView>)> done) {
+  Note(service, "", "update: restarting every instance");
+  StopService(service, [this, service, done = std::move(done)]() mutable {
+    if (service->removed) return done(absl::NotFoundError("the service was removed"));
+    // A later update or delete took over while this one waited: that one launches.
+    if (service->generation != service->stops_requested) return done(View(*service));
+    Launch(service);
+    done(View(*service));
+  });
 }
 
 void Supervisor::Delete(const std::string& ns, const std::string& name, const std::string& version,
@@ -587,27 +625,47 @@ void Supervisor::Delete(const std::string& ns, const std::string& name, const st
                           : fmt::format("service {} version {} is not deployed; see 'micro status'",
                                         name, version)));
     }
+    std::vector<Key> keys;
     for (const auto& service : matched) {
-      const ServiceSpec& spec = service->spec();
-      if (Status s = state_.Remove(spec.ns, spec.name, spec.version); !s.ok()) return done(s);
+      service->removing = true;
+      keys.push_back({service->spec().ns, service->spec().name, service->spec().version});
     }
-    auto left = std::make_shared<size_t>(matched.size());
-    auto all_done = std::make_shared<std::function<void(Status)>>(std::move(done));
-    for (const auto& service : matched) {
-      service->removed = true;
-      service->phase = Phase::kStopping;
-      Note(service, "", "removing the service");
-      StopService(service, [this, service, left, all_done] {
-        const ServiceSpec& spec = service->spec();
-        auto it = services_.find({spec.ns, spec.name, spec.version});
-        if (it != services_.end() && it->second == service) services_.erase(it);
-        Note(service, "", "removed");
-        service->logs->CloseFollowers(EndOfLogs());
-        service->logs->CloseFiles();
-        if (--*left == 0) (*all_done)(absl::OkStatus());
-      });
-    }
+    Persist(
+        [this, keys] {
+          for (const auto& [key_ns, key_name, key_version] : keys) {
+            if (Status s = state_.Remove(key_ns, key_name, key_version); !s.ok()) return s;
+          }
+          return absl::OkStatus();
+        },
+        [this, matched = std::move(matched), done = std::move(done)](Status status) mutable {
+          if (!status.ok()) {
+            for (const auto& service : matched) service->removing = false;
+            return done(status);
+          }
+          Remove(std::move(matched), std::move(done));
+        });
   });
+}
+
+// Stops the services whose removal is durable and forgets them once their processes are gone.
+void Supervisor::Remove(std::vector<std::shared_ptr<Service>> services,
+                        std::function<void(Status)> done) {
+  auto left = std::make_shared<size_t>(services.size());
+  auto all_done = std::make_shared<std::function<void(Status)>>(std::move(done));
+  for (const auto& service : services) {
+    service->removed = true;
+    service->phase = Phase::kStopping;
+    Note(service, "", "removing the service");
+    StopService(service, [this, service, left, all_done] {
+      const ServiceSpec& spec = service->spec();
+      auto it = services_.find({spec.ns, spec.name, spec.version});
+      if (it != services_.end() && it->second == service) services_.erase(it);
+      Note(service, "", "removed");
+      service->logs->CloseFollowers(EndOfLogs());
+      service->logs->CloseFiles();
+      if (--*left == 0) (*all_done)(absl::OkStatus());
+    });
+  }
 }
 
 void Supervisor::Read(const std::string& ns, const std::string& name, const std::string& version,

@@ -2,80 +2,30 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/serial_executor.h"
 #include "core/status.h"
 #include "runtime/backoff.h"
+#include "runtime/desired_state.h"
 #include "runtime/driver.h"
+#include "runtime/engine.h"
 #include "runtime/health_probe.h"
 #include "runtime/log_files.h"
 #include "runtime/spec.h"
+#include "runtime/timers.h"
 
 namespace micro::runtime {
-
-enum class Phase {
-  kPending,
-  kBuilding,
-  kStarting,
-  kRunning,
-  kStopping,
-  kStopped,
-  kBackoff,
-  kError
-};
-
-struct InstanceView {
-  std::string id;
-  int pid = 0;
-  Phase status = Phase::kPending;
-  int restarts = 0;
-  int last_exit_code = -1;
-  int last_exit_signal = 0;
-  int64_t started_unix_ms = 0;
-  int64_t next_start_unix_ms = 0;
-  std::string address;
-  std::string error;
-  std::string container_id;
-};
-
-struct ServiceView {
-  ServiceSpec spec;
-  Phase status = Phase::kPending;
-  std::string error;
-  std::vector<InstanceView> instances;
-  int running = 0;
-  int desired = 0;
-  int restarts = 0;
-  int64_t created_unix_ms = 0;
-  int64_t updated_unix_ms = 0;
-};
-
-// A deployed service as the desired state keeps it.
-struct DeployedService {
-  ServiceSpec spec;
-  int64_t created_unix_ms = 0;
-  int64_t updated_unix_ms = 0;
-};
-
-// Where the desired state lives (the daemon: its RocksDB, synced). Called on the io thread.
-class DesiredState {
- public:
-  virtual ~DesiredState() = default;
-  [[nodiscard]] virtual Status Save(const DeployedService& service) = 0;
-  [[nodiscard]] virtual Status Remove(const std::string& ns, const std::string& name,
-                                      const std::string& version) = 0;
-  [[nodiscard]] virtual Result<std::vector<DeployedService>> LoadAll() = 0;
-};
 
 struct SupervisorOptions {
   std::string logs_dir;        // service logs go to LOGS_DIR/NAMESPACE/NAME/VERSION/
@@ -87,14 +37,19 @@ struct SupervisorOptions {
 // The engine: makes what runs match the desired state. It starts each service's instances with
 // a driver, restarts them by policy with backoff, probes their health, captures their output,
 // and stops them. All of its state lives on the io_context thread; the public methods may be
-// called from any thread and answer through their callback on the io_context thread.
-class Supervisor {
+// called from any thread and answer through their callback on the io_context thread. Writes
+// of the desired state run on a thread of their own, in the order the io thread decided them,
+// so the io thread never waits for an fsync; a call that changes the desired state is answered
+// once its write is durable. Delays (backoff, grace periods, probe intervals) are measured by
+// `clock` and waited for with `timers`, so tests drive them with a fake clock.
+class Supervisor final : public Engine {
  public:
   // `containers` may be null (no container engine): container services then fail with a
   // clear error. Everything passed in must outlive the supervisor.
-  Supervisor(boost::asio::io_context& io, Clock& clock, DesiredState& state, Driver& processes,
-             Driver* containers, std::string containers_error, SupervisorOptions options);
-  ~Supervisor();
+  Supervisor(boost::asio::io_context& io, Clock& clock, Timers& timers, DesiredState& state,
+             Driver& processes, Driver* containers, std::string containers_error,
+             SupervisorOptions options);
+  ~Supervisor() override;
 
   // MICRO_SERVER for the instances started from now on (the daemon knows its port late).
   void set_daemon_address(std::string address) { options_.daemon_address = std::move(address); }
@@ -102,24 +57,17 @@ class Supervisor {
   // Stops what an earlier daemon left running, then starts every service of the desired state.
   void Restore(std::function<void(Status)> done);
 
-  // Validated specs only. ALREADY_EXISTS if deployed.
-  void Create(ServiceSpec spec, std::function<void(Result<ServiceView>)> done);
-  // Restarts every instance at once (no backoff wait), with `spec` if given. NOT_FOUND.
+  // Engine (runtime/engine.h has the contracts).
+  void Create(ServiceSpec spec, std::function<void(Result<ServiceView>)> done) override;
   void Update(const std::string& ns, const std::string& name, const std::string& version,
-              std::optional<ServiceSpec> spec, std::function<void(Result<ServiceView>)> done);
-  // Stops every instance (stop signal, grace, SIGKILL), forgets the service; `done` once all of
-  // its processes are gone. Empty version: every version. NOT_FOUND.
+              std::optional<ServiceSpec> spec,
+              std::function<void(Result<ServiceView>)> done) override;
   void Delete(const std::string& ns, const std::string& name, const std::string& version,
-              std::function<void(Status)> done);
-  // Empty name: every service of the namespace. NOT_FOUND for a name not deployed.
+              std::function<void(Status)> done) override;
   void Read(const std::string& ns, const std::string& name, const std::string& version,
-            std::function<void(Result<std::vector<ServiceView>>)> done);
-
-  // Any thread, at once: the logs of the matching services, deployed now or earlier (their
-  // files outlive them). NOT_FOUND if there are none.
-  [[nodiscard]] Result<std::vector<std::shared_ptr<ServiceLogs>>> Logs(const std::string& ns,
-                                                                       const std::string& name,
-                                                                       const std::string& version);
+            std::function<void(Result<std::vector<ServiceView>>)> done) override;
+  [[nodiscard]] Result<std::vector<std::shared_ptr<ServiceLogs>>> Logs(
+      const std::string& ns, const std::string& name, const std::string& version) override;
 
   // Stops every instance, keeping the desired state, for the daemon's shutdown.
   void StopAll(std::function<void()> done);
@@ -131,6 +79,11 @@ class Supervisor {
   struct Service;
   using Key = std::tuple<std::string, std::string, std::string>;  // ns, name, version
 
+  void StartRestored(std::vector<DeployedService> deployed, std::function<void(Status)> done);
+  void Persist(std::function<Status()> write, std::function<void(Status)> then);
+  void Restart(const std::shared_ptr<Service>& service,
+               std::function<void(Result<ServiceView>)> done);
+  void Remove(std::vector<std::shared_ptr<Service>> services, std::function<void(Status)> done);
   void AddService(DeployedService deployed);
   void Launch(const std::shared_ptr<Service>& service);
   void Build(const std::shared_ptr<Service>& service);
@@ -142,6 +95,8 @@ class Supervisor {
                  std::chrono::milliseconds run_time);
   void ScheduleProbe(const std::shared_ptr<Service>& service,
                      const std::shared_ptr<Instance>& instance, uint64_t run);
+  void OnProbe(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance,
+               uint64_t run, Status status);
   void StopInstance(const std::shared_ptr<Service>& service,
                     const std::shared_ptr<Instance>& instance, std::function<void()> done);
   void BeginStop(const std::shared_ptr<Service>& service,
@@ -157,6 +112,7 @@ class Supervisor {
 
   boost::asio::io_context& io_;
   Clock& clock_;
+  Timers& timers_;
   DesiredState& state_;
   Driver& processes_;
   Driver* containers_;
@@ -168,11 +124,14 @@ class Supervisor {
   std::atomic<bool> restoring_{false};  // Restore has begun and not yet added the services
 
   std::map<Key, std::shared_ptr<Service>> services_;  // io thread only
+  std::set<Key> creating_;  // io thread only: created, the desired state not yet durable
 
   std::mutex logs_mu_;
   std::map<Key, std::shared_ptr<ServiceLogs>> logs_;
-};
 
-const char* PhaseName(Phase phase);
+  // Last: destroyed first, it finishes the writes already submitted before anything they use
+  // goes away.
+  SerialExecutor state_writer_{"runtime-state"};
+};
 
 }  // namespace micro::runtime

@@ -21,7 +21,7 @@
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
-#include "services/runtime/desired_state.h"
+#include "services/runtime/rocksdb_desired_state.h"
 #include "services/store/make_store.h"
 #include "services/store/rocksdb_store.h"
 
@@ -116,7 +116,7 @@ Status Daemon::Open(Clock::TimePoint launched) {
   runtime_options.logs_dir = data_dir_->path() + "/logs";
   runtime_options.base_env = InheritedEnv();
   runtime_options.seed = static_cast<uint64_t>(clock_.UnixMillis());
-  supervisor_ = std::make_unique<runtime::Supervisor>(io_, clock_, *desired_state_,
+  supervisor_ = std::make_unique<runtime::Supervisor>(io_, clock_, timers_, *desired_state_,
                                                       *process_driver_, container_driver_.get(),
                                                       containers_error, runtime_options);
   runtime_service_ = std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_);

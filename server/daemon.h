@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "runtime/asio_timers.h"
 #include "runtime/driver.h"
 #include "runtime/process_driver.h"
 #include "runtime/supervisor.h"
@@ -74,6 +75,7 @@ class Daemon {
   std::string grpc_address_;
 
   boost::asio::io_context io_;
+  runtime::AsioTimers timers_{io_};  // the supervisor's, on io_
   boost::asio::signal_set signals_;
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer sweep_timer_;

@@ -95,7 +95,7 @@ grpc::ServerUnaryReactor* RuntimeService::Create(grpc::CallbackServerContext* co
   if (!spec.ok()) return FinishUnary(context, spec.status());
   spec->ns = *ns;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  supervisor_.Create(std::move(*spec), [reactor, response](Result<ServiceView> view) {
+  engine_.Create(std::move(*spec), [reactor, response](Result<ServiceView> view) {
     if (view.ok()) ViewToProto(*view, response->mutable_service());
     reactor->Finish(ToGrpc(view.status()));
   });
@@ -111,15 +111,15 @@ grpc::ServerUnaryReactor* RuntimeService::Read(grpc::CallbackServerContext* cont
     return FinishUnary(context, s);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  supervisor_.Read(*ns, request->name(), request->version(),
-                   [reactor, response](Result<std::vector<ServiceView>> views) {
-                     if (views.ok()) {
-                       for (const ServiceView& view : *views) {
-                         ViewToProto(view, response->add_services());
-                       }
-                     }
-                     reactor->Finish(ToGrpc(views.status()));
-                   });
+  engine_.Read(*ns, request->name(), request->version(),
+               [reactor, response](Result<std::vector<ServiceView>> views) {
+                 if (views.ok()) {
+                   for (const ServiceView& view : *views) {
+                     ViewToProto(view, response->add_services());
+                   }
+                 }
+                 reactor->Finish(ToGrpc(views.status()));
+               });
   return reactor;
 }
 
@@ -141,11 +141,11 @@ grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* co
     spec = std::move(*parsed);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  supervisor_.Update(*ns, service.name(), version, std::move(spec),
-                     [reactor, response](Result<ServiceView> view) {
-                       if (view.ok()) ViewToProto(*view, response->mutable_service());
-                       reactor->Finish(ToGrpc(view.status()));
-                     });
+  engine_.Update(*ns, service.name(), version, std::move(spec),
+                 [reactor, response](Result<ServiceView> view) {
+                   if (view.ok()) ViewToProto(*view, response->mutable_service());
+                   reactor->Finish(ToGrpc(view.status()));
+                 });
   return reactor;
 }
 
@@ -158,8 +158,8 @@ grpc::ServerUnaryReactor* RuntimeService::Delete(grpc::CallbackServerContext* co
     return FinishUnary(context, s);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  supervisor_.Delete(*ns, request->name(), request->version(),
-                     [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
+  engine_.Delete(*ns, request->name(), request->version(),
+                 [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
   return reactor;
 }
 
@@ -174,7 +174,7 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServ
     return new LogStream(absl::InvalidArgumentError(
         fmt::format("lines must be -1 (all), 0 (the default, {}) or more", kDefaultLogLines)));
   }
-  auto logs = supervisor_.Logs(*ns, request->name(), request->version());
+  auto logs = engine_.Logs(*ns, request->name(), request->version());
   if (!logs.ok()) return new LogStream(logs.status());
 
   LogQuery query;

@@ -1,18 +1,19 @@
 #pragma once
 
 #include "micro/runtime/v1/runtime.grpc.pb.h"
-#include "runtime/supervisor.h"
 #include "rpc/call_context.h"
+#include "runtime/engine.h"
 
 namespace micro::runtime {
 
-// micro.runtime.v1.Runtime over gRPC: validates requests, hands them to the supervisor and
-// answers from its callbacks. Services live in the caller's namespace.
+// micro.runtime.v1.Runtime over gRPC: validates requests, hands them to the engine and answers
+// from its callbacks, passing the engine's errors through as their gRPC codes. Services live in
+// the caller's namespace.
 class RuntimeService final : public v1::Runtime::CallbackService {
  public:
   // Both must outlive the service.
-  RuntimeService(Supervisor& supervisor, const CallContexts& contexts)
-      : supervisor_(supervisor), contexts_(contexts) {}
+  RuntimeService(Engine& engine, const CallContexts& contexts)
+      : engine_(engine), contexts_(contexts) {}
 
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
                                    const v1::CreateRequest* request,
@@ -30,11 +31,11 @@ class RuntimeService final : public v1::Runtime::CallbackService {
                                                 const v1::LogsRequest* request) override;
 
  private:
-  Supervisor& supervisor_;
+  Engine& engine_;
   const CallContexts& contexts_;
 };
 
-// The wire form of a supervisor view.
+// The wire form of an engine view.
 void ViewToProto(const ServiceView& view, v1::Service* out);
 
 }  // namespace micro::runtime

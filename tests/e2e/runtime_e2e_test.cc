@@ -319,5 +319,33 @@ TEST_CASE("after kill -9 of the daemon the services run again, without duplicate
   CHECK(LivePidsWithEnv(marker_a).empty());
 }
 
+TEST_CASE("acknowledged deploys and removals survive kill -9 of the daemon", "[e2e][runtime]") {
+  TempDir data;
+  const std::string kept = Marker("durable-kept"), gone = Marker("durable-gone");
+  {
+    MicroDaemon daemon({"--data-dir", data.path()});
+    REQUIRE(daemon.WaitUntilServing());
+    REQUIRE(
+        daemon.Cli({"run", "--name", "gone", "--env", gone, "--", "/bin/sleep", "300"}).exit_code ==
+        0);
+    REQUIRE(daemon.Cli({"kill", "gone"}).exit_code == 0);
+    REQUIRE(
+        daemon.Cli({"run", "--name", "kept", "--env", kept, "--", "/bin/sleep", "300"}).exit_code ==
+        0);
+    // At once, without waiting for it to run: the answer alone says it is on disk.
+    ::kill(daemon.process().pid(), SIGKILL);
+    daemon.process().Wait(10s);
+  }
+  MicroDaemon daemon({"--data-dir", data.path()});
+  REQUIRE(daemon.WaitUntilServing());
+  const bool restored = WaitFor([&] { return Running(daemon, "kept") == 1; }, 20s);
+  INFO("status: " << Status(daemon).dump() << "\ndaemon log: " << daemon.process().Stderr());
+  REQUIRE(restored);
+  CHECK(Status(daemon)["services"].size() == 1);  // the killed one stays gone
+  CHECK(LivePidsWithEnv(gone).empty());
+  CHECK(daemon.process().Stop(SIGTERM, 30s) == 0);
+  CHECK(LivePidsWithEnv(kept).empty());
+}
+
 }  // namespace
 }  // namespace micro::testing

@@ -1,4 +1,4 @@
-// The manifest (micro.yaml -> ServiceSpec), ValidateSpec, the unit parsers, and the proto form.
+// The manifest (micro.yaml -> ServiceSpec), ValidateSpec, and the proto form.
 #include "runtime/manifest.h"
 
 #include <catch2/catch.hpp>
@@ -317,67 +317,6 @@ TEST_CASE("ValidateSpec enforces the backoff, health check, stop and resource li
   CHECK_THAT(Invalid([](auto& s) { s.logs.max_file_bytes = 1024; }),
              Contains("logs.max_file_size"));
   CHECK_THAT(Invalid([](auto& s) { s.logs.max_files = 101; }), Contains("logs.max_files"));
-}
-
-TEST_CASE("ParseDuration reads the documented forms", "[manifest][units]") {
-  const std::pair<const char*, int64_t> good[] = {
-      {"500ms", 500},  {"1s", 1000},     {"1.5s", 1500},   {"2m", 120000},
-      {"1h", 3600000}, {"1d", 86400000}, {"1m30s", 90000}, {"10", 10000},
-      {"0.25", 250},   {"0", 0},         {" 3s ", 3000},   {"1h30m", 5400000},
-  };
-  for (const auto& [text, ms] : good) {
-    INFO(text);
-    auto parsed = ParseDuration(text);
-    REQUIRE(parsed.ok());
-    CHECK(parsed->count() == ms);
-  }
-  for (const char* text : {"", "-1s", "1x", "s", "1.2.3s", "1s2", "fast", "1e3", "9999999d"}) {
-    INFO(text);
-    CHECK(ParseDuration(text).status().code() == absl::StatusCode::kInvalidArgument);
-  }
-  for (int64_t ms : {0, 250, 1000, 1500, 90000, 3600000, 5400000, 86400000 + 1}) {
-    CHECK(ParseDuration(FormatDuration(milliseconds(ms)))->count() == ms);
-  }
-  CHECK(FormatDuration(milliseconds(90500)) == "1m30.5s");
-}
-
-TEST_CASE("ParseSize reads bytes, decimal and binary units", "[manifest][units]") {
-  const std::pair<const char*, int64_t> good[] = {
-      {"512", 512},        {"512B", 512},        {"64KiB", 65536},
-      {"64MiB", 67108864}, {"1GiB", 1073741824}, {"10MB", 10000000},
-      {"2kb", 2000},       {"1.5KiB", 1536},     {"64 MiB", 67108864},
-  };
-  for (const auto& [text, bytes] : good) {
-    INFO(text);
-    auto parsed = ParseSize(text);
-    REQUIRE(parsed.ok());
-    CHECK(*parsed == bytes);
-  }
-  for (const char* text : {"", "-1", "1XB", "MiB", "lots", "2PiB", "99999TiB"}) {
-    INFO(text);
-    CHECK(ParseSize(text).status().code() == absl::StatusCode::kInvalidArgument);
-  }
-}
-
-TEST_CASE("ParseSignal reads names with or without SIG, and numbers", "[manifest][units]") {
-  const std::pair<const char*, int> good[] = {
-      {"SIGTERM", SIGTERM}, {"TERM", SIGTERM}, {"sigint", SIGINT},   {"HUP", SIGHUP},
-      {"SIGUSR2", SIGUSR2}, {"15", 15},        {"SIGKILL", SIGKILL},
-  };
-  for (const auto& [text, number] : good) {
-    INFO(text);
-    auto parsed = ParseSignal(text);
-    REQUIRE(parsed.ok());
-    CHECK(*parsed == number);
-  }
-  for (const char* text : {"", "SIG", "TERMINATE", "0", "65", "-9"}) {
-    INFO(text);
-    CHECK(ParseSignal(text).status().code() == absl::StatusCode::kInvalidArgument);
-  }
-  CHECK(SignalName(SIGKILL) == "SIGKILL");
-  CHECK(SignalName(SIGQUIT) == "SIGQUIT");
-  CHECK(SignalName(40) == "SIG40");
-  CHECK(*ParseSignal(SignalName(40)) == 40);
 }
 
 TEST_CASE("a spec survives the trip through the proto messages", "[manifest][proto]") {

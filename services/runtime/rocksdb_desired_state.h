@@ -1,26 +1,12 @@
 #pragma once
 
-#include <map>
-#include <mutex>
 #include <string>
+#include <vector>
 
-#include "runtime/supervisor.h"
+#include "runtime/desired_state.h"
 #include "storage/rocks_db.h"
 
 namespace micro::runtime {
-
-// Deployed services in this process's memory: nothing survives a restart (store.backend memory).
-class MemoryDesiredState final : public DesiredState {
- public:
-  Status Save(const DeployedService& service) override;
-  Status Remove(const std::string& ns, const std::string& name,
-                const std::string& version) override;
-  Result<std::vector<DeployedService>> LoadAll() override;
-
- private:
-  std::mutex mu_;
-  std::map<std::string, DeployedService> services_;
-};
 
 // Deployed services in the daemon's RocksDB, family "runtime", key NAMESPACE/NAME/VERSION, value
 // a micro.runtime.v1.CreateRequest; every write synced before it is acknowledged.

@@ -1,4 +1,4 @@
-#include "services/runtime/desired_state.h"
+#include "services/runtime/rocksdb_desired_state.h"
 
 #include <spdlog/spdlog.h>
 
@@ -13,26 +13,6 @@ std::string KeyOf(const std::string& ns, const std::string& name, const std::str
 }
 
 }  // namespace
-
-Status MemoryDesiredState::Save(const DeployedService& service) {
-  std::lock_guard lock(mu_);
-  services_[KeyOf(service.spec.ns, service.spec.name, service.spec.version)] = service;
-  return absl::OkStatus();
-}
-
-Status MemoryDesiredState::Remove(const std::string& ns, const std::string& name,
-                                  const std::string& version) {
-  std::lock_guard lock(mu_);
-  services_.erase(KeyOf(ns, name, version));
-  return absl::OkStatus();
-}
-
-Result<std::vector<DeployedService>> MemoryDesiredState::LoadAll() {
-  std::lock_guard lock(mu_);
-  std::vector<DeployedService> out;
-  for (const auto& [key, service] : services_) out.push_back(service);
-  return out;
-}
 
 Status RocksDbDesiredState::Save(const DeployedService& service) {
   v1::CreateRequest request;
