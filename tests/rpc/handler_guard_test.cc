@@ -1,5 +1,6 @@
-// What every service shares in rpc/: exceptions never leave a handler, and the daemon-wide cap
-// on open watch streams. Driven through the in-process channel with backends that throw.
+// What every service shares in rpc/: exceptions never leave a handler (registry, config and
+// store here; runtime and server info use the same guard), and the daemon-wide stream cap. Driven
+// through the in-process channel with backends that throw.
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
@@ -10,11 +11,13 @@
 #include "core/fake_clock.h"
 #include "micro/config/v1/config.grpc.pb.h"
 #include "micro/registry/v1/registry.grpc.pb.h"
+#include "micro/store/v1/store.grpc.pb.h"
 #include "services/config/config_service.h"
 #include "services/config/documents.h"
 #include "services/config/json_config.h"
 #include "services/registry/memory_registry.h"
 #include "services/registry/registry_service.h"
+#include "services/store/store_service.h"
 #include "tests/support/in_process_server.h"
 
 namespace micro {
@@ -85,15 +88,58 @@ class ThrowingRegistry final : public registry::Registry {
   const Thrower& thrower_;
 };
 
+// A cursor that throws when read: the exception comes from inside the List stream's reactor.
+class ThrowingCursor final : public store::KeyCursor {
+ public:
+  explicit ThrowingCursor(const Thrower& thrower) : thrower_(thrower) {}
+  Result<std::vector<std::string>> Next(size_t) override { thrower_.Throw(); }
+
+ private:
+  const Thrower& thrower_;
+};
+
+class ThrowingStore final : public store::Store {
+ public:
+  explicit ThrowingStore(const Thrower& thrower) : thrower_(thrower) {}
+  Result<store::Record> Get(const std::string&, const std::string&, const std::string&) override {
+    thrower_.Throw();
+  }
+  Result<std::vector<store::Record>> Read(const std::string&, const std::string&,
+                                          const store::Scan&) override {
+    thrower_.Throw();
+  }
+  void Write(const std::string&, const std::string&, store::Record, store::Condition,
+             WriteDone) override {
+    thrower_.Throw();
+  }
+  void Delete(const std::string&, const std::string&, const std::string&, DeleteDone) override {
+    thrower_.Throw();
+  }
+  Result<std::unique_ptr<store::KeyCursor>> List(const std::string&, const std::string&,
+                                                 const store::Scan&) override {
+    return std::unique_ptr<store::KeyCursor>(std::make_unique<ThrowingCursor>(thrower_));
+  }
+  Result<std::vector<std::string>> Databases() override { thrower_.Throw(); }
+  Result<std::vector<std::string>> Tables(const std::string&) override { thrower_.Throw(); }
+  size_t ExpireRecords() override { return 0; }
+  Result<uint64_t> Snapshot(const std::string&) override { thrower_.Throw(); }
+
+ private:
+  const Thrower& thrower_;
+};
+
 struct Harness {
   Thrower thrower;
   FakeClock clock;
   ThrowingConfig settings{thrower};
   ThrowingRegistry registry{thrower};
+  ThrowingStore kv_store{thrower};
   CallContexts contexts;
   config::ConfigService config_service{settings, contexts};
   registry::RegistryService registry_service{registry, contexts, clock};
-  testing::InProcessServer server{contexts, {&config_service, &registry_service}};
+  store::StoreService store_service{kv_store, contexts};
+  testing::InProcessServer server{contexts, {&config_service, &registry_service, &store_service}};
+  std::unique_ptr<store::v1::Store::Stub> kv = store::v1::Store::NewStub(server.channel());
   std::unique_ptr<config::v1::Config::Stub> cfg = config::v1::Config::NewStub(server.channel());
   std::unique_ptr<registry::v1::Registry::Stub> reg =
       registry::v1::Registry::NewStub(server.channel());
@@ -115,9 +161,39 @@ bool WaitForOpen(const CallContexts& contexts, size_t n) {
   return true;
 }
 
-// Every RPC of both services once; returns their statuses.
+// Every RPC of the three services once; returns their statuses.
 std::vector<grpc::Status> CallEverything(Harness& h) {
   std::vector<grpc::Status> out;
+  store::v1::ReadRequest read;
+  read.set_key("k");
+  store::v1::ReadResponse records;
+  out.push_back(h.kv->Read(Context().get(), read, &records));
+  read.set_prefix(true);
+  out.push_back(h.kv->Read(Context().get(), read, &records));
+  store::v1::WriteRequest write;
+  write.mutable_record()->set_key("k");
+  store::v1::WriteResponse written;
+  out.push_back(h.kv->Write(Context().get(), write, &written));
+  store::v1::DeleteRequest erase;
+  erase.set_key("k");
+  store::v1::DeleteResponse erased;
+  out.push_back(h.kv->Delete(Context().get(), erase, &erased));
+  {
+    auto context = Context();
+    auto reader = h.kv->List(context.get(), store::v1::ListRequest());
+    store::v1::ListResponse keys;
+    while (reader->Read(&keys)) {
+    }
+    out.push_back(reader->Finish());
+  }
+  store::v1::DatabasesResponse databases;
+  out.push_back(h.kv->Databases(Context().get(), {}, &databases));
+  store::v1::TablesResponse tables;
+  out.push_back(h.kv->Tables(Context().get(), {}, &tables));
+  store::v1::SnapshotRequest snapshot;
+  snapshot.set_dir("/tmp/never");
+  store::v1::SnapshotResponse snapped;
+  out.push_back(h.kv->Snapshot(Context().get(), snapshot, &snapped));
   config::v1::GetResponse get;
   out.push_back(h.cfg->Get(Context().get(), config::v1::GetRequest(), &get));
   config::v1::SetRequest set;
@@ -163,7 +239,9 @@ std::vector<grpc::Status> CallEverything(Harness& h) {
 TEST_CASE("an exception in any handler ends the call with INTERNAL and its message",
           "[rpc][guard]") {
   Harness h;
-  for (const grpc::Status& status : CallEverything(h)) {
+  const std::vector<grpc::Status> statuses = CallEverything(h);
+  CHECK(statuses.size() == 17);
+  for (const grpc::Status& status : statuses) {
     CHECK(status.error_code() == Code::INTERNAL);
     CHECK(status.error_message().find("the disk caught fire") != std::string::npos);
   }
