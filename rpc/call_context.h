@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "rpc/stream_slots.h"
 
 namespace grpc {
 class ServerContextBase;
@@ -49,6 +50,10 @@ class CallContexts {
   void StartDraining() { draining_ = true; }
   bool draining() const { return draining_; }
 
+  // The daemon's count of open watch and log streams (WatchStream takes a slot per stream).
+  // Reached through the contexts because every service already holds them.
+  StreamSlots& streams() const { return streams_; }
+
  private:
   struct Shard {
     mutable std::mutex mu;
@@ -58,6 +63,7 @@ class CallContexts {
 
   mutable std::array<Shard, 16> shards_;
   std::atomic<bool> draining_{false};
+  mutable StreamSlots streams_;
 };
 
 // The server interceptor: resolves each call's context into `contexts` and, at debug level,

@@ -10,6 +10,8 @@
 #include "core/status.h"
 #include "core/watch_queue.h"
 #include "rpc/grpc_status.h"
+#include "rpc/handler_guard.h"
+#include "rpc/stream_slots.h"
 
 namespace micro {
 
@@ -17,16 +19,19 @@ namespace micro {
 // `std::optional<Event> Next()` and `Status status()`; its notify callback and gRPC's write
 // completions both pump it, and `writing_` keeps one write in flight at a time. The stream ends
 // with the watcher's status once it has one (RESOURCE_EXHAUSTED, UNAVAILABLE at shutdown; OK for
-// EndOfStream), or CANCELLED when the client goes.
+// EndOfStream), or CANCELLED when the client goes. Each open stream holds a slot of the daemon's
+// StreamSlots; with none left the call is refused with RESOURCE_EXHAUSTED. An exception from
+// `subscribe` or `convert` ends the stream with StatusOfCurrentException, never leaves it.
 template <typename WatcherT, typename Event, typename Message>
 class WatchStream final : public grpc::ServerWriteReactor<Message> {
  public:
   using Subscribe = std::function<Result<std::unique_ptr<WatcherT>>(std::function<void()>)>;
   using Convert = std::function<void(const Event&, Message*)>;
 
-  // Subscribes; on failure finishes the call with the subscription's error.
-  WatchStream(const Subscribe& subscribe, Convert convert) : convert_(std::move(convert)) {
-    auto watcher = subscribe([this] { Pump(); });
+  // Takes a slot of `slots` and subscribes; on failure finishes the call with the error.
+  WatchStream(StreamSlots& slots, const Subscribe& subscribe, Convert convert)
+      : convert_(std::move(convert)) {
+    auto watcher = Subscribed(slots, subscribe);
     std::lock_guard lock(mu_);
     if (!watcher.ok()) {
       FinishLocked(ToGrpc(watcher.status()));
@@ -74,12 +79,34 @@ class WatchStream final : public grpc::ServerWriteReactor<Message> {
   }
 
  private:
+  Result<std::unique_ptr<WatcherT>> Subscribed(StreamSlots& slots, const Subscribe& subscribe) {
+    auto slot = slots.Acquire();
+    if (!slot.ok()) return slot.status();
+    slot_ = std::move(*slot);
+    try {
+      return subscribe([this] { Pump(); });
+    } catch (...) {
+      return StatusOfCurrentException();
+    }
+  }
+
   void Pump() {
     std::lock_guard lock(mu_);
     if (!watcher_ || writing_ || finished_) return;
-    if (std::optional<Event> event = watcher_->Next()) {
-      message_.Clear();
-      convert_(*event, &message_);
+    std::optional<Event> event;
+    const Status converted = Guarded([&] {
+      event = watcher_->Next();
+      if (event) {
+        message_.Clear();
+        convert_(*event, &message_);
+      }
+      return absl::OkStatus();
+    });
+    if (!converted.ok()) {
+      FinishLocked(ToGrpc(converted));
+      return;
+    }
+    if (event) {
       writing_ = true;
       this->StartWrite(&message_);
       return;
@@ -97,6 +124,7 @@ class WatchStream final : public grpc::ServerWriteReactor<Message> {
   }
 
   Convert convert_;
+  StreamSlots::Slot slot_;  // freed with the stream
   std::mutex mu_;
   std::unique_ptr<WatcherT> watcher_;
   Message message_;

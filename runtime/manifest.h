@@ -50,6 +50,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/limits.h"
 #include "core/status.h"
 #include "runtime/spec.h"
 #include "runtime/units.h"  // the parsers of durations, sizes and signals
@@ -57,11 +58,12 @@
 namespace micro::runtime {
 
 // ---- Limits ValidateSpec enforces ----
-inline constexpr size_t kMaxServiceNameBytes = 63;
-inline constexpr size_t kMaxVersionBytes = 64;
-inline constexpr size_t kMaxMetadataEntries = 64;
-inline constexpr size_t kMaxMetadataKeyBytes = 128;
-inline constexpr size_t kMaxMetadataValueBytes = 1024;
+// Names and metadata follow core/limits.h (the deployed-service name rule says why it is 63).
+inline constexpr size_t kMaxServiceNameBytes = limits::kDeployedServiceNameBytes;
+inline constexpr size_t kMaxVersionBytes = limits::kVersionBytes;
+inline constexpr size_t kMaxMetadataEntries = limits::kMetadataEntries;
+inline constexpr size_t kMaxMetadataKeyBytes = limits::kMetadataKeyBytes;
+inline constexpr size_t kMaxMetadataValueBytes = limits::kMetadataValueBytes;
 inline constexpr int kMinInstances = 1;
 inline constexpr int kMaxInstances = 1000;
 inline constexpr size_t kMaxEnvEntries = 256;

@@ -13,7 +13,7 @@ namespace {
 struct Key {
   const char* key;         // dotted path in micro.yaml
   const char* env;         // environment variable
-  const char* flag;        // flag without "--"
+  const char* flag;        // flag without "--"; null: no flag (secrets)
   const char* value_name;  // for --help
   const char* help;
   Status (*apply)(DaemonConfig&, const std::string&);
@@ -132,15 +132,38 @@ const std::vector<Key>& Keys() {
          c.config.backend = v;
          return absl::OkStatus();
        }},
-      {"config.secret_key", "MICRO_CONFIG_SECRET_KEY", "config-secret-key", "BASE64",
-       "key for secret config values: 32 bytes in base64 (default: <data dir>/config.key)",
+      // No flag: a flag's value shows in /proc/PID/cmdline and `ps` to every local user.
+      {"config.secret_key", "MICRO_CONFIG_SECRET_KEY", nullptr, "KEYS",
+       "keys for secret config values: 32 bytes in base64, or VERSION:BASE64 items separated "
+       "by commas for rotation (default: <data dir>/config.key)",
        [](DaemonConfig& c, const std::string& v) {
-         if (v.size() != 44 || v.back() != '=') {
-           return absl::InvalidArgumentError(
-               "must be 32 bytes in base64 (44 characters); generate one with "
-               "'head -c32 /dev/urandom | base64'");
+         size_t start = 0;
+         while (start <= v.size()) {
+           size_t end = v.find(',', start);
+           if (end == std::string::npos) end = v.size();
+           std::string item = v.substr(start, end - start);
+           start = end + 1;
+           if (const size_t colon = item.find(':'); colon != std::string::npos) {
+             item.erase(0, colon + 1);
+           }
+           if (item.size() != 44 || item.back() != '=') {
+             return absl::InvalidArgumentError(
+                 "must be 32 bytes in base64 (44 characters), or VERSION:BASE64 items separated "
+                 "by commas; generate a key with 'head -c32 /dev/urandom | base64'");
+           }
          }
          c.config.secret_key = v;
+         return absl::OkStatus();
+       }},
+      {"max_streams", "MICRO_MAX_STREAMS", "max-streams", "N",
+       "watch and log streams open at once, all clients together (1..1000000)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 1000000) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..1000000", *n));
+         }
+         c.max_streams = static_cast<size_t>(*n);
          return absl::OkStatus();
        }},
       {"runtime.docker_socket", "MICRO_RUNTIME_DOCKER_SOCKET", "runtime-docker-socket", "PATH",
@@ -234,6 +257,7 @@ std::vector<FlagSpec> DaemonFlags() {
   std::vector<FlagSpec> flags = {
       {"config", 0, "FILE", "YAML configuration file (env MICRO_CONFIG)"}};
   for (const Key& key : Keys()) {
+    if (key.flag == nullptr) continue;
     flags.push_back({key.flag, 0, key.value_name, fmt::format("{} (env {})", key.help, key.env)});
   }
   return flags;
@@ -267,7 +291,7 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
     }
   }
   for (const Key& key : Keys()) {
-    if (flags.Has(key.flag)) {
+    if (key.flag != nullptr && flags.Has(key.flag)) {
       if (Status s = Apply(config, key, flags.Get(key.flag), fmt::format("flag --{}", key.flag));
           !s.ok()) {
         return s;

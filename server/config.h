@@ -10,6 +10,7 @@
 #include "core/flags.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "rpc/stream_slots.h"
 #include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
 #include "services/store/make_store.h"
@@ -26,6 +27,7 @@ struct DaemonConfig {
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::kText;
   int64_t shutdown_grace_seconds = 10;
+  size_t max_streams = StreamSlots::kDefaultMax;  // watch and log streams open at once
   registry::RegistryConfig registry;
   store::StoreConfig store;
   config::ConfigConfig config;

@@ -76,6 +76,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config,
 }
 
 Status Daemon::Open(Clock::TimePoint launched) {
+  contexts_.streams().set_max(config_.max_streams);
   auto data_dir = DataDir::Open(config_.data_dir);
   if (!data_dir.ok()) return data_dir.status();
   data_dir_ = std::move(*data_dir);

@@ -1,12 +1,13 @@
 #include "server/server_info_service.h"
 
 #include "rpc/grpc_status.h"
+#include "rpc/handler_guard.h"
 
 namespace micro::server {
 
 grpc::ServerUnaryReactor* ServerInfoService::Info(grpc::CallbackServerContext* context,
                                                   const v1::InfoRequest*,
-                                                  v1::InfoResponse* response) {
+                                                  v1::InfoResponse* response) try {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) {
@@ -22,6 +23,8 @@ grpc::ServerUnaryReactor* ServerInfoService::Info(grpc::CallbackServerContext* c
   response->set_namespace_(call.ns);
   reactor->Finish(grpc::Status::OK);
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 }  // namespace micro::server

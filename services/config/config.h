@@ -21,9 +21,11 @@ struct Limits {
   size_t max_segment_bytes = 128;
   size_t max_value_bytes = 64 << 10;    // one Set
   size_t max_document_bytes = 1 << 20;  // one namespace, as stored
-  size_t max_depth = 32;
+  size_t max_depth = 32;    // path segments plus the object levels of the value set there
+  size_t max_nesting = 64;  // arrays and objects inside one value, whatever the path
   size_t max_watchers = 1024;
-  size_t watcher_queue_changes = 1024;
+  size_t watcher_queue_changes = 1024;   // undelivered changes before a watcher is closed
+  size_t watcher_queue_bytes = 4 << 20;  // ... or undelivered bytes, whichever comes first
 };
 
 // A live subscription, returned by Config::Watch; destroying it unsubscribes (after the

@@ -2,6 +2,7 @@
 
 #include "core/names.h"
 #include "rpc/grpc_status.h"
+#include "rpc/handler_guard.h"
 #include "rpc/watch_stream.h"
 
 namespace micro::config {
@@ -19,37 +20,44 @@ Result<std::string> Namespace(const std::string& given, const CallContext& call)
 
 grpc::ServerUnaryReactor* ConfigService::Get(grpc::CallbackServerContext* context,
                                              const v1::GetRequest* request,
-                                             v1::GetResponse* response) {
+                                             v1::GetResponse* response) try {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   auto value = config_.Get(*ns, request->path(), request->secret());
   if (!value.ok()) return FinishUnary(context, value.status());
   response->set_value(std::move(*value));
   return FinishUnary(context, absl::OkStatus());
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* ConfigService::Set(grpc::CallbackServerContext* context,
-                                             const v1::SetRequest* request, v1::SetResponse*) {
+                                             const v1::SetRequest* request, v1::SetResponse*) try {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   return FinishUnary(context,
                      config_.Set(*ns, request->path(), request->value(), request->secret()));
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* ConfigService::Delete(grpc::CallbackServerContext* context,
                                                 const v1::DeleteRequest* request,
-                                                v1::DeleteResponse*) {
+                                                v1::DeleteResponse*) try {
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   return FinishUnary(context, config_.Delete(*ns, request->path()));
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerWriteReactor<v1::WatchResponse>* ConfigService::Watch(
-    grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchRequest* request) try {
   using Stream = WatchStream<ConfigWatcher, Change, v1::WatchResponse>;
   auto ns = Namespace(request->namespace_(), contexts_.Get(context));
   if (!ns.ok()) return new Stream(ns.status());
   return new Stream(
+      contexts_.streams(),
       [&](std::function<void()> notify) {
         return config_.Watch(*ns, request->path(), std::move(notify));
       },
@@ -57,6 +65,8 @@ grpc::ServerWriteReactor<v1::WatchResponse>* ConfigService::Watch(
         out->set_path(change.path);
         out->set_value(change.value);
       });
+} catch (...) {
+  return FailedStream<WatchStream<ConfigWatcher, Change, v1::WatchResponse>>();
 }
 
 }  // namespace micro::config

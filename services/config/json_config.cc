@@ -19,12 +19,85 @@ bool IsSecretLeaf(const json& node) {
          node[kSecretKey].is_string();
 }
 
+bool ValidUtf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+// How deep arrays and objects nest in JSON text, counted before parsing so that no recursive
+// walk (ours or the library's dump) ever meets a value nested deeper than Limits::max_nesting.
+size_t Nesting(const std::string& text) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// Parses a value a caller gave: INVALID_ARGUMENT naming the problem for anything the library
+// refuses (syntax, invalid UTF-8, numbers out of range) and for nesting past the limit.
+Result<json> ParseValue(const std::string& text, const Limits& limits) {
+  if (const size_t nesting = Nesting(text); nesting > limits.max_nesting) {
+    return absl::InvalidArgumentError(
+        fmt::format("the value nests arrays and objects {} levels deep; the limit is {}", nesting,
+                    limits.max_nesting));
+  }
+  try {
+    return json::parse(text);
+  } catch (const json::out_of_range& e) {
+    return absl::InvalidArgumentError(
+        fmt::format("the value has a number out of range (beyond about 1.8e308): {}", e.what()));
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(fmt::format("the value is not valid JSON: {}", e.what()));
+  }
+}
+
+// `path` extended by one member name.
+std::string Child(const std::string& path, const std::string& name) {
+  return path.empty() ? name : path + "." + name;
+}
+
+// What a secret leaf is sealed for: its namespace and full path.
+std::string SecretContext(const std::string& ns, const std::string& path) {
+  return ns + std::string(1, '\0') + path;
+}
+
 Result<std::vector<std::string>> SplitPath(const std::string& path, const Limits& limits) {
   std::vector<std::string> segments;
   if (path.empty()) return segments;
   if (path.size() > limits.max_path_bytes) {
     return absl::InvalidArgumentError(
         fmt::format("path is {} bytes; the limit is {}", path.size(), limits.max_path_bytes));
+  }
+  if (!ValidUtf8(path)) {
+    return absl::InvalidArgumentError("the path is not valid UTF-8; paths are JSON member names");
   }
   size_t start = 0;
   for (;;) {
@@ -58,34 +131,37 @@ const json* Find(const json& root, const std::vector<std::string>& segments) {
   return node;
 }
 
-// A copy of `node` with secret leaves masked, or opened with `box`.
-Result<json> Present(const json& node, const SecretBox* box) {
+// A copy of `node` (at `path` of namespace `ns`) with secret leaves masked, or opened with `box`.
+Result<json> Present(const json& node, const SecretBox* box, const std::string& ns,
+                     const std::string& path) {
   if (IsSecretLeaf(node)) {
     if (box == nullptr) return json(kMask);
-    auto plain = box->Open(node[kSecretKey].get<std::string>());
+    auto plain = box->Open(node[kSecretKey].get<std::string>(), SecretContext(ns, path));
     if (!plain.ok()) return plain.status();
     return json::parse(*plain, nullptr, /*allow_exceptions=*/false);
   }
   if (!node.is_object()) return node;
   json out = json::object();
   for (auto it = node.begin(); it != node.end(); ++it) {
-    auto value = Present(it.value(), box);
+    auto value = Present(it.value(), box, ns, Child(path, it.key()));
     if (!value.ok()) return value.status();
     out[it.key()] = std::move(*value);
   }
   return out;
 }
 
-// Seals every leaf of `value` (anything that is not an object is a leaf).
-Status SealLeaves(json& value, const SecretBox& box) {
+// Seals every leaf of `value` (anything that is not an object is a leaf) for its place: `value`
+// is to be set at `path` of namespace `ns`.
+Status SealLeaves(json& value, const SecretBox& box, const std::string& ns,
+                  const std::string& path) {
   if (!value.is_object()) {
-    auto sealed = box.Seal(value.dump());
+    auto sealed = box.Seal(value.dump(), SecretContext(ns, path));
     if (!sealed.ok()) return sealed.status();
     value = json{{kSecretKey, *sealed}};
     return absl::OkStatus();
   }
   for (auto it = value.begin(); it != value.end(); ++it) {
-    if (Status s = SealLeaves(it.value(), box); !s.ok()) return s;
+    if (Status s = SealLeaves(it.value(), box, ns, Child(path, it.key())); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -132,21 +208,12 @@ bool Related(const std::string& watched, const std::string& changed) {
 
 }  // namespace
 
-// One Watch call: what it watches, and its queue.
-struct JsonConfig::Subscription {
-  Subscription(std::string ns, std::string path, size_t capacity, std::function<void()> notify)
-      : ns(std::move(ns)),
-        path(std::move(path)),
-        queue(std::make_shared<WatchQueue<Change>>(capacity, SIZE_MAX, "changes",
-                                                   std::move(notify))) {}
-
-  const std::string ns;
-  const std::string path;
-  const std::shared_ptr<WatchQueue<Change>> queue;
-};
-
 JsonConfig::JsonConfig(std::unique_ptr<Documents> documents, SecretBox secrets, Limits limits)
-    : documents_(std::move(documents)), secrets_(std::move(secrets)), limits_(limits) {}
+    : documents_(std::move(documents)),
+      secrets_(std::move(secrets)),
+      limits_(limits),
+      watchers_(WatcherBudget{limits.max_watchers, limits.watcher_queue_changes,
+                              limits.watcher_queue_bytes, "changes"}) {}
 
 JsonConfig::~JsonConfig() = default;
 
@@ -166,10 +233,9 @@ Result<json> LoadDocument(Documents& documents, const std::string& ns) {
 }  // namespace
 
 Result<std::string> JsonConfig::Get(const std::string& ns, const std::string& path,
-                                    bool reveal_secrets) {
+                                    bool reveal_secrets) try {
   auto segments = SplitPath(path, limits_);
   if (!segments.ok()) return segments.status();
-  std::lock_guard lock(mu_);
   auto doc = LoadDocument(*documents_, ns);
   if (!doc.ok()) return doc.status();
   const json* node = Find(*doc, *segments);
@@ -177,38 +243,37 @@ Result<std::string> JsonConfig::Get(const std::string& ns, const std::string& pa
     return absl::NotFoundError(
         fmt::format("config path '{}' is not set in namespace '{}'", path, ns));
   }
-  auto shown = Present(*node, reveal_secrets ? &secrets_ : nullptr);
+  auto shown = Present(*node, reveal_secrets ? &secrets_ : nullptr, ns, path);
   if (!shown.ok()) return shown.status();
   return shown->dump();
+} catch (const json::exception& e) {
+  return absl::InternalError(
+      fmt::format("the config of namespace '{}' cannot be shown: {}", ns, e.what()));
 }
 
 Status JsonConfig::Set(const std::string& ns, const std::string& path, const std::string& value,
-                       bool secret) {
+                       bool secret) try {
   auto segments = SplitPath(path, limits_);
   if (!segments.ok()) return segments.status();
   if (value.size() > limits_.max_value_bytes) {
     return absl::InvalidArgumentError(fmt::format("the value is {} bytes; the limit is {}",
                                                   value.size(), limits_.max_value_bytes));
   }
-  json parsed;
-  try {
-    parsed = json::parse(value);
-  } catch (const json::parse_error& e) {
-    return absl::InvalidArgumentError(fmt::format("the value is not valid JSON: {}", e.what()));
-  }
-  if (segments->empty() && !parsed.is_object()) {
+  auto parsed = ParseValue(value, limits_);
+  if (!parsed.ok()) return parsed.status();
+  if (segments->empty() && !parsed->is_object()) {
     return absl::InvalidArgumentError(
         "the whole document (empty path) can only be set to an object");
   }
-  if (Status s = CheckMemberNames(parsed); !s.ok()) return s;
-  if (Depth(parsed) + segments->size() > limits_.max_depth) {
+  if (Status s = CheckMemberNames(*parsed); !s.ok()) return s;
+  if (Depth(*parsed) + segments->size() > limits_.max_depth) {
     return absl::InvalidArgumentError(
         fmt::format("the value would nest deeper than {} levels", limits_.max_depth));
   }
   if (secret) {
-    if (Status s = SealLeaves(parsed, secrets_); !s.ok()) return s;
+    if (Status s = SealLeaves(*parsed, secrets_, ns, path); !s.ok()) return s;
   }
-  std::lock_guard lock(mu_);
+  auto lock = namespace_locks_.Lock(ns);
   auto doc = LoadDocument(*documents_, ns);
   if (!doc.ok()) return doc.status();
   json* node = &*doc;
@@ -216,7 +281,7 @@ Status JsonConfig::Set(const std::string& ns, const std::string& path, const std
     if (!node->is_object() || IsSecretLeaf(*node)) *node = json::object();
     node = &(*node)[s];
   }
-  Merge(*node, std::move(parsed));
+  Merge(*node, std::move(*parsed));
   const std::string text = doc->dump();
   if (text.size() > limits_.max_document_bytes) {
     return absl::InvalidArgumentError(
@@ -224,15 +289,19 @@ Status JsonConfig::Set(const std::string& ns, const std::string& path, const std
                     text.size(), limits_.max_document_bytes));
   }
   if (Status s = documents_->Save(ns, text); !s.ok()) return s;
-  auto shown = Present(*node, nullptr);
+  auto shown = Present(*node, nullptr, ns, path);
   Publish(ns, path, shown.ok() ? shown->dump() : "null");
   return absl::OkStatus();
+} catch (const json::exception& e) {
+  // Only reached before the save: what the caller sent cannot be held as JSON.
+  return absl::InvalidArgumentError(
+      fmt::format("the value cannot be stored at '{}': {}", path, e.what()));
 }
 
-Status JsonConfig::Delete(const std::string& ns, const std::string& path) {
+Status JsonConfig::Delete(const std::string& ns, const std::string& path) try {
   auto segments = SplitPath(path, limits_);
   if (!segments.ok()) return segments.status();
-  std::lock_guard lock(mu_);
+  auto lock = namespace_locks_.Lock(ns);
   auto doc = LoadDocument(*documents_, ns);
   if (!doc.ok()) return doc.status();
   if (segments->empty()) {
@@ -249,47 +318,26 @@ Status JsonConfig::Delete(const std::string& ns, const std::string& path) {
   if (Status s = documents_->Save(ns, doc->empty() ? "" : doc->dump()); !s.ok()) return s;
   Publish(ns, path, "null");
   return absl::OkStatus();
+} catch (const json::exception& e) {
+  return absl::InternalError(
+      fmt::format("the config of namespace '{}' cannot be changed: {}", ns, e.what()));
 }
 
 Result<std::unique_ptr<ConfigWatcher>> JsonConfig::Watch(const std::string& ns,
                                                          const std::string& path,
                                                          std::function<void()> notify) {
   if (auto segments = SplitPath(path, limits_); !segments.ok()) return segments.status();
-  auto subscription =
-      std::make_shared<Subscription>(ns, path, limits_.watcher_queue_changes, std::move(notify));
-  std::lock_guard lock(watch_mu_);
-  if (closed_) return absl::UnavailableError("config is shutting down");
-  if (subscriptions_.size() >= limits_.max_watchers) {
-    return absl::ResourceExhaustedError(
-        fmt::format("{} config watchers are open, the limit", subscriptions_.size()));
-  }
-  subscriptions_.push_back(subscription);
-  return std::unique_ptr<ConfigWatcher>(std::make_unique<QueueWatcher<ConfigWatcher, Change>>(
-      subscription->queue, [this, key = subscription.get()] { Unsubscribe(key); }));
+  return watchers_.Subscribe<ConfigWatcher>(WatchFilter{ns, path}, std::move(notify));
 }
 
 void JsonConfig::CloseWatchers() {
-  std::lock_guard lock(watch_mu_);
-  closed_ = true;
-  for (const auto& s : subscriptions_)
-    s->queue->Close(absl::UnavailableError("the server is shutting down"));
+  watchers_.CloseAll(absl::UnavailableError("the server is shutting down"));
 }
 
 void JsonConfig::Publish(const std::string& ns, const std::string& path, const std::string& value) {
-  std::lock_guard lock(watch_mu_);
-  for (const auto& s : subscriptions_) {
-    if (s->ns == ns && Related(s->path, path)) s->queue->Push(Change{path, value});
-  }
-}
-
-void JsonConfig::Unsubscribe(const Subscription* subscription) {
-  std::lock_guard lock(watch_mu_);
-  for (auto it = subscriptions_.begin(); it != subscriptions_.end(); ++it) {
-    if (it->get() == subscription) {
-      subscriptions_.erase(it);
-      return;
-    }
-  }
+  const Change change{path, value};
+  watchers_.Publish([&](const WatchFilter& f) { return f.ns == ns && Related(f.path, path); },
+                    change, sizeof(Change) + path.size() + value.size());
 }
 
 }  // namespace micro::config

@@ -5,15 +5,19 @@
 #include <string>
 #include <vector>
 
+#include "core/watcher_set.h"
 #include "services/config/config.h"
 #include "services/config/documents.h"
+#include "services/config/namespace_locks.h"
 #include "services/config/secret_box.h"
 
 namespace micro::config {
 
 // Config over nlohmann::json documents kept in `Documents`. A secret leaf is stored as
-// {"$secret": "<sealed>"}; reads mask or open it. Writes of all namespaces are serialized by
-// one mutex: settings change rarely, and order then equals the order watchers see.
+// {"$secret": "<sealed>"}, sealed for its namespace and path; reads mask or open it. Writes of
+// one namespace are serialized by that namespace's mutex (read, change, durable save, then
+// publish), so watchers see its changes in the order they were saved; writes and reads of other
+// namespaces never wait for them. Reads take no lock: a save is atomic.
 class JsonConfig final : public Config {
  public:
   JsonConfig(std::unique_ptr<Documents> documents, SecretBox secrets, Limits limits = {});
@@ -29,19 +33,20 @@ class JsonConfig final : public Config {
   void CloseWatchers() override;
 
  private:
-  struct Subscription;
+  // What one watcher watches.
+  struct WatchFilter {
+    std::string ns;
+    std::string path;
+  };
 
   void Publish(const std::string& ns, const std::string& path, const std::string& value);
-  void Unsubscribe(const Subscription* subscription);
 
   std::unique_ptr<Documents> documents_;
   const SecretBox secrets_;
   const Limits limits_;
 
-  std::mutex mu_;  // document read-modify-write, then watcher fan-out; order: mu_, watch_mu_
-  std::mutex watch_mu_;
-  std::vector<std::shared_ptr<Subscription>> subscriptions_;
-  bool closed_ = false;
+  NamespaceLocks namespace_locks_;  // held across a namespace's read-change-save-publish
+  WatcherSet<WatchFilter, Change> watchers_;
 };
 
 }  // namespace micro::config

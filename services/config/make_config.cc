@@ -18,7 +18,7 @@ Result<std::unique_ptr<Config>> MakeConfig(const ConfigConfig& config, storage::
                                       "' is not known; valid backends: rocksdb, memory");
   }
   auto box = config.secret_key.empty() ? SecretBox::FromKeyFile(data_dir + "/config.key")
-                                       : SecretBox::FromBase64Key(config.secret_key);
+                                       : SecretBox::FromKeyText(config.secret_key);
   if (!box.ok()) return box.status();
   return std::unique_ptr<Config>(std::make_unique<JsonConfig>(std::move(documents), *box));
 }

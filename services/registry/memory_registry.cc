@@ -9,39 +9,38 @@ namespace micro::registry {
 
 namespace {
 
+size_t MapBytes(const Metadata& m) {
+  size_t n = 0;
+  for (const auto& [k, v] : m) n += k.size() + v.size() + 64;
+  return n;
+}
+
+// Roughly the memory a version's description (all but its nodes) and a node hold.
+size_t InfoBytes(const Service& s) {
+  size_t n = sizeof(Service) + s.name.size() + s.version.size() + MapBytes(s.metadata);
+  for (const Endpoint& e : s.endpoints)
+    n += sizeof(Endpoint) + e.name.size() + MapBytes(e.metadata);
+  return n;
+}
+
+size_t NodeBytes(const Node& node) {
+  return sizeof(Node) + node.id.size() + node.address.size() + MapBytes(node.metadata);
+}
+
 // Roughly the memory an event holds, to bound what a slow watcher can pin.
 size_t ApproxBytes(const Service& s) {
-  const auto map_bytes = [](const Metadata& m) {
-    size_t n = 0;
-    for (const auto& [k, v] : m) n += k.size() + v.size() + 64;
-    return n;
-  };
-  size_t n = sizeof(Event) + s.name.size() + s.version.size() + map_bytes(s.metadata);
-  for (const Endpoint& e : s.endpoints)
-    n += sizeof(Endpoint) + e.name.size() + map_bytes(e.metadata);
-  for (const Node& node : s.nodes) {
-    n += sizeof(Node) + node.id.size() + node.address.size() + map_bytes(node.metadata);
-  }
+  size_t n = sizeof(Event) + InfoBytes(s);
+  for (const Node& node : s.nodes) n += NodeBytes(node);
   return n;
 }
 
 }  // namespace
 
-// One Watch call: what it watches, and its queue.
-struct MemoryRegistry::Subscription {
-  Subscription(std::string ns, std::string name, const Limits& limits, std::function<void()> notify)
-      : ns(std::move(ns)),
-        name(std::move(name)),
-        queue(std::make_shared<WatchQueue<Event>>(
-            limits.watcher_queue_events, limits.watcher_queue_bytes, "events", std::move(notify))) {
-  }
-
-  const std::string ns;
-  const std::string name;  // empty: every service
-  const std::shared_ptr<WatchQueue<Event>> queue;
-};
-
-MemoryRegistry::MemoryRegistry(Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
+MemoryRegistry::MemoryRegistry(Clock& clock, Limits limits)
+    : clock_(clock),
+      limits_(limits),
+      watchers_(WatcherBudget{limits.max_watchers, limits.watcher_queue_events,
+                              limits.watcher_queue_bytes, "events"}) {}
 
 MemoryRegistry::~MemoryRegistry() = default;
 
@@ -75,6 +74,15 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
     return absl::ResourceExhaustedError(fmt::format(
         "service '{}' already has {} versions, the limit", given.name, versions.size()));
   }
+  const VersionEntry* current = created ? nullptr : &version_it->second;
+  const size_t charge = StaticCharge(current, given, ttl_seconds);
+  const size_t charged = current ? current->static_bytes : 0;
+  if (charge > charged && static_bytes_ - charged + charge > limits_.max_static_bytes) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "registrations without a TTL would hold about {} bytes, over the limit of {} "
+        "(max_static_bytes); register with ttl_seconds > 0 or deregister unused services",
+        static_bytes_ - charged + charge, limits_.max_static_bytes));
+  }
   size_t added = 0;
   for (const Node& node : given.nodes) {
     if (created || version_it->second.nodes.count(node.id) == 0) ++added;
@@ -99,6 +107,7 @@ Status MemoryRegistry::Register(const std::string& ns, const Service& given, int
     it->second = NodeEntry{node, expires};
     if (expires) expiry_.emplace(*expires, ns, given.name, version, node.id);
   }
+  SetStaticBytes(entry, charge);
   if (changed) Publish(ns, created ? Action::kCreate : Action::kUpdate, Snapshot(entry, now));
   NoteNextDeadline();
   return absl::OkStatus();
@@ -138,6 +147,7 @@ Status MemoryRegistry::Deregister(const std::string& ns, const Service& given) {
     }
     if (removed.nodes.empty()) return absl::OkStatus();  // none of them was there
   }
+  SetStaticBytes(entry, entry.nodes.empty() ? 0 : StaticCharge(entry));
   if (entry.nodes.empty()) {
     versions->erase(version_it);
     if (versions->empty()) ns_it->second.erase(given.name);
@@ -202,16 +212,7 @@ Result<std::unique_ptr<Watcher>> MemoryRegistry::Watch(const std::string& ns,
   if (!name.empty()) {
     if (auto s = CheckServiceName(name, limits_); !s.ok()) return s;
   }
-  auto subscription = std::make_shared<Subscription>(ns, name, limits_, std::move(notify));
-  std::lock_guard lock(watch_mu_);
-  if (closed_) return absl::UnavailableError("the registry is shutting down");
-  if (watchers_.size() >= limits_.max_watchers) {
-    return absl::ResourceExhaustedError(
-        fmt::format("{} watchers are open, the limit; close one first", watchers_.size()));
-  }
-  watchers_.push_back(subscription);
-  return std::unique_ptr<Watcher>(std::make_unique<QueueWatcher<Watcher, Event>>(
-      subscription->queue, [this, key = subscription.get()] { Unsubscribe(key); }));
+  return watchers_.Subscribe<Watcher>(WatchFilter{ns, name}, std::move(notify));
 }
 
 std::optional<std::chrono::nanoseconds> MemoryRegistry::ExpireNodes() {
@@ -223,11 +224,7 @@ std::optional<std::chrono::nanoseconds> MemoryRegistry::ExpireNodes() {
 }
 
 void MemoryRegistry::CloseWatchers() {
-  std::lock_guard lock(watch_mu_);
-  closed_ = true;
-  for (const auto& subscription : watchers_) {
-    subscription->queue->Close(absl::UnavailableError("the server is shutting down"));
-  }
+  watchers_.CloseAll(absl::UnavailableError("the server is shutting down"));
 }
 
 void MemoryRegistry::ExpireLocked(Clock::TimePoint now) {
@@ -244,6 +241,7 @@ void MemoryRegistry::ExpireLocked(Clock::TimePoint now) {
     gone.nodes.push_back(std::move(node_it->second.node));
     entry.nodes.erase(node_it);
     if (entry.nodes.empty()) {
+      SetStaticBytes(entry, 0);
       versions.erase(version);
       if (versions.empty()) namespaces_[ns].erase(name);
       if (namespaces_[ns].empty()) namespaces_.erase(ns);
@@ -292,23 +290,52 @@ void MemoryRegistry::Publish(const std::string& ns, Action action, Service servi
   revision_.fetch_add(1, std::memory_order_release);
   Event event{action, std::move(service), clock_.UnixMillis()};
   const size_t bytes = ApproxBytes(event.service);
-  std::lock_guard lock(watch_mu_);
-  for (const auto& subscription : watchers_) {
-    if (subscription->ns == ns &&
-        (subscription->name.empty() || subscription->name == event.service.name)) {
-      subscription->queue->Push(event, bytes);
-    }
-  }
+  watchers_.Publish(
+      [&](const WatchFilter& f) {
+        return f.ns == ns && (f.name.empty() || f.name == event.service.name);
+      },
+      event, bytes);
 }
 
-void MemoryRegistry::Unsubscribe(const Subscription* subscription) {
-  std::lock_guard lock(watch_mu_);
-  for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
-    if (it->get() == subscription) {
-      watchers_.erase(it);
-      return;
+size_t MemoryRegistry::StaticCharge(const VersionEntry& entry) {
+  bool counts = entry.nodes.empty();
+  size_t bytes = InfoBytes(entry.info);
+  for (const auto& [id, node] : entry.nodes) {
+    if (node.expires) continue;
+    counts = true;
+    bytes += NodeBytes(node.node);
+  }
+  return counts ? bytes : 0;
+}
+
+size_t MemoryRegistry::StaticCharge(const VersionEntry* entry, const Service& given,
+                                    int64_t ttl_seconds) {
+  // A heartbeat of a version whose nodes all have TTLs: the common case, kept O(given).
+  if (ttl_seconds > 0 && !given.nodes.empty() && (entry == nullptr || entry->static_bytes == 0)) {
+    return 0;
+  }
+  bool counts = given.nodes.empty() && (entry == nullptr || entry->nodes.empty());
+  size_t bytes = InfoBytes(given);
+  std::set<std::string> given_ids;
+  for (const Node& node : given.nodes) {
+    given_ids.insert(node.id);
+    if (ttl_seconds > 0) continue;
+    counts = true;
+    bytes += NodeBytes(node);
+  }
+  if (entry != nullptr) {
+    for (const auto& [id, node] : entry->nodes) {
+      if (node.expires || given_ids.count(id) > 0) continue;
+      counts = true;
+      bytes += NodeBytes(node.node);
     }
   }
+  return counts ? bytes : 0;
+}
+
+void MemoryRegistry::SetStaticBytes(VersionEntry& entry, size_t charge) {
+  static_bytes_ = static_bytes_ - entry.static_bytes + charge;
+  entry.static_bytes = charge;
 }
 
 void MemoryRegistry::ForgetExpiry(const std::string& ns, const Service& id, const NodeEntry& node) {

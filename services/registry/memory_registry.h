@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/watcher_set.h"
 #include "services/registry/registry.h"
 
 namespace micro::registry {
@@ -37,7 +38,11 @@ class MemoryRegistry final : public Registry {
   void CloseWatchers() override;
 
  private:
-  struct Subscription;
+  // What one watcher watches: a namespace, and a service name (empty: every service).
+  struct WatchFilter {
+    std::string ns;
+    std::string name;
+  };
 
   struct NodeEntry {
     Node node;
@@ -46,6 +51,7 @@ class MemoryRegistry final : public Registry {
   struct VersionEntry {
     Service info;  // name, version, metadata, endpoints; nodes kept apart
     std::map<std::string, NodeEntry> nodes;
+    size_t static_bytes = 0;  // what this version counts against Limits::max_static_bytes
   };
   using Versions = std::map<std::string, VersionEntry>;
   using Services = std::map<std::string, Versions>;
@@ -57,14 +63,18 @@ class MemoryRegistry final : public Registry {
   bool Visible(const VersionEntry& entry, Clock::TimePoint now) const;
   void ExpireLocked(Clock::TimePoint now);
   void Publish(const std::string& ns, Action action, Service service);
-  void Unsubscribe(const Subscription* subscription);
+  // What a version counts against Limits::max_static_bytes as it is, or (`entry` null for a new
+  // version) as it will be once `given` is registered with `ttl_seconds`.
+  static size_t StaticCharge(const VersionEntry& entry);
+  static size_t StaticCharge(const VersionEntry* entry, const Service& given, int64_t ttl_seconds);
+  void SetStaticBytes(VersionEntry& entry, size_t charge);
   void NoteNextDeadline();
   void ForgetExpiry(const std::string& ns, const Service& id, const NodeEntry& node);
 
   Clock& clock_;
   const Limits limits_;
 
-  // Lock order: mu_, then watch_mu_, then a watch queue's own mutex. Events are published while
+  // Lock order: mu_, then watchers_, then a watch queue's own mutex. Events are published while
   // mu_ is held exclusively, so every watcher sees changes in the order they happened.
   std::shared_mutex mu_;
   std::unordered_map<std::string, Services> namespaces_;
@@ -73,10 +83,9 @@ class MemoryRegistry final : public Registry {
   std::atomic<uint64_t> revision_{1};
   std::atomic<int64_t> next_deadline_ns_{kNoDeadline};
   static constexpr int64_t kNoDeadline = INT64_MAX;
+  size_t static_bytes_ = 0;  // the sum of every VersionEntry::static_bytes, under mu_
 
-  std::mutex watch_mu_;
-  std::vector<std::shared_ptr<Subscription>> watchers_;
-  bool closed_ = false;
+  WatcherSet<WatchFilter, Event> watchers_;
 };
 
 }  // namespace micro::registry

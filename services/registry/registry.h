@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/status.h"
 
 namespace micro::registry {
@@ -61,13 +62,13 @@ struct Event {
 // inside one request (metadata entries, endpoints) give INVALID_ARGUMENT; counts of stored
 // things (nodes, versions, services, namespaces, watchers) give RESOURCE_EXHAUSTED.
 struct Limits {
-  size_t max_name_bytes = 128;       // service names [A-Za-z0-9._-]; endpoint names printable
-  size_t max_version_bytes = 64;     // [A-Za-z0-9._+-]
-  size_t max_node_id_bytes = 128;    // printable ASCII, no spaces
-  size_t max_address_bytes = 256;    // printable ASCII, no spaces
-  size_t max_metadata_entries = 64;  // per map
-  size_t max_metadata_key_bytes = 128;
-  size_t max_metadata_value_bytes = 4096;
+  size_t max_name_bytes = limits::kServiceNameBytes;       // [A-Za-z0-9._-]; endpoints printable
+  size_t max_version_bytes = limits::kVersionBytes;        // [A-Za-z0-9._+-]
+  size_t max_node_id_bytes = limits::kNodeIdBytes;         // printable ASCII, no spaces
+  size_t max_address_bytes = limits::kAddressBytes;        // printable ASCII, no spaces
+  size_t max_metadata_entries = limits::kMetadataEntries;  // per map
+  size_t max_metadata_key_bytes = limits::kMetadataKeyBytes;
+  size_t max_metadata_value_bytes = limits::kMetadataValueBytes;
   size_t max_endpoints = 256;  // per service version
   size_t max_nodes_per_version = 1024;
   size_t max_versions_per_service = 64;
@@ -77,6 +78,10 @@ struct Limits {
   size_t max_watchers = 1024;            // open Watch streams, all namespaces together
   size_t watcher_queue_events = 1024;    // undelivered events before a slow watcher is closed
   size_t watcher_queue_bytes = 8 << 20;  // ... or undelivered bytes (approximate), whichever first
+  // Versions and nodes registered without a TTL never expire, so they are what a careless or
+  // hostile client could pile up: their approximate bytes, all namespaces together, are capped.
+  // A version counts while it has a node without a TTL, or no nodes at all.
+  size_t max_static_bytes = 64 << 20;
 };
 
 // Whether an answer read earlier is still current: it is while `revision` is unchanged and
@@ -117,7 +122,8 @@ class Registry {
   // 0 means never. An empty version is stored as "latest". Watchers get kCreate for a new
   // version and kUpdate when something else changed; a heartbeat that only refreshes the TTL
   // of unchanged nodes tells watchers nothing.
-  // Errors: INVALID_ARGUMENT (names, sizes, ttl), RESOURCE_EXHAUSTED (counts).
+  // Errors: INVALID_ARGUMENT (names, sizes, ttl), RESOURCE_EXHAUSTED (counts, and the bytes of
+  // registrations without a TTL: Limits::max_static_bytes).
   [[nodiscard]] virtual Status Register(const std::string& ns, const Service& service,
                                         int64_t ttl_seconds) = 0;
 

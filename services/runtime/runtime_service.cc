@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "core/limits.h"
 #include "core/names.h"
 #include "rpc/grpc_status.h"
+#include "rpc/handler_guard.h"
 #include "rpc/watch_stream.h"
 #include "services/runtime/runtime_proto.h"
 
@@ -51,12 +53,14 @@ Status CheckTarget(const std::string& name, const std::string& version, bool nam
     if (name_required) return absl::InvalidArgumentError("name is required");
     return absl::OkStatus();
   }
-  if (Status s = CheckName("service name", name, 63, Charset::kName); !s.ok()) return s;
+  if (Status s = limits::CheckServiceName(name, limits::kDeployedServiceNameBytes); !s.ok()) {
+    return s;
+  }
   if (version.empty()) return absl::OkStatus();
   if (version == "." || version == "..") {
     return absl::InvalidArgumentError("version may not be '" + version + "'");
   }
-  return CheckName("version", version, 64, Charset::kVersion);
+  return limits::CheckVersion(version);
 }
 
 }  // namespace
@@ -88,7 +92,7 @@ void ViewToProto(const ServiceView& view, v1::Service* out) {
 
 grpc::ServerUnaryReactor* RuntimeService::Create(grpc::CallbackServerContext* context,
                                                  const v1::CreateRequest* request,
-                                                 v1::CreateResponse* response) {
+                                                 v1::CreateResponse* response) try {
   auto ns = Namespace(contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   auto spec = SpecFromProto(request->service(), request->options());
@@ -100,11 +104,13 @@ grpc::ServerUnaryReactor* RuntimeService::Create(grpc::CallbackServerContext* co
     reactor->Finish(ToGrpc(view.status()));
   });
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* RuntimeService::Read(grpc::CallbackServerContext* context,
                                                const v1::ReadRequest* request,
-                                               v1::ReadResponse* response) {
+                                               v1::ReadResponse* response) try {
   auto ns = Namespace(contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   if (Status s = CheckTarget(request->name(), request->version(), false); !s.ok()) {
@@ -121,11 +127,13 @@ grpc::ServerUnaryReactor* RuntimeService::Read(grpc::CallbackServerContext* cont
                  reactor->Finish(ToGrpc(views.status()));
                });
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* context,
                                                  const v1::UpdateRequest* request,
-                                                 v1::UpdateResponse* response) {
+                                                 v1::UpdateResponse* response) try {
   auto ns = Namespace(contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   const v1::Service& service = request->service();
@@ -147,11 +155,13 @@ grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* co
                    reactor->Finish(ToGrpc(view.status()));
                  });
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* RuntimeService::Delete(grpc::CallbackServerContext* context,
                                                  const v1::DeleteRequest* request,
-                                                 v1::DeleteResponse*) {
+                                                 v1::DeleteResponse*) try {
   auto ns = Namespace(contexts_.Get(context));
   if (!ns.ok()) return FinishUnary(context, ns.status());
   if (Status s = CheckTarget(request->name(), request->version(), true); !s.ok()) {
@@ -161,10 +171,12 @@ grpc::ServerUnaryReactor* RuntimeService::Delete(grpc::CallbackServerContext* co
   engine_.Delete(*ns, request->name(), request->version(),
                  [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServerContext* context,
-                                                              const v1::LogsRequest* request) {
+                                                              const v1::LogsRequest* request) try {
   auto ns = Namespace(contexts_.Get(context));
   if (!ns.ok()) return new LogStream(ns.status());
   if (Status s = CheckTarget(request->name(), request->version(), true); !s.ok()) {
@@ -217,13 +229,16 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServ
     queue->Close(EndOfLogs());
     return std::make_unique<Follower>(queue, [] {});
   };
-  return new LogStream(subscribe, [](const LogRecord& record, v1::LogRecord* out) {
-    out->set_timestamp_unix_ms(record.unix_ms);
-    out->set_instance(record.instance);
-    out->set_stream(record.stream);
-    out->set_message(record.message);
-    out->set_version(record.version);
-  });
+  return new LogStream(contexts_.streams(), subscribe,
+                       [](const LogRecord& record, v1::LogRecord* out) {
+                         out->set_timestamp_unix_ms(record.unix_ms);
+                         out->set_instance(record.instance);
+                         out->set_stream(record.stream);
+                         out->set_message(record.message);
+                         out->set_version(record.version);
+                       });
+} catch (...) {
+  return FailedStream<LogStream>();
 }
 
 }  // namespace micro::runtime

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/status.h"
 
 namespace micro::store {
@@ -40,11 +41,13 @@ struct Condition {
 
 // Explicit limits; beyond them INVALID_ARGUMENT and nothing is written. docs/store.md lists them.
 struct Limits {
-  size_t max_name_bytes = 128;       // databases and tables: [A-Za-z0-9._-]
-  size_t max_key_bytes = 1024;       // UTF-8, not empty
-  size_t max_value_bytes = 1 << 20;  // 1 MiB
-  size_t max_metadata_entries = 64;
-  size_t max_metadata_bytes = 16 << 10;  // keys and values together
+  size_t max_name_bytes = limits::kStoreNameBytes;  // databases and tables: [A-Za-z0-9._-]
+  size_t max_key_bytes = 1024;                      // UTF-8, not empty
+  size_t max_value_bytes = 1 << 20;                 // 1 MiB
+  size_t max_metadata_entries = limits::kMetadataEntries;
+  // Keys and values together rather than per entry: records carry metadata on every read, so
+  // what bounds them is the record's total; 16 KiB holds 64 entries of short labels.
+  size_t max_metadata_bytes = 16 << 10;
   int64_t max_ttl_seconds = 10LL * 365 * 86400;
   uint32_t max_scan_records = 1000;  // records one Read scan returns at most
   uint32_t list_chunk_keys = 1000;   // keys per List message

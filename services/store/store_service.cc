@@ -1,6 +1,7 @@
 #include "services/store/store_service.h"
 
 #include "rpc/grpc_status.h"
+#include "rpc/handler_guard.h"
 
 namespace micro::store {
 namespace {
@@ -47,7 +48,12 @@ class ListReactor final : public grpc::ServerWriteReactor<v1::ListResponse> {
 
  private:
   void WriteNext() {
-    auto keys = cursor_->Next(chunk_);
+    Result<std::vector<std::string>> keys = std::vector<std::string>();
+    try {  // a reactor callback: nothing may escape it
+      keys = cursor_->Next(chunk_);
+    } catch (...) {
+      keys = StatusOfCurrentException();
+    }
     if (!keys.ok()) {
       Finish(ToGrpc(keys.status()));
       return;
@@ -70,7 +76,7 @@ class ListReactor final : public grpc::ServerWriteReactor<v1::ListResponse> {
 
 grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* context,
                                              const v1::ReadRequest* request,
-                                             v1::ReadResponse* response) {
+                                             v1::ReadResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   const std::string db = Database(request->database(), call);
@@ -91,11 +97,13 @@ grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* contex
   if (!records.ok()) return FinishUnary(context, records.status());
   for (const Record& r : *records) ToProto(r, response->add_records());
   return FinishUnary(context, absl::OkStatus());
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* StoreService::Write(grpc::CallbackServerContext* context,
                                               const v1::WriteRequest* request,
-                                              v1::WriteResponse* response) {
+                                              v1::WriteResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   const v1::Record& in = request->record();
@@ -109,21 +117,25 @@ grpc::ServerUnaryReactor* StoreService::Write(grpc::CallbackServerContext* conte
                  reactor->Finish(ToGrpc(revision.status()));
                });
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* context,
                                                const v1::DeleteRequest* request,
-                                               v1::DeleteResponse*) {
+                                               v1::DeleteResponse*) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_.Delete(Database(request->database(), call), Table(request->table()), request->key(),
                 [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
   return reactor;
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerWriteReactor<v1::ListResponse>* StoreService::List(grpc::CallbackServerContext* context,
-                                                               const v1::ListRequest* request) {
+                                                               const v1::ListRequest* request) try {
   CallContext call = contexts_.Get(context);
   const size_t chunk = Limits().list_chunk_keys;
   if (!call.error.ok()) return new ListReactor(call.error, chunk);
@@ -131,33 +143,39 @@ grpc::ServerWriteReactor<v1::ListResponse>* StoreService::List(grpc::CallbackSer
             FromProto(request->order())};
   return new ListReactor(
       store_.List(Database(request->database(), call), Table(request->table()), scan), chunk);
+} catch (...) {
+  return new ListReactor(StatusOfCurrentException(), Limits().list_chunk_keys);
 }
 
 grpc::ServerUnaryReactor* StoreService::Databases(grpc::CallbackServerContext* context,
                                                   const v1::DatabasesRequest*,
-                                                  v1::DatabasesResponse* response) {
+                                                  v1::DatabasesResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   auto databases = store_.Databases();
   if (!databases.ok()) return FinishUnary(context, databases.status());
   for (auto& db : *databases) response->add_databases(std::move(db));
   return FinishUnary(context, absl::OkStatus());
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* StoreService::Tables(grpc::CallbackServerContext* context,
                                                const v1::TablesRequest* request,
-                                               v1::TablesResponse* response) {
+                                               v1::TablesResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   auto tables = store_.Tables(Database(request->database(), call));
   if (!tables.ok()) return FinishUnary(context, tables.status());
   for (auto& t : *tables) response->add_tables(std::move(t));
   return FinishUnary(context, absl::OkStatus());
+} catch (...) {
+  return FailedUnary();
 }
 
 grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* context,
                                                  const v1::SnapshotRequest* request,
-                                                 v1::SnapshotResponse* response) {
+                                                 v1::SnapshotResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   // A checkpoint flushes the memtables and hard-links table files: rare and brief (milliseconds
@@ -167,6 +185,8 @@ grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* co
   response->set_dir(request->dir());
   response->set_revision(*revision);
   return FinishUnary(context, absl::OkStatus());
+} catch (...) {
+  return FailedUnary();
 }
 
 }  // namespace micro::store

@@ -23,6 +23,14 @@ TEST_CASE("micro config sets, merges, gets and deletes values by path", "[e2e][c
   ProgramResult bad = daemon.Cli({"config", "set", "db.host", "not-json"});
   CHECK(bad.exit_code == 1);
   CHECK(bad.err.rfind("error: INVALID_ARGUMENT: the value is not valid JSON", 0) == 0);
+  ProgramResult huge = daemon.Cli({"config", "set", "x", "1e999"});
+  CHECK(huge.exit_code == 1);
+  CHECK(huge.err.rfind("error: INVALID_ARGUMENT: the value has a number out of range", 0) == 0);
+  ProgramResult deep =
+      daemon.Cli({"config", "set", "x", std::string(65, '[') + std::string(65, ']')});
+  CHECK(deep.exit_code == 1);
+  CHECK(deep.err.find("INVALID_ARGUMENT: the value nests arrays and objects 65 levels deep; the "
+                      "limit is 64") != std::string::npos);
 
   CHECK(daemon.Cli({"config", "del", "db.host"}).exit_code == 0);
   ProgramResult gone = daemon.Cli({"config", "get", "db.host"});
@@ -54,6 +62,29 @@ TEST_CASE("secret config values are masked, revealed on request, and never on di
   const auto key = std::filesystem::status(daemon.data_dir() + "/config.key").permissions();
   CHECK((key & std::filesystem::perms::all) ==
         (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+}
+
+TEST_CASE("the daemon refuses a key file others can read, and takes no key as a flag",
+          "[e2e][config]") {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::filesystem::create_directories(data);
+  const std::string key_file = data + "/config.key";
+  std::ofstream(key_file) << "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\n";
+  std::filesystem::permissions(
+      key_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                    std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+  ProgramResult refused =
+      RunProgram({MicroBinary(), "server", "--address", "127.0.0.1:0", "--data-dir", data});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("config.key has mode 0644") != std::string::npos);
+  CHECK(refused.err.find("chmod 600") != std::string::npos);
+
+  ProgramResult flag =
+      RunProgram({MicroBinary(), "server", "--address", "127.0.0.1:0", "--data-dir", data,
+                  "--config-secret-key", "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="});
+  CHECK(flag.exit_code == 2);
+  CHECK(RunProgram({MicroBinary(), "server", "--help"}).out.find("secret") == std::string::npos);
 }
 
 TEST_CASE("micro config has help and usage errors", "[e2e][config]") {

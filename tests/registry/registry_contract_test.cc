@@ -489,5 +489,51 @@ TEMPLATE_TEST_CASE("counts beyond the limits are RESOURCE_EXHAUSTED and change n
   CHECK(NodeIds((*listed)[0]) == std::vector<std::string>{"1", "2", "3"});
 }
 
+TEMPLATE_TEST_CASE("registrations without a TTL share a byte budget; TTL ones do not count",
+                   "[registry][contract][limits]", BACKENDS) {
+  Limits limits;
+  limits.max_static_bytes = 8 << 10;
+  Fixture<TestType> f(limits);
+  // Register static services until the budget refuses one.
+  int registered = 0;
+  Status refused;
+  for (; registered < 1000; ++registered) {
+    refused = f.registry->Register(
+        "micro", MakeService("static" + std::to_string(registered), "1", {"1"}), 0);
+    if (!refused.ok()) break;
+  }
+  REQUIRE(registered > 1);
+  REQUIRE(registered < 1000);
+  CHECK(refused.code() == absl::StatusCode::kResourceExhausted);
+  CHECK(std::string(refused.message()).find("max_static_bytes") != std::string::npos);
+  CHECK(
+      f.registry->GetService("micro", "static" + std::to_string(registered), "").status().code() ==
+      absl::StatusCode::kNotFound);
+  // Nodes with a TTL do not count.
+  for (int i = 0; i < 50; ++i) {
+    CHECK(
+        f.registry->Register("micro", MakeService("ttl" + std::to_string(i), "1", {"1"}), 30).ok());
+  }
+  // Refreshing a static node already counted is fine; registering it with a TTL frees its bytes.
+  CHECK(f.registry->Register("micro", MakeService("static0", "1", {"1"}), 0).ok());
+  CHECK(f.registry->Register("micro", MakeService("late", "1", {"1"}), 0).code() ==
+        absl::StatusCode::kResourceExhausted);
+  CHECK(f.registry->Register("micro", MakeService("static0", "1", {"1"}), 30).ok());
+  CHECK(f.registry->Register("micro", MakeService("late", "1", {"1"}), 0).ok());
+  // A version without nodes counts too, and deregistering gives the bytes back.
+  for (int i = 1; i < registered; ++i) {
+    REQUIRE(
+        f.registry->Deregister("micro", MakeService("static" + std::to_string(i), "1", {})).ok());
+  }
+  int bare = 0;
+  while (
+      bare < 1000 &&
+      f.registry->Register("micro", MakeService("bare" + std::to_string(bare), "1", {}), 0).ok()) {
+    ++bare;
+  }
+  CHECK(bare >= registered - 1);  // versions without nodes are smaller, so at least as many fit
+  CHECK(bare < 1000);
+}
+
 }  // namespace
 }  // namespace micro::registry

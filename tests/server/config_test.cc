@@ -176,6 +176,30 @@ TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[co
   CHECK(config->store.backend == defaults->store.backend);
   CHECK(config->config.backend == defaults->config.backend);
   CHECK(config->config.secret_key.empty());
+  CHECK(config->max_streams == defaults->max_streams);
+}
+
+TEST_CASE("max_streams is read from every layer and checked; the secret key has no flag",
+          "[config]") {
+  auto flags = ParseArgs({"--max-streams", "7"}, DaemonFlags());
+  REQUIRE(flags.ok());
+  auto config = LoadDaemonConfig(*flags, {{"MICRO_MAX_STREAMS", "9"}});
+  REQUIRE(config.ok());
+  CHECK(config->max_streams == 7);
+  CHECK(LoadDaemonConfig(ParsedArgs(), {{"MICRO_MAX_STREAMS", "9"}})->max_streams == 9);
+  auto zero = LoadDaemonConfig(ParsedArgs(), {{"MICRO_MAX_STREAMS", "0"}});
+  CHECK(zero.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(zero.status().message()).find("'max_streams'") != std::string::npos);
+
+  for (const FlagSpec& flag : DaemonFlags()) CHECK(flag.name.find("secret") == std::string::npos);
+  CHECK_FALSE(ParseArgs({"--config-secret-key", "x"}, DaemonFlags()).ok());
+  const std::string key(44 - 1, 'A');
+  auto ring = LoadDaemonConfig(ParsedArgs(),
+                               {{"MICRO_CONFIG_SECRET_KEY", "1:" + key + "=,2:" + key + "="}});
+  REQUIRE(ring.ok());
+  CHECK(ring->config.secret_key == "1:" + key + "=,2:" + key + "=");
+  CHECK(LoadDaemonConfig(ParsedArgs(), {{"MICRO_CONFIG_SECRET_KEY", "short"}}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
