@@ -11,6 +11,8 @@
 #include <boost/asio/post.hpp>
 #include <filesystem>
 
+#include "runtime/instance_id.h"
+
 namespace micro::runtime {
 namespace {
 
@@ -34,11 +36,9 @@ std::string ReservePort() {
   return out;
 }
 
-// Driver ids allow [A-Za-z0-9_.-]; versions may also hold '+'.
+// Unique per (namespace, name, version, suffix): see InstanceId.
 std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
-  std::string id = fmt::format("{}.{}.{}.{}", spec.ns, spec.name, spec.version, suffix);
-  std::replace(id.begin(), id.end(), '+', '_');
-  return id;
+  return InstanceId(spec.ns, spec.name, spec.version, suffix);
 }
 
 Status RestoringError() {
@@ -130,7 +130,7 @@ Supervisor::~Supervisor() = default;
 
 std::string Supervisor::LogDir(const std::string& ns, const std::string& name,
                                const std::string& version) const {
-  return fmt::format("{}/{}/{}/{}", options_.logs_dir, ns, name, version);
+  return fmt::format("{}/{}/{}/{}", options_.logs_dir, ns, name, LogFolderOfVersion(version));
 }
 
 std::shared_ptr<ServiceLogs> Supervisor::LogsFor(const ServiceSpec& spec) {
@@ -138,7 +138,7 @@ std::shared_ptr<ServiceLogs> Supervisor::LogsFor(const ServiceSpec& spec) {
   auto& logs = logs_[{spec.ns, spec.name, spec.version}];
   if (!logs) {
     logs = std::make_shared<ServiceLogs>(LogDir(spec.ns, spec.name, spec.version), spec.version,
-                                         spec.logs);
+                                         spec.logs, options_.open_log_files);
   } else {
     logs->set_policy(spec.logs);
   }
@@ -194,6 +194,13 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
       return done(absl::FailedPreconditionError(
           fmt::format("service {} needs the container driver, which is not available: {}",
                       spec.name, containers_error_)));
+    }
+    if (options_.fd_budget) {
+      const uint64_t deployed = DeployedInstances();
+      const uint64_t wanted = deployed + static_cast<uint64_t>(spec.instances);
+      if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
+        return done(s);
+      }
     }
     DeployedService deployed{std::move(spec), clock_.UnixMillis(), clock_.UnixMillis()};
     if (Status s = state_.Save(deployed); !s.ok()) return done(s);
@@ -551,6 +558,14 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
             return done(absl::FailedPreconditionError("the container driver is not available: " +
                                                       containers_error_));
           }
+          if (options_.fd_budget) {
+            const uint64_t deployed = DeployedInstances();
+            const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +
+                                    static_cast<uint64_t>(spec->instances);
+            if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
+              return done(s);
+            }
+          }
           DeployedService updated{std::move(*spec), service->deployed.created_unix_ms,
                                   clock_.UnixMillis()};
           if (Status s = state_.Save(updated); !s.ok()) return done(s);
@@ -640,7 +655,7 @@ Result<std::vector<std::shared_ptr<ServiceLogs>>> Supervisor::Logs(const std::st
     versions.push_back(version);
   } else {
     for (const auto& entry : std::filesystem::directory_iterator(name_dir, ec)) {
-      versions.push_back(entry.path().filename().string());
+      versions.push_back(VersionOfLogFolder(entry.path().filename().string()));
     }
     std::lock_guard lock(logs_mu_);
     for (const auto& [key, logs] : logs_) {
@@ -657,7 +672,8 @@ Result<std::vector<std::shared_ptr<ServiceLogs>>> Supervisor::Logs(const std::st
         logs_.erase({ns, name, v});
         continue;
       }
-      logs = std::make_shared<ServiceLogs>(LogDir(ns, name, v), v, LogPolicy{});
+      logs = std::make_shared<ServiceLogs>(LogDir(ns, name, v), v, LogPolicy{},
+                                           options_.open_log_files);
     }
     out.push_back(logs);
   }
@@ -694,6 +710,14 @@ void Supervisor::KillAll() {
       }
     }
   });
+}
+
+uint64_t Supervisor::DeployedInstances() const {
+  uint64_t count = 0;
+  for (const auto& [key, service] : services_) {
+    count += static_cast<uint64_t>(service->spec().instances);
+  }
+  return count;
 }
 
 ServiceView Supervisor::View(const Service& service) const {
