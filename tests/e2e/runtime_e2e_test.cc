@@ -170,7 +170,7 @@ TEST_CASE(
   // 400 descriptors: 256 kept for the daemon, room for 72 instances of 2 each.
   TempDir dir;
   const std::string data_dir = dir.path() + "/data";
-  ChildProcess server({"prlimit", "--nofile=400:400", MicroBinary(), "server", "--address",
+  ChildProcess server({"/usr/bin/prlimit", "--nofile=400:400", MicroBinary(), "server", "--address",
                        "127.0.0.1:0", "--data-dir", data_dir});
   std::string address;
   REQUIRE(WaitFor(
