@@ -301,10 +301,10 @@ struct ProcessDriver::Child {
   bool finished = false;
 };
 
-ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id)
+ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id, bool use_cgroups)
     : io_(io),
       supervisor_id_(std::move(supervisor_id)),
-      cgroups_(Cgroups::Detect(supervisor_id_)),
+      cgroups_(use_cgroups ? Cgroups::Detect(supervisor_id_) : nullptr),
       sigchld_(io, SIGCHLD),
       scanner_(1) {
   // Orphaned descendants of our instances come to us, not to init: they are reaped here and

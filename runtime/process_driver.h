@@ -25,7 +25,8 @@ namespace micro::runtime {
 class ProcessDriver final : public Driver {
  public:
   // One per process: it owns SIGCHLD. `supervisor_id` names this data dir's supervisor.
-  ProcessDriver(boost::asio::io_context& io, std::string supervisor_id);
+  // `use_cgroups` false: process groups and /proc scans only, as where no cgroup is writable.
+  ProcessDriver(boost::asio::io_context& io, std::string supervisor_id, bool use_cgroups = true);
   ~ProcessDriver() override;
 
   void Start(const LaunchRequest& request, LaunchCallbacks callbacks) override;
