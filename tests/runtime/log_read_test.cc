@@ -78,11 +78,12 @@ TEST_CASE("following with no history gets only the records appended after it beg
 TEST_CASE("with since = now, files last written before it are not read", "[runtime][logs]") {
   TempDir dir;
   ServiceLogs logs(dir.path(), "v1", LogPolicy{});
-  logs.Append({1'000, "svc-0", "stdout", "old", ""});
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  // A line with a time in the future: were the file read, the reader would find it.
+  // A record with a time after `now` in a file last written an hour ago: were the file read,
+  // the reader would return the record.
+  logs.Append({now + 3'600'000, "svc-0", "stdout", "marked later", ""});
   namespace fs = std::filesystem;
   fs::last_write_time(dir.path() + "/svc-0.log",
                       fs::last_write_time(dir.path() + "/svc-0.log") - std::chrono::hours(1));
