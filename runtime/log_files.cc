@@ -279,11 +279,14 @@ Result<uint64_t> ServiceLogs::Follow(const LogQuery& query, std::shared_ptr<Queu
     if (history) snapshots = SnapshotLocked(query);
   }
   if (!history) return token;
-  std::vector<LogRecord> backlog = ReadSnapshots(query, snapshots);
+  // Read and hand out the history without the lock; what is appended meanwhile is held back
+  // and follows it.
+  for (const LogRecord& record : ReadSnapshots(query, snapshots)) {
+    queue->Push(record, record.message.size());
+  }
   std::lock_guard lock(mu_);
   auto it = followers_.find(token);
   if (it == followers_.end()) return token;  // unsubscribed, or closed, meanwhile
-  for (const LogRecord& record : backlog) queue->Push(record, record.message.size());
   for (const LogRecord& record : it->second.held) queue->Push(record, record.message.size());
   it->second.held.clear();
   it->second.live = true;

@@ -1,11 +1,13 @@
 // Reading log history: from the end of the files, within a byte bound, outside the lock that
 // appends take.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <thread>
 
 #include "runtime/log_files.h"
+#include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
 namespace micro::runtime {
@@ -112,6 +114,37 @@ TEST_CASE("records appended while a follower's history is read are neither lost 
   CHECK(got.back() == 69'999);
   CHECK(got.front() >= 45'000);
   logs.Unsubscribe(*token);
+}
+
+TEST_CASE("output is logged while a follower's history is still being handed out",
+          "[runtime][logs]") {
+  TempDir dir;
+  ServiceLogs logs(dir.path(), "v1", LogPolicy{});
+  Fill(logs, 0, 100);
+  // The reader stops at its first history record until an append has gone through: were the
+  // history read under the lock that appends take, the append could not finish.
+  std::atomic<bool> appended{false};
+  std::atomic<bool> waiting{false};
+  auto queue = std::make_shared<ServiceLogs::Queue>(1000, 1 << 20, "records", [&] {
+    if (appended || waiting.exchange(true)) return;
+    micro::testing::WaitFor([&] { return appended.load(); }, std::chrono::seconds(10));
+  });
+  std::thread follower([&] { (void)logs.Follow({"", 0, 10}, queue); });
+  REQUIRE(micro::testing::WaitFor([&] { return waiting.load(); }, std::chrono::seconds(10)));
+  std::thread writer([&] {
+    Fill(logs, 100, 1);
+    appended = true;
+  });
+  const bool went_through =
+      micro::testing::WaitFor([&] { return appended.load(); }, std::chrono::seconds(5));
+  appended = true;  // let the reader go on either way
+  writer.join();
+  follower.join();
+  CHECK(went_through);
+  // History first, then the record appended meanwhile.
+  std::vector<int> got;
+  while (auto record = queue->Next()) got.push_back(NumberOf(record->message));
+  CHECK(got == std::vector<int>{90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100});
 }
 
 TEST_CASE("past the open-file budget, appends do not keep their files open", "[runtime][logs]") {
