@@ -11,18 +11,14 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
+
+#include "runtime/log_tail.h"
+#include "runtime/manifest.h"
 
 namespace micro::runtime {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Reads return at most this many records, whatever `lines` asks.
-constexpr int64_t kMaxReadRecords = 100000;
-// A follower that falls this far behind is dropped (WatchQueue's overflow rule).
-constexpr size_t kFollowerMaxRecords = 10000;
-constexpr size_t kFollowerMaxBytes = 16 << 20;
 
 std::string PathOf(const std::string& dir, const std::string& instance, int generation) {
   return generation == 0 ? fmt::format("{}/{}.log", dir, instance)
@@ -89,13 +85,15 @@ bool ParseLogLine(std::string_view line, const std::string& instance, LogRecord*
   return true;
 }
 
-ServiceLogs::ServiceLogs(std::string dir, std::string version, LogPolicy policy)
-    : dir_(std::move(dir)), version_(std::move(version)), policy_(policy) {}
+ServiceLogs::ServiceLogs(std::string dir, std::string version, LogPolicy policy,
+                         std::shared_ptr<OpenFileBudget> open_files)
+    : dir_(std::move(dir)),
+      version_(std::move(version)),
+      open_files_(std::move(open_files)),
+      policy_(policy) {}
 
 ServiceLogs::~ServiceLogs() {
-  for (auto& [instance, file] : files_) {
-    if (file.fd >= 0) ::close(file.fd);
-  }
+  for (auto& [instance, file] : files_) CloseLocked(file);
 }
 
 void ServiceLogs::set_policy(const LogPolicy& policy) {
@@ -111,14 +109,22 @@ ServiceLogs::File* ServiceLogs::OpenLocked(const std::string& instance) {
   const std::string path = PathOf(dir_, instance, 0);
   file.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (file.fd < 0) return nullptr;
+  file.held = open_files_ == nullptr || open_files_->TryAcquire();
   struct stat st {};
   file.size = ::fstat(file.fd, &st) == 0 ? st.st_size : 0;
   return &file;
 }
 
-void ServiceLogs::RotateLocked(const std::string& instance, File& file) {
+void ServiceLogs::CloseLocked(File& file) {
+  if (file.fd < 0) return;
   ::close(file.fd);
   file.fd = -1;
+  if (file.held && open_files_ != nullptr) open_files_->Release();
+  file.held = false;
+}
+
+void ServiceLogs::RotateLocked(const std::string& instance, File& file) {
+  CloseLocked(file);
   std::error_code ec;
   if (policy_.max_files <= 0) {
     fs::remove(PathOf(dir_, instance, 0), ec);
@@ -129,6 +135,7 @@ void ServiceLogs::RotateLocked(const std::string& instance, File& file) {
     }
   }
   file.size = 0;
+  ++file.rotations;
 }
 
 void ServiceLogs::Append(const LogRecord& in) {
@@ -147,50 +154,104 @@ void ServiceLogs::Append(const LogRecord& in) {
   } else {
     file->size += static_cast<int64_t>(line.size());
   }
-  for (auto& [token, follower] : followers_) {
-    if (follower.instance.empty() || follower.instance == record.instance) {
+  // Past the budget of open files, nothing stays open between appends.
+  if (file != nullptr && !file->held) CloseLocked(*file);
+  for (auto it = followers_.begin(); it != followers_.end();) {
+    Follower& follower = it->second;
+    if (!follower.instance.empty() && follower.instance != record.instance) {
+      ++it;
+    } else if (follower.live) {
       follower.queue->Push(record, line.size());
+      ++it;
+    } else if (follower.held_bytes + line.size() <= kMaxHeldBackBytes) {
+      follower.held.push_back(record);
+      follower.held_bytes += line.size();
+      ++it;
+    } else {
+      follower.queue->Close(absl::ResourceExhaustedError(fmt::format(
+          "the service wrote more than {} bytes while its history was read; follow again, "
+          "with fewer --lines",
+          kMaxHeldBackBytes)));
+      it = followers_.erase(it);
     }
   }
 }
 
-Result<std::vector<LogRecord>> ServiceLogs::Read(const LogQuery& query) {
-  std::lock_guard lock(mu_);
-  return ReadLocked(query);
-}
-
-Result<std::vector<LogRecord>> ServiceLogs::ReadLocked(const LogQuery& query) {
-  const int64_t want =
-      query.lines < 0 ? kMaxReadRecords : std::min<int64_t>(query.lines, kMaxReadRecords);
-  std::vector<LogRecord> all;
-  if (want == 0) return all;
+std::vector<ServiceLogs::Snapshot> ServiceLogs::SnapshotLocked(const LogQuery& query) {
+  std::vector<Snapshot> out;
   for (const std::string& instance : InstancesIn(dir_)) {
     if (!Matches(query, instance)) continue;
-    // Newest file first; stop once this instance alone has `want` records, since the answer
-    // never holds more than that many of one instance.
-    std::vector<LogRecord> mine;
-    for (int g = 0; g <= std::max(policy_.max_files, 100); ++g) {
-      std::ifstream in(PathOf(dir_, instance, g));
-      if (!in) {
-        if (g > policy_.max_files) break;
-        continue;
-      }
-      std::vector<LogRecord> file_records;
-      std::string line;
-      LogRecord record;
-      while (std::getline(in, line)) {
-        if (ParseLogLine(line, instance, &record) && record.unix_ms >= query.since_unix_ms) {
-          record.version = version_;
-          file_records.push_back(std::move(record));
-        }
-      }
-      mine.insert(mine.begin(), std::make_move_iterator(file_records.begin()),
-                  std::make_move_iterator(file_records.end()));
-      if (static_cast<int64_t>(mine.size()) >= want) break;
+    Snapshot snapshot{instance, 0, 0, policy_.max_files};
+    auto it = files_.find(instance);
+    if (it != files_.end()) snapshot.rotations = it->second.rotations;
+    if (it != files_.end() && it->second.fd >= 0) {
+      snapshot.size = it->second.size;
+    } else {
+      struct stat st {};
+      if (::stat(PathOf(dir_, instance, 0).c_str(), &st) == 0) snapshot.size = st.st_size;
     }
-    if (static_cast<int64_t>(mine.size()) > want) mine.erase(mine.begin(), mine.end() - want);
-    all.insert(all.end(), std::make_move_iterator(mine.begin()),
-               std::make_move_iterator(mine.end()));
+    out.push_back(std::move(snapshot));
+  }
+  return out;
+}
+
+int ServiceLogs::OpenGeneration(const Snapshot& snapshot, int generation) {
+  // Rotations since the snapshot moved every file up by one: follow them. Opened under the
+  // lock, so no rename comes between the count and the open; read later through the fd.
+  std::lock_guard lock(mu_);
+  auto it = files_.find(snapshot.instance);
+  const uint64_t moved = it == files_.end() ? 0 : it->second.rotations - snapshot.rotations;
+  const uint64_t now_at = static_cast<uint64_t>(generation) + moved;
+  if (now_at > static_cast<uint64_t>(std::max(policy_.max_files, kMaxLogFiles))) return -1;
+  return ::open(PathOf(dir_, snapshot.instance, static_cast<int>(now_at)).c_str(),
+                O_RDONLY | O_CLOEXEC);
+}
+
+void ServiceLogs::ReadInstance(const LogQuery& query, const Snapshot& snapshot, int64_t max_bytes,
+                               std::vector<LogRecord>* newest_first) {
+  const TailLimits limits{
+      query.lines < 0 ? kMaxReadRecords : std::min<int64_t>(query.lines, kMaxReadRecords),
+      query.since_unix_ms, max_bytes};
+  int64_t spent = 0;
+  for (int g = 0; g <= std::max(snapshot.max_files, kMaxLogFiles); ++g) {
+    const int fd = OpenGeneration(snapshot, g);
+    if (fd < 0) {
+      if (g > snapshot.max_files) break;
+      continue;
+    }
+    struct stat st {};
+    const bool ok = ::fstat(fd, &st) == 0;
+    // The current file as it was at the snapshot; a rotated one is complete.
+    const int64_t size = g == 0 ? std::min<int64_t>(snapshot.size, st.st_size) : st.st_size;
+    const int64_t modified_ms =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+    // A file last written before `since` holds nothing newer (nor do older generations).
+    if (!ok || (query.since_unix_ms > 0 && modified_ms < query.since_unix_ms)) {
+      ::close(fd);
+      return;
+    }
+    const TailResult result = ReadTail(fd, size, snapshot.instance, limits, spent, newest_first);
+    ::close(fd);
+    spent += result.bytes;
+    if (result.done) return;
+  }
+}
+
+std::vector<LogRecord> ServiceLogs::ReadSnapshots(const LogQuery& query,
+                                                  const std::vector<Snapshot>& snapshots) {
+  std::vector<LogRecord> all;
+  if (query.lines == 0 || snapshots.empty()) return all;
+  const int64_t want =
+      query.lines < 0 ? kMaxReadRecords : std::min<int64_t>(query.lines, kMaxReadRecords);
+  const int64_t per_instance = std::max<int64_t>(
+      kMinReadBytesPerInstance, query.max_bytes / static_cast<int64_t>(snapshots.size()));
+  for (const Snapshot& snapshot : snapshots) {
+    std::vector<LogRecord> mine;
+    ReadInstance(query, snapshot, per_instance, &mine);
+    for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
+      it->version = version_;
+      all.push_back(std::move(*it));
+    }
   }
   std::stable_sort(all.begin(), all.end(),
                    [](const LogRecord& a, const LogRecord& b) { return a.unix_ms < b.unix_ms; });
@@ -198,13 +259,37 @@ Result<std::vector<LogRecord>> ServiceLogs::ReadLocked(const LogQuery& query) {
   return all;
 }
 
+Result<std::vector<LogRecord>> ServiceLogs::Read(const LogQuery& query) {
+  std::vector<Snapshot> snapshots;
+  {
+    std::lock_guard lock(mu_);
+    snapshots = SnapshotLocked(query);
+  }
+  return ReadSnapshots(query, snapshots);
+}
+
 Result<uint64_t> ServiceLogs::Follow(const LogQuery& query, std::shared_ptr<Queue> queue) {
+  uint64_t token;
+  std::vector<Snapshot> snapshots;
+  const bool history = query.lines != 0;
+  {
+    std::lock_guard lock(mu_);
+    token = next_token_++;
+    followers_[token] = {query.instance, queue, /*live=*/!history, {}, 0};
+    if (history) snapshots = SnapshotLocked(query);
+  }
+  if (!history) return token;
+  // Read and hand out the history without the lock; what is appended meanwhile is held back
+  // and follows it.
+  for (const LogRecord& record : ReadSnapshots(query, snapshots)) {
+    queue->Push(record, record.message.size());
+  }
   std::lock_guard lock(mu_);
-  auto backlog = ReadLocked(query);
-  if (!backlog.ok()) return backlog.status();
-  for (const LogRecord& record : *backlog) queue->Push(record, record.message.size());
-  const uint64_t token = next_token_++;
-  followers_[token] = {query.instance, std::move(queue)};
+  auto it = followers_.find(token);
+  if (it == followers_.end()) return token;  // unsubscribed, or closed, meanwhile
+  for (const LogRecord& record : it->second.held) queue->Push(record, record.message.size());
+  it->second.held.clear();
+  it->second.live = true;
   return token;
 }
 
@@ -215,10 +300,8 @@ void ServiceLogs::Unsubscribe(uint64_t token) {
 
 void ServiceLogs::CloseFiles() {
   std::lock_guard lock(mu_);
-  for (auto& [instance, file] : files_) {
-    if (file.fd >= 0) ::close(file.fd);
-  }
-  files_.clear();
+  // The entries stay: their rotation counts keep readers that are under way on the right files.
+  for (auto& [instance, file] : files_) CloseLocked(file);
 }
 
 void ServiceLogs::CloseFollowers(const Status& why) {

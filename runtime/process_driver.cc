@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
 namespace micro::runtime {
 namespace {
@@ -117,6 +118,145 @@ struct ChildSetup {
   ::_exit(127);  // not reached: die exits
 }
 
+// Closes its descriptor unless released.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.Release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    Reset(other.Release());
+    return *this;
+  }
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// The descriptors a start needs: stdout and stderr pipes (their read ends stay with the daemon
+// while the instance runs), the exec status pipe and /dev/null for stdin (both gone once the
+// child has exec'd).
+struct ChildPipes {
+  Fd out_read, out_write, err_read, err_write, status_read, status_write, dev_null;
+
+  static Result<ChildPipes> Open() {
+    ChildPipes p;
+    for (auto [read, write] :
+         {std::pair{&p.out_read, &p.out_write}, std::pair{&p.err_read, &p.err_write},
+          std::pair{&p.status_read, &p.status_write}}) {
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) {
+        return absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno)));
+      }
+      read->Reset(fds[0]);
+      write->Reset(fds[1]);
+    }
+    p.dev_null.Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return p;
+  }
+  // After the vfork: the child has its copies (or is gone).
+  void CloseChildEnds() {
+    out_write.Reset();
+    err_write.Reset();
+    status_write.Reset();
+    dev_null.Reset();
+  }
+};
+
+// The cgroup.procs files of the instance's new cgroups, open for the child to join.
+Result<std::vector<Fd>> JoinCgroups(Cgroups* cgroups, const LaunchRequest& request) {
+  std::vector<Fd> fds;
+  if (cgroups == nullptr) return fds;
+  auto procs = cgroups->Create(request.instance_id, request.memory_bytes, request.max_processes);
+  if (!procs.ok()) return procs.status();
+  for (const std::string& path : *procs) {
+    Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (fd.get() >= 0) fds.push_back(std::move(fd));
+  }
+  return fds;
+}
+
+// argv and envp as execve takes them, kept alive for the child (which allocates nothing).
+class ExecArgs {
+ public:
+  ExecArgs(const LaunchRequest& request, const std::string& supervisor_id) {
+    for (const auto& [key, value] : request.env) {
+      if (key == "MICRO_SUPERVISOR_ID" || key == "MICRO_INSTANCE_ID") continue;
+      env_strings_.push_back(key + "=" + value);
+    }
+    env_strings_.push_back("MICRO_SUPERVISOR_ID=" + supervisor_id);
+    env_strings_.push_back("MICRO_INSTANCE_ID=" + request.instance_id);
+    for (std::string& e : env_strings_) envp_.push_back(e.data());
+    envp_.push_back(nullptr);
+    argv_strings_.push_back(request.command);
+    argv_strings_.insert(argv_strings_.end(), request.args.begin(), request.args.end());
+    for (std::string& a : argv_strings_) argv_.push_back(a.data());
+    argv_.push_back(nullptr);
+  }
+
+  ChildSetup Setup(const std::string& program, const LaunchRequest& request,
+                   const ChildPipes& pipes, const std::vector<Fd>& procs) {
+    procs_.clear();
+    for (const Fd& fd : procs) procs_.push_back(fd.get());
+    ChildSetup setup;
+    setup.program = program.c_str();
+    setup.argv = argv_.data();
+    setup.envp = envp_.data();
+    setup.working_dir = request.working_dir.empty() ? nullptr : request.working_dir.c_str();
+    setup.stdin_fd = pipes.dev_null.get();
+    setup.stdout_fd = pipes.out_write.get();
+    setup.stderr_fd = pipes.err_write.get();
+    setup.status_fd = pipes.status_write.get();
+    setup.procs_fds = procs_.data();
+    setup.procs_count = procs_.size();
+    return setup;
+  }
+
+ private:
+  std::vector<std::string> env_strings_, argv_strings_;
+  std::vector<char*> envp_, argv_;
+  std::vector<int> procs_;
+};
+
+// vfork: the child borrows the daemon's memory until it execs, so starting an instance costs
+// no copy of the daemon's page tables (fork of the daemon was most of a restart's latency).
+// Every signal is blocked around it so that no handler of the daemon's runs in the child.
+Result<pid_t> Spawn(const ChildSetup& setup) {
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::vfork();
+  if (pid == 0) ExecChild(setup);
+  const int error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return absl::ResourceExhaustedError(fmt::format("fork: {}", std::strerror(error)));
+  return pid;
+}
+
+// Exec closes the status pipe; a failure writes (stage, errno) to it first. With vfork the
+// child has exec'd or failed by the time this runs, so the read does not wait on the program.
+Status AwaitExec(pid_t pid, ChildPipes& pipes, const LaunchRequest& request,
+                 const std::string& program) {
+  int error[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = ::read(pipes.status_read.get(), error, sizeof error);
+  } while (n < 0 && errno == EINTR);
+  pipes.status_read.Reset();
+  if (n != static_cast<ssize_t>(sizeof error)) return absl::OkStatus();
+  ::waitpid(pid, nullptr, 0);
+  const char* what = error[0] == 1 ? "cannot join cgroup" : error[0] == 2 ? "chdir" : "exec";
+  const std::string& target = error[0] == 2 ? request.working_dir : program;
+  return absl::FailedPreconditionError(
+      fmt::format("{} {}: {}", what, target, std::strerror(error[1])));
+}
+
 // Whether `pid` is gone or only a zombie.
 bool Gone(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
@@ -161,11 +301,12 @@ struct ProcessDriver::Child {
   bool finished = false;
 };
 
-ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id)
+ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id, bool use_cgroups)
     : io_(io),
       supervisor_id_(std::move(supervisor_id)),
-      cgroups_(Cgroups::Detect(supervisor_id_)),
-      sigchld_(io, SIGCHLD) {
+      cgroups_(use_cgroups ? Cgroups::Detect(supervisor_id_) : nullptr),
+      sigchld_(io, SIGCHLD),
+      scanner_(1) {
   // Orphaned descendants of our instances come to us, not to init: they are reaped here and
   // nothing lingers as a zombie after a stop.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -177,6 +318,7 @@ ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id)
 ProcessDriver::~ProcessDriver() {
   boost::system::error_code ignored;
   sigchld_.cancel(ignored);
+  scanner_.join();
 }
 
 std::string ProcessDriver::isolation() const {
@@ -189,110 +331,41 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
   };
   auto program = ResolveCommand(request);
   if (!program.ok()) return fail(program.status());
-
-  std::vector<int> procs_fds;
-  auto close_all = [&] {
-    for (int fd : procs_fds) ::close(fd);
-  };
-  if (cgroups_) {
-    auto procs = cgroups_->Create(request.instance_id, request.memory_bytes, request.max_processes);
-    if (!procs.ok()) return fail(procs.status());
-    for (const std::string& path : *procs) {
-      const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd >= 0) procs_fds.push_back(fd);
-    }
+  auto procs = JoinCgroups(cgroups_.get(), request);
+  if (!procs.ok()) return fail(procs.status());
+  auto pipes = ChildPipes::Open();
+  if (!pipes.ok()) {
+    if (cgroups_) cgroups_->Remove(request.instance_id);
+    return fail(pipes.status());
   }
-
-  int out[2], err[2], status_pipe[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    close_all();
-    return fail(absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno))));
-  }
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]), ::close(out[1]);
-    close_all();
-    return fail(absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno))));
-  }
-  if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
-    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
-    close_all();
-    return fail(absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno))));
-  }
-  const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-  std::vector<std::string> env_strings;
-  for (const auto& [key, value] : request.env) {
-    if (key == "MICRO_SUPERVISOR_ID" || key == "MICRO_INSTANCE_ID") continue;
-    env_strings.push_back(key + "=" + value);
-  }
-  env_strings.push_back("MICRO_SUPERVISOR_ID=" + supervisor_id_);
-  env_strings.push_back("MICRO_INSTANCE_ID=" + request.instance_id);
-  std::vector<char*> envp;
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_strings{request.command};
-  argv_strings.insert(argv_strings.end(), request.args.begin(), request.args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ChildSetup setup;
-  setup.program = program->c_str();
-  setup.argv = argv.data();
-  setup.envp = envp.data();
-  setup.working_dir = request.working_dir.empty() ? nullptr : request.working_dir.c_str();
-  setup.stdin_fd = dev_null;
-  setup.stdout_fd = out[1];
-  setup.stderr_fd = err[1];
-  setup.status_fd = status_pipe[1];
-  setup.procs_fds = procs_fds.data();
-  setup.procs_count = procs_fds.size();
+  ExecArgs exec(request, supervisor_id_);
+  ChildSetup setup = exec.Setup(*program, request, *pipes, *procs);
   setup.rlimit_memory = !cgroups_ && request.memory_bytes > 0;
   setup.memory = static_cast<rlim_t>(request.memory_bytes);
 
-  // vfork: the child borrows the daemon's memory until it execs, so starting an instance costs
-  // no copy of the daemon's page tables (fork of the daemon was most of a restart's latency).
-  // Every signal is blocked around it so that no handler of the daemon's runs in the child.
-  sigset_t all, old;
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid = ::vfork();
-  if (pid == 0) ExecChild(setup);
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  for (int fd : {out[1], err[1], status_pipe[1], dev_null}) {
-    if (fd >= 0) ::close(fd);
-  }
-  close_all();
-  if (pid < 0) {
-    const int e = errno;
-    for (int fd : {out[0], err[0], status_pipe[0]}) ::close(fd);
-    return fail(absl::ResourceExhaustedError(fmt::format("fork: {}", std::strerror(e))));
-  }
-  // Exec closes the status pipe; a failure writes (stage, errno) to it first.
-  int error[2] = {0, 0};
-  ssize_t n;
-  do {
-    n = ::read(status_pipe[0], error, sizeof error);
-  } while (n < 0 && errno == EINTR);
-  ::close(status_pipe[0]);
-  if (n == static_cast<ssize_t>(sizeof error)) {
-    ::waitpid(pid, nullptr, 0);
-    ::close(out[0]), ::close(err[0]);
+  auto pid = Spawn(setup);
+  pipes->CloseChildEnds();
+  for (Fd& fd : *procs) fd.Reset();
+  if (!pid.ok()) return fail(pid.status());
+  if (Status exec_error = AwaitExec(*pid, *pipes, request, *program); !exec_error.ok()) {
     if (cgroups_) cgroups_->Remove(request.instance_id);
-    const char* what = error[0] == 1 ? "cannot join cgroup" : error[0] == 2 ? "chdir" : "exec";
-    const std::string target = error[0] == 2 ? request.working_dir : *program;
-    return fail(absl::FailedPreconditionError(
-        fmt::format("{} {}: {}", what, target, std::strerror(error[1]))));
+    return fail(exec_error);
   }
+  Adopt(request.instance_id, *pid, pipes->out_read.Release(), pipes->err_read.Release(),
+        std::move(callbacks));
+}
 
+void ProcessDriver::Adopt(const std::string& instance_id, pid_t pid, int out_fd, int err_fd,
+                          LaunchCallbacks callbacks) {
   auto child = std::make_shared<Child>();
-  child->instance_id = request.instance_id;
+  child->instance_id = instance_id;
   child->pid = pid;
   child->callbacks = std::move(callbacks);
-  child->pipes[0] = std::make_unique<asio::posix::stream_descriptor>(io_, out[0]);
-  child->pipes[1] = std::make_unique<asio::posix::stream_descriptor>(io_, err[0]);
+  child->pipes[0] = std::make_unique<asio::posix::stream_descriptor>(io_, out_fd);
+  child->pipes[1] = std::make_unique<asio::posix::stream_descriptor>(io_, err_fd);
   for (auto& pipe : child->pipes) pipe->non_blocking(true);
   by_pid_[pid] = child;
-  by_instance_[request.instance_id] = child;
+  by_instance_[instance_id] = child;
   WatchPipe(child, 0);
   WatchPipe(child, 1);
   asio::post(io_, [child] { child->callbacks.on_started(Launched{child->pid, ""}); });
@@ -374,10 +447,11 @@ void ProcessDriver::OnSigchld() {
       AwaitEmptyCgroup(child, exit, kEmptyCgroupPolls);
     } else {
       // No cgroup: the process group, and whatever carries the instance's id in its
-      // environment (a setsid grandchild, say).
+      // environment (a setsid grandchild, say). Finding those reads all of /proc, which is no
+      // work for the event loop: the scanner does it, and the exit is reported after it.
       ::kill(-child->pid, SIGKILL);
-      for (pid_t p : PidsWithEnv("MICRO_INSTANCE_ID=" + child->instance_id)) ::kill(p, SIGKILL);
-      asio::post(io_, [child, exit] { child->callbacks.on_exit(exit); });
+      KillMarked("MICRO_INSTANCE_ID=" + child->instance_id, SIGKILL,
+                 [child, exit](std::vector<pid_t>) { child->callbacks.on_exit(exit); });
     }
   }
   sigchld_.async_wait([this](const boost::system::error_code& ec, int) {
@@ -409,12 +483,29 @@ void ProcessDriver::KillInstance(const std::string& instance_id, pid_t pgid, int
   if (cgroups_) {
     for (int pid : cgroups_->Pids(instance_id)) ::kill(pid, signal);
   } else if (signal == SIGKILL) {
-    for (pid_t pid : PidsWithEnv("MICRO_INSTANCE_ID=" + instance_id)) ::kill(pid, SIGKILL);
+    KillMarked("MICRO_INSTANCE_ID=" + instance_id, SIGKILL, [](std::vector<pid_t>) {});
   }
 }
 
+void ProcessDriver::KillMarked(std::string marker, int signal,
+                               std::function<void(std::vector<pid_t>)> then) {
+  asio::post(scanner_, [this, marker = std::move(marker), signal, then = std::move(then)]() {
+    std::vector<pid_t> pids = PidsWithEnv(marker);
+    if (signal != 0) {
+      for (pid_t pid : pids) ::kill(pid, signal);
+    }
+    asio::post(io_, [then = std::move(then), pids = std::move(pids)]() { then(pids); });
+  });
+}
+
 void ProcessDriver::RemoveLeftovers(std::function<void()> done) {
-  std::vector<pid_t> pids = PidsWithEnv("MICRO_SUPERVISOR_ID=" + supervisor_id_);
+  KillMarked("MICRO_SUPERVISOR_ID=" + supervisor_id_, 0,
+             [this, done = std::move(done)](std::vector<pid_t> pids) mutable {
+               RemoveLeftovers(std::move(pids), std::move(done));
+             });
+}
+
+void ProcessDriver::RemoveLeftovers(std::vector<pid_t> pids, std::function<void()> done) {
   if (cgroups_) {
     for (const std::string& instance : cgroups_->Instances()) {
       for (int pid : cgroups_->Pids(instance)) pids.push_back(pid);

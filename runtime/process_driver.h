@@ -6,6 +6,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,13 +19,14 @@ namespace micro::runtime {
 // Runs instances as local processes. Each gets its own process group and, where cgroups can be
 // written, its own cgroup (limits, and every descendant tracked); stdin is /dev/null, stdout and
 // stderr are pipes read on the io_context. Exits arrive through SIGCHLD on the io_context, not
-// by polling. The daemon becomes a child subreaper, so orphaned grandchildren are reaped here.
-// Every process carries MICRO_SUPERVISOR_ID in its environment, which is how leftovers of a
-// daemon that was killed are found again.
+// by polling; scans of /proc run on a thread of their own. The daemon becomes a child subreaper, so
+// orphaned grandchildren are reaped here. Every process carries MICRO_SUPERVISOR_ID in its
+// environment, which is how leftovers of a daemon that was killed are found again.
 class ProcessDriver final : public Driver {
  public:
   // One per process: it owns SIGCHLD. `supervisor_id` names this data dir's supervisor.
-  ProcessDriver(boost::asio::io_context& io, std::string supervisor_id);
+  // `use_cgroups` false: process groups and /proc scans only, as where no cgroup is writable.
+  ProcessDriver(boost::asio::io_context& io, std::string supervisor_id, bool use_cgroups = true);
   ~ProcessDriver() override;
 
   void Start(const LaunchRequest& request, LaunchCallbacks callbacks) override;
@@ -44,7 +46,13 @@ class ProcessDriver final : public Driver {
   PipeState ReadPipe(const std::shared_ptr<Child>& child, int index, size_t budget);
   void OnSigchld();
   void AwaitEmptyCgroup(const std::shared_ptr<Child>& child, Exit exit, int polls);
+  void Adopt(const std::string& instance_id, pid_t pid, int out_fd, int err_fd,
+             LaunchCallbacks callbacks);
   void KillInstance(const std::string& instance_id, pid_t pgid, int signal);
+  // On the scanner thread: finds the processes whose environment holds `marker`, sends them
+  // `signal` (0: none), then runs `then` with them on the io_context.
+  void KillMarked(std::string marker, int signal, std::function<void(std::vector<pid_t>)> then);
+  void RemoveLeftovers(std::vector<pid_t> pids, std::function<void()> done);
   void AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done);
 
   boost::asio::io_context& io_;
@@ -53,6 +61,8 @@ class ProcessDriver final : public Driver {
   boost::asio::signal_set sigchld_;
   std::map<pid_t, std::shared_ptr<Child>> by_pid_;
   std::map<std::string, std::shared_ptr<Child>> by_instance_;
+  // Scans of /proc (every process's environment) run here, off the event loop.
+  boost::asio::thread_pool scanner_;
 };
 
 }  // namespace micro::runtime

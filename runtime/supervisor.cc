@@ -11,6 +11,8 @@
 #include <boost/asio/post.hpp>
 #include <filesystem>
 
+#include "runtime/instance_id.h"
+
 namespace micro::runtime {
 namespace {
 
@@ -34,11 +36,9 @@ std::string ReservePort() {
   return out;
 }
 
-// Driver ids allow [A-Za-z0-9_.-]; versions may also hold '+'.
+// Unique per (namespace, name, version, suffix): see InstanceId.
 std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
-  std::string id = fmt::format("{}.{}.{}.{}", spec.ns, spec.name, spec.version, suffix);
-  std::replace(id.begin(), id.end(), '+', '_');
-  return id;
+  return InstanceId(spec.ns, spec.name, spec.version, suffix);
 }
 
 Status RestoringError() {
@@ -133,7 +133,7 @@ Supervisor::~Supervisor() = default;
 
 std::string Supervisor::LogDir(const std::string& ns, const std::string& name,
                                const std::string& version) const {
-  return fmt::format("{}/{}/{}/{}", options_.logs_dir, ns, name, version);
+  return fmt::format("{}/{}/{}/{}", options_.logs_dir, ns, name, LogFolderOfVersion(version));
 }
 
 std::shared_ptr<ServiceLogs> Supervisor::LogsFor(const ServiceSpec& spec) {
@@ -141,7 +141,7 @@ std::shared_ptr<ServiceLogs> Supervisor::LogsFor(const ServiceSpec& spec) {
   auto& logs = logs_[{spec.ns, spec.name, spec.version}];
   if (!logs) {
     logs = std::make_shared<ServiceLogs>(LogDir(spec.ns, spec.name, spec.version), spec.version,
-                                         spec.logs);
+                                         spec.logs, options_.open_log_files);
   } else {
     logs->set_policy(spec.logs);
   }
@@ -213,14 +213,24 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
           fmt::format("service {} needs the container driver, which is not available: {}",
                       spec.name, containers_error_)));
     }
+    if (options_.fd_budget) {
+      const uint64_t deployed = DeployedInstances();
+      const uint64_t wanted = deployed + static_cast<uint64_t>(spec.instances);
+      if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
+        return done(s);
+      }
+    }
     // Reserved while the write is in flight: a second Create of the same key is ALREADY_EXISTS;
     // Read, Update and Delete do not see the service until it is acknowledged.
     creating_.insert(key);
+    const uint64_t instances = static_cast<uint64_t>(spec.instances);
+    creating_instances_ += instances;
     auto deployed = std::make_shared<DeployedService>(
         DeployedService{std::move(spec), clock_.UnixMillis(), clock_.UnixMillis()});
     Persist([this, deployed] { return state_.Save(*deployed); },
-            [this, key, deployed, done = std::move(done)](Status status) {
+            [this, key, deployed, instances, done = std::move(done)](Status status) {
               creating_.erase(key);
+              creating_instances_ -= instances;
               if (!status.ok()) return done(status);
               AddService(std::move(*deployed));
               done(View(*services_[key]));
@@ -579,6 +589,14 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
           return done(absl::FailedPreconditionError("the container driver is not available: " +
                                                     containers_error_));
         }
+        if (options_.fd_budget) {
+          const uint64_t deployed = DeployedInstances();
+          const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +
+                                  static_cast<uint64_t>(spec->instances);
+          if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
+            return done(s);
+          }
+        }
         auto updated = std::make_shared<DeployedService>(DeployedService{
             std::move(*spec), service->deployed.created_unix_ms, clock_.UnixMillis()});
         Persist([this, updated] { return state_.Save(*updated); },
@@ -698,7 +716,7 @@ Result<std::vector<std::shared_ptr<ServiceLogs>>> Supervisor::Logs(const std::st
     versions.push_back(version);
   } else {
     for (const auto& entry : std::filesystem::directory_iterator(name_dir, ec)) {
-      versions.push_back(entry.path().filename().string());
+      versions.push_back(VersionOfLogFolder(entry.path().filename().string()));
     }
     std::lock_guard lock(logs_mu_);
     for (const auto& [key, logs] : logs_) {
@@ -715,7 +733,8 @@ Result<std::vector<std::shared_ptr<ServiceLogs>>> Supervisor::Logs(const std::st
         logs_.erase({ns, name, v});
         continue;
       }
-      logs = std::make_shared<ServiceLogs>(LogDir(ns, name, v), v, LogPolicy{});
+      logs = std::make_shared<ServiceLogs>(LogDir(ns, name, v), v, LogPolicy{},
+                                           options_.open_log_files);
     }
     out.push_back(logs);
   }
@@ -752,6 +771,14 @@ void Supervisor::KillAll() {
       }
     }
   });
+}
+
+uint64_t Supervisor::DeployedInstances() const {
+  uint64_t count = creating_instances_;  // deploys whose write is in flight count already
+  for (const auto& [key, service] : services_) {
+    count += static_cast<uint64_t>(service->spec().instances);
+  }
+  return count;
 }
 
 ServiceView Supervisor::View(const Service& service) const {

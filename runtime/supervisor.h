@@ -20,6 +20,7 @@
 #include "runtime/desired_state.h"
 #include "runtime/driver.h"
 #include "runtime/engine.h"
+#include "runtime/fd_budget.h"
 #include "runtime/health_probe.h"
 #include "runtime/log_files.h"
 #include "runtime/spec.h"
@@ -32,6 +33,11 @@ struct SupervisorOptions {
   std::string daemon_address;  // given to every instance as MICRO_SERVER
   Env base_env;                // the environment processes inherit (the daemon's, no MICRO_*)
   uint64_t seed = 0;           // for the backoff jitter
+  // The daemon's descriptors: Create and Update refuse to go past `fd_budget->instances`
+  // (RESOURCE_EXHAUSTED). Unset: no limit.
+  std::optional<FdBudget> fd_budget;
+  // Shared by every service's logs: the log files held open at once. Null: no limit.
+  std::shared_ptr<OpenFileBudget> open_log_files;
 };
 
 // The engine: makes what runs match the desired state. It starts each service's instances with
@@ -106,6 +112,8 @@ class Supervisor final : public Engine {
             const std::string& message);
   Driver* DriverFor(const ServiceSpec& spec);
   ServiceView View(const Service& service) const;
+  // Instances of every deployed service, as their specs ask.
+  uint64_t DeployedInstances() const;
   std::shared_ptr<ServiceLogs> LogsFor(const ServiceSpec& spec);
   std::string LogDir(const std::string& ns, const std::string& name,
                      const std::string& version) const;
@@ -125,6 +133,7 @@ class Supervisor final : public Engine {
 
   std::map<Key, std::shared_ptr<Service>> services_;  // io thread only
   std::set<Key> creating_;  // io thread only: created, the desired state not yet durable
+  uint64_t creating_instances_ = 0;  // io thread only: their instances, for the budget
 
   std::mutex logs_mu_;
   std::map<Key, std::shared_ptr<ServiceLogs>> logs_;

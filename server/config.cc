@@ -178,6 +178,18 @@ const std::vector<Key>& Keys() {
          c.docker_socket = path;
          return absl::OkStatus();
        }},
+      {"runtime.docker_timeout_seconds", "MICRO_RUNTIME_DOCKER_TIMEOUT_SECONDS",
+       "runtime-docker-timeout-seconds", "N",
+       "how long one Docker Engine call may take before it fails (1..3600, default 30)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 3600) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..3600", *n));
+         }
+         c.docker_timeout_seconds = *n;
+         return absl::OkStatus();
+       }},
   };
   return keys;
 }

@@ -17,6 +17,7 @@
 
 #include "core/version.h"
 #include "runtime/container/container_driver.h"
+#include "runtime/fd_budget.h"
 #include "server/grpc_logging.h"
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
@@ -32,6 +33,8 @@ namespace {
 constexpr std::chrono::milliseconds kMaxExpiryDelay{500};
 // Expired store records are unreadable at once; this is how often their space is reclaimed.
 constexpr std::chrono::seconds kStoreSweepInterval{1};
+// How long the shutdown still waits after the second SIGINT/SIGTERM before the daemon exits.
+constexpr std::chrono::seconds kHardStopAfterSecondSignal{5};
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
@@ -77,6 +80,10 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config,
 
 Status Daemon::Open(Clock::TimePoint launched) {
   contexts_.streams().set_max(config_.max_streams);
+  // First, before RocksDB, gRPC and the supervised instances take descriptors.
+  const runtime::FdBudget fd_budget = runtime::RaiseOpenFileLimit();
+  spdlog::info("open-file limit {}: {} kept for the daemon, room for {} supervised instances",
+               fd_budget.limit, fd_budget.reserved, fd_budget.instances);
   auto data_dir = DataDir::Open(config_.data_dir);
   if (!data_dir.ok()) return data_dir.status();
   data_dir_ = std::move(*data_dir);
@@ -105,8 +112,9 @@ Status Daemon::Open(Clock::TimePoint launched) {
   const std::string supervisor_id = SupervisorId(data_dir_->path());
   process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id);
   std::string containers_error;
-  auto containers =
-      std::make_unique<runtime::ContainerDriver>(io_, config_.docker_socket, supervisor_id);
+  auto containers = std::make_unique<runtime::ContainerDriver>(
+      io_, config_.docker_socket, supervisor_id,
+      std::chrono::seconds(config_.docker_timeout_seconds));
   if (Status s = containers->Ping(); s.ok()) {
     container_driver_ = std::move(containers);
   } else {
@@ -114,6 +122,9 @@ Status Daemon::Open(Clock::TimePoint launched) {
   }
   desired_state_ = std::make_unique<runtime::RocksDbDesiredState>(*rocks_db_);
   runtime::SupervisorOptions runtime_options;
+  runtime_options.fd_budget = fd_budget;
+  runtime_options.open_log_files =
+      std::make_shared<runtime::OpenFileBudget>(fd_budget.open_log_files);
   runtime_options.logs_dir = data_dir_->path() + "/logs";
   runtime_options.base_env = InheritedEnv();
   runtime_options.seed = static_cast<uint64_t>(clock_.UnixMillis());
@@ -245,16 +256,28 @@ void Daemon::Shutdown() {
   }
   // Supervised services stop with the daemon (stop signal, their grace period, SIGKILL) and
   // start again with the next one. A second signal cuts their grace period short: SIGKILL.
+  // After the second signal the wait has a hard end: what still hangs then (an engine that
+  // does not answer, say) is left to the next daemon's clean-up of leftovers.
   bool runtime_stopped = false;
   bool killed = false;
-  supervisor_->StopAll([&runtime_stopped] { runtime_stopped = true; });
-  while (!runtime_stopped) {
+  auto hard_deadline = std::chrono::steady_clock::time_point::max();
+  auto past_hard_deadline = [&] {
     if (forced && !killed) {
       spdlog::warn("runtime: SIGKILL to every supervised process at the second signal");
       supervisor_->KillAll();
       killed = true;
+      hard_deadline = std::chrono::steady_clock::now() + kHardStopAfterSecondSignal;
     }
-    io_.run_for(std::chrono::milliseconds(5));
+    return std::chrono::steady_clock::now() >= hard_deadline;
+  };
+  supervisor_->StopAll([&runtime_stopped] { runtime_stopped = true; });
+  while (!runtime_stopped && !past_hard_deadline()) io_.run_for(std::chrono::milliseconds(5));
+  if (!runtime_stopped) {
+    spdlog::error(
+        "runtime: supervised services still stopping {} s after the second signal; "
+        "exiting without them (the next daemon removes what is left)",
+        kHardStopAfterSecondSignal.count());
+    std::_Exit(1);
   }
   signals_.cancel();
   // The gRPC server waits for every call to finish, and runtime calls finish from the event
@@ -266,6 +289,11 @@ void Daemon::Shutdown() {
     server_down = true;
   });
   while (!server_down) {
+    if (past_hard_deadline()) {
+      spdlog::error("calls still in flight {} s after the second signal; exiting",
+                    kHardStopAfterSecondSignal.count());
+      std::_Exit(1);
+    }
     if (io_.run_for(std::chrono::milliseconds(5)) == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

@@ -31,8 +31,11 @@ struct ContainerDriver::Instance {
 };
 
 ContainerDriver::ContainerDriver(boost::asio::io_context& io, std::string socket_path,
-                                 std::string supervisor_id)
-    : io_(io), supervisor_id_(std::move(supervisor_id)), client_(std::move(socket_path)) {}
+                                 std::string supervisor_id,
+                                 std::chrono::milliseconds engine_timeout)
+    : io_(io),
+      supervisor_id_(std::move(supervisor_id)),
+      client_(std::move(socket_path), engine_timeout) {}
 
 ContainerDriver::~ContainerDriver() {
   {

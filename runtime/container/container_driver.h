@@ -38,7 +38,9 @@ class ContainerDriver final : public Driver {
   static constexpr const char* kSupervisorLabel = "micro.supervisor";
   static constexpr const char* kInstanceLabel = "micro.instance";
 
-  ContainerDriver(boost::asio::io_context& io, std::string socket_path, std::string supervisor_id);
+  // `engine_timeout` bounds every engine call (see DockerClient).
+  ContainerDriver(boost::asio::io_context& io, std::string socket_path, std::string supervisor_id,
+                  std::chrono::milliseconds engine_timeout = DockerClient::kDefaultTimeout);
   ~ContainerDriver() override;
   ContainerDriver(const ContainerDriver&) = delete;
   ContainerDriver& operator=(const ContainerDriver&) = delete;

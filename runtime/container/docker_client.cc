@@ -1,6 +1,7 @@
 #include "runtime/container/docker_client.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -9,6 +10,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -20,6 +23,65 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using Json = nlohmann::json;
 using Socket = boost::asio::local::stream_protocol::socket;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Waits until `fd` is ready for `events` or `deadline` passes (asio::error::timed_out).
+bool AwaitReady(int fd, short events, SteadyTime deadline, beast::error_code& ec) {
+  if (deadline == SteadyTime::max()) return true;
+  for (;;) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ec = boost::asio::error::timed_out;
+      return false;
+    }
+    pollfd p{fd, events, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), INT_MAX)));
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) {
+      ec = beast::error_code(errno, boost::system::system_category());
+      return false;
+    }
+  }
+}
+
+// The socket as Beast's synchronous reads and writes see it, every operation bounded by the
+// connection's deadline: a blocking socket read would wait for a silent engine forever (and
+// SO_RCVTIMEO does not help: asio's synchronous read polls again after EAGAIN).
+class DeadlineStream {
+ public:
+  DeadlineStream(Socket& socket, const SteadyTime& deadline)
+      : socket_(socket), deadline_(deadline) {}
+
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers, beast::error_code& ec) {
+    if (!AwaitReady(socket_.native_handle(), POLLIN, deadline_, ec)) return 0;
+    return socket_.read_some(buffers, ec);
+  }
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers) {
+    beast::error_code ec;
+    const size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& buffers, beast::error_code& ec) {
+    if (!AwaitReady(socket_.native_handle(), POLLOUT, deadline_, ec)) return 0;
+    return socket_.write_some(buffers, ec);
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& buffers) {
+    beast::error_code ec;
+    const size_t n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  Socket& socket_;
+  const SteadyTime& deadline_;
+};
 
 // Piece size for streamed bodies: log frames are usually one line, so small is fine.
 constexpr size_t kPieceSize = 16 * 1024;
@@ -157,8 +219,12 @@ struct DockerClient::Response {
 // its socket is registered with the client so that Shutdown can interrupt it.
 class DockerClient::Connection {
  public:
-  Connection(DockerClient& client, std::string_view operation)
-      : client_(client), operation_(operation) {}
+  // The whole exchange must be over within `timeout` (from now), until NoDeadline.
+  Connection(DockerClient& client, std::string_view operation, std::chrono::milliseconds timeout)
+      : client_(client),
+        operation_(operation),
+        timeout_(timeout),
+        deadline_(std::chrono::steady_clock::now() + timeout) {}
   ~Connection() {
     if (fd_ >= 0) client_.Unregister(fd_);
     beast::error_code ignored;
@@ -175,8 +241,8 @@ class DockerClient::Connection {
           fmt::format("cannot reach the Docker engine at {}: the path is too long", path));
     }
     beast::error_code ec;
-    socket_.connect(boost::asio::local::stream_protocol::endpoint(path), ec);
-    if (ec) {
+    if (Connect(path, ec); ec) {
+      if (ec == boost::asio::error::timed_out) return Lost(ec);
       return absl::UnavailableError(
           fmt::format("cannot reach the Docker engine at {}: {}", path, ec.message()));
     }
@@ -199,23 +265,27 @@ class DockerClient::Connection {
     }
     request.prepare_payload();
     beast::error_code ec;
-    http::write(socket_, request, ec);
+    http::write(stream_, request, ec);
     return ec ? Lost(ec) : absl::OkStatus();
   }
 
   template <typename Parser>
   Status ReadHeader(Parser& parser) {
     beast::error_code ec;
-    http::read_header(socket_, buffer_, parser, ec);
+    http::read_header(stream_, buffer_, parser, ec);
     return ec ? Lost(ec) : absl::OkStatus();
   }
 
   template <typename Parser>
   Status ReadRest(Parser& parser) {
     beast::error_code ec;
-    http::read(socket_, buffer_, parser, ec);
+    http::read(stream_, buffer_, parser, ec);
     return ec ? Lost(ec) : absl::OkStatus();
   }
+
+  // From now on the exchange may take as long as it needs: a wait for an exit, a log stream.
+  // Shutdown still ends it.
+  void NoDeadline() { deadline_ = SteadyTime::max(); }
 
   // Reads the body of a buffer_body response piece by piece (chunked or not) until it ends.
   Status ReadPieces(http::response_parser<http::buffer_body>& parser,
@@ -227,7 +297,7 @@ class DockerClient::Connection {
       beast::error_code ec;
       // read_some, not read: read would wait for the whole piece, and a quiet container's
       // last line would sit in it.
-      http::read_some(socket_, buffer_, parser, ec);
+      http::read_some(stream_, buffer_, parser, ec);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) return Lost(ec);
       size_t size = sizeof(buffer) - parser.get().body().size;
@@ -241,8 +311,41 @@ class DockerClient::Connection {
     return absl::CancelledError(fmt::format("docker {}: the client was shut down", operation_));
   }
 
+  // Connects without blocking: a listener that never accepts fills its backlog, and then a
+  // blocking connect (asio's too) would wait forever. On a unix socket a full backlog is EAGAIN.
+  void Connect(const std::string& path, beast::error_code& ec) {
+    const boost::asio::local::stream_protocol::endpoint endpoint(path);
+    socket_.open(endpoint.protocol(), ec);
+    if (ec) return;
+    socket_.non_blocking(true, ec);
+    if (ec) return;
+    const int fd = socket_.native_handle();
+    if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) {
+      if (errno != EINPROGRESS) {
+        ec = beast::error_code(errno, boost::system::system_category());
+        return;
+      }
+      if (!AwaitReady(fd, POLLOUT, deadline_, ec)) return;
+      int error = 0;
+      socklen_t len = sizeof error;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+      if (error != 0) {
+        ec = beast::error_code(error, boost::system::system_category());
+        return;
+      }
+    }
+    socket_.non_blocking(false, ec);
+  }
+
   Status Lost(const beast::error_code& ec) const {
     if (client_.shut_down()) return Cancelled();
+    if (ec == boost::asio::error::timed_out) {
+      return absl::DeadlineExceededError(fmt::format(
+          "docker {}: the Docker engine at {} did not answer within {} ms; check that it runs "
+          "('docker version'), or point runtime.docker_socket at one that does, or raise "
+          "runtime.docker_timeout_seconds",
+          operation_, client_.socket_path(), timeout_.count()));
+    }
     return absl::UnavailableError(
         fmt::format("docker {}: lost the connection to the Docker engine at {}: {}", operation_,
                     client_.socket_path(), ec.message()));
@@ -250,8 +353,11 @@ class DockerClient::Connection {
 
   DockerClient& client_;
   const std::string operation_;
+  const std::chrono::milliseconds timeout_;
+  SteadyTime deadline_;
   boost::asio::io_context io_;  // never run: the socket is only used synchronously
   Socket socket_{io_};
+  DeadlineStream stream_{socket_, deadline_};
   beast::flat_buffer buffer_;
   int fd_ = -1;
 };
@@ -263,6 +369,7 @@ class DockerClient::Wait final : public PendingWait {
       : connection_(std::move(connection)), parser_(std::move(parser)) {}
 
   Result<ContainerExit> Finish() override {
+    connection_->NoDeadline();
     if (Status read = connection_->ReadRest(*parser_); !read.ok()) return read;
     Result<Json> json = ParseJson("wait", parser_->get().body());
     if (!json.ok()) return json.status();
@@ -278,7 +385,8 @@ class DockerClient::Wait final : public PendingWait {
   std::unique_ptr<http::response_parser<http::string_body>> parser_;
 };
 
-DockerClient::DockerClient(std::string socket_path) : socket_path_(std::move(socket_path)) {}
+DockerClient::DockerClient(std::string socket_path, std::chrono::milliseconds timeout)
+    : socket_path_(std::move(socket_path)), timeout_(timeout) {}
 
 DockerClient::~DockerClient() = default;
 
@@ -306,8 +414,8 @@ void DockerClient::Shutdown() {
   for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
 }
 
-Status DockerClient::Negotiate() {
-  Connection connection(*this, "version");
+Status DockerClient::Negotiate(std::chrono::milliseconds timeout) {
+  Connection connection(*this, "version", timeout);
   if (Status open = connection.Open(); !open.ok()) return open;
   if (Status sent = connection.Send(http::verb::get, "/version", ""); !sent.ok()) return sent;
   http::response_parser<http::string_body> parser;
@@ -328,14 +436,14 @@ Status DockerClient::Negotiate() {
   return absl::OkStatus();
 }
 
-Status DockerClient::Ping() { return Negotiate(); }
+Status DockerClient::Ping() { return Negotiate(std::min(timeout_, kPingTimeout)); }
 
 Result<std::string> DockerClient::ApiVersion() {
   {
     std::lock_guard lock(mu_);
     if (!api_version_.empty()) return api_version_;
   }
-  if (Status negotiated = Negotiate(); !negotiated.ok()) return negotiated;
+  if (Status negotiated = Negotiate(timeout_); !negotiated.ok()) return negotiated;
   std::lock_guard lock(mu_);
   return api_version_;
 }
@@ -348,10 +456,11 @@ Result<std::string> DockerClient::VersionedPath(const std::string& path) {
 
 Result<DockerClient::Response> DockerClient::Call(std::string_view operation,
                                                   std::string_view method, const std::string& path,
-                                                  const std::string& body) {
+                                                  const std::string& body,
+                                                  std::chrono::milliseconds extra_time) {
   Result<std::string> target = VersionedPath(path);
   if (!target.ok()) return target.status();
-  Connection connection(*this, operation);
+  Connection connection(*this, operation, timeout_ + extra_time);
   if (Status open = connection.Open(); !open.ok()) return open;
   Status sent = connection.Send(
       http::string_to_verb(beast::string_view(method.data(), method.size())), *target, body);
@@ -391,8 +500,8 @@ Result<std::string> DockerClient::Create(const ContainerConfig& config) {
 }
 
 Status DockerClient::CallForStatus(std::string_view operation, std::string_view method,
-                                   const std::string& path) {
-  Result<Response> response = Call(operation, method, path, "");
+                                   const std::string& path, std::chrono::milliseconds extra_time) {
+  Result<Response> response = Call(operation, method, path, "", extra_time);
   if (!response.ok()) return response.status();
   if (!IsSuccess(response->status)) {
     return ErrorForResponse(operation, response->status, response->body);
@@ -405,8 +514,10 @@ Status DockerClient::Start(const std::string& id) {
 }
 
 Status DockerClient::Stop(const std::string& id, int grace_seconds) {
+  // The engine answers once the container stopped: give it the grace period on top.
   return CallForStatus("stop", "POST",
-                       fmt::format("/containers/{}/stop?t={}", UrlEncode(id), grace_seconds));
+                       fmt::format("/containers/{}/stop?t={}", UrlEncode(id), grace_seconds),
+                       std::chrono::seconds(grace_seconds));
 }
 
 Status DockerClient::Kill(const std::string& id, int signal) {
@@ -454,7 +565,7 @@ Result<std::unique_ptr<PendingWait>> DockerClient::BeginWait(const std::string& 
   Result<std::string> target =
       VersionedPath("/containers/" + UrlEncode(id) + "/wait?condition=next-exit");
   if (!target.ok()) return target.status();
-  auto connection = std::make_unique<Connection>(*this, "wait");
+  auto connection = std::make_unique<Connection>(*this, "wait", timeout_);
   if (Status open = connection->Open(); !open.ok()) return open;
   if (Status sent = connection->Send(http::verb::post, *target, ""); !sent.ok()) return sent;
   auto parser = std::make_unique<http::response_parser<http::string_body>>();
@@ -473,12 +584,13 @@ Status DockerClient::FollowLogs(const std::string& id,
   Result<std::string> target =
       VersionedPath("/containers/" + UrlEncode(id) + "/logs?follow=1&stdout=1&stderr=1");
   if (!target.ok()) return target.status();
-  Connection connection(*this, "logs");
+  Connection connection(*this, "logs", timeout_);
   if (Status open = connection.Open(); !open.ok()) return open;
   if (Status sent = connection.Send(http::verb::get, *target, ""); !sent.ok()) return sent;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);  // a log stream is as long as the container lives
   if (Status read = connection.ReadHeader(parser); !read.ok()) return read;
+  connection.NoDeadline();
   unsigned status = parser.get().result_int();
   if (!IsSuccess(status)) {
     std::string body;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -90,19 +91,28 @@ class PendingWait {
 // Errors: UNAVAILABLE when the engine cannot be reached (naming the socket), otherwise the
 // engine's HTTP status mapped to a code (404 NOT_FOUND, 409 FAILED_PRECONDITION or, for create,
 // ALREADY_EXISTS, 400 INVALID_ARGUMENT, 5xx INTERNAL/UNAVAILABLE), with a message
-// "docker <operation>: <the engine's message>". Every method is thread-safe.
+// "docker <operation>: <the engine's message>". DEADLINE_EXCEEDED when the engine does not
+// answer in time: every call (connect, request, response) must be done within `timeout`, Stop
+// within its grace period more; the body of a wait and of a log stream may take as long as the
+// container runs. Every method is thread-safe.
 class DockerClient {
  public:
   static constexpr const char* kApiVersion = "1.41";
+  static constexpr std::chrono::milliseconds kDefaultTimeout = std::chrono::seconds(30);
+  // Ping is what the daemon's start-up waits on: it gets at most this long.
+  static constexpr std::chrono::milliseconds kPingTimeout = std::chrono::seconds(5);
 
-  explicit DockerClient(std::string socket_path);
+  explicit DockerClient(std::string socket_path,
+                        std::chrono::milliseconds timeout = kDefaultTimeout);
   ~DockerClient();
   DockerClient(const DockerClient&) = delete;
   DockerClient& operator=(const DockerClient&) = delete;
 
   const std::string& socket_path() const { return socket_path_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
-  // Asks the engine for its version (always, not cached) and negotiates ours.
+  // Asks the engine for its version (always, not cached) and negotiates ours, within
+  // kPingTimeout (or the client's timeout if that is shorter).
   [[nodiscard]] Status Ping();
   // The negotiated version, e.g. "1.41"; negotiates first if needed.
   [[nodiscard]] Result<std::string> ApiVersion();
@@ -135,12 +145,13 @@ class DockerClient {
 
   // One request on a fresh connection; `path` is unversioned ("/containers/create?...").
   Result<Response> Call(std::string_view operation, std::string_view method,
-                        const std::string& path, const std::string& body);
+                        const std::string& path, const std::string& body,
+                        std::chrono::milliseconds extra_time = {});
   // A call whose response matters only as success or failure.
-  Status CallForStatus(std::string_view operation, std::string_view method,
-                       const std::string& path);
+  Status CallForStatus(std::string_view operation, std::string_view method, const std::string& path,
+                       std::chrono::milliseconds extra_time = {});
   Result<std::string> VersionedPath(const std::string& path);
-  Status Negotiate();
+  Status Negotiate(std::chrono::milliseconds timeout);
 
   // Sockets that Shutdown must interrupt; false once shut down (the caller must not proceed).
   bool Register(int fd);
@@ -148,6 +159,7 @@ class DockerClient {
   bool shut_down() const;
 
   const std::string socket_path_;
+  const std::chrono::milliseconds timeout_;
   mutable std::mutex mu_;
   std::string api_version_;  // empty until negotiated
   std::set<int> open_fds_;

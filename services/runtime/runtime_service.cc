@@ -17,7 +17,10 @@ using LogStream = WatchStream<LogFollower, LogRecord, v1::LogRecord>;
 // Records one Logs call returns before it follows, at most; and how far a follower may lag.
 constexpr int64_t kDefaultLogLines = 100;
 constexpr size_t kFollowLagRecords = 10000;
-constexpr size_t kLogStreamMaxBytes = 64 << 20;
+// What one Logs stream may have queued and not yet sent (its byte budget): a reader that falls
+// further behind is closed with RESOURCE_EXHAUSTED. The history it starts with is read within
+// kMaxReadBytes of log files, so it fits.
+constexpr size_t kLogStreamMaxBytes = 16 << 20;
 
 v1::Status ToProto(Phase phase) {
   switch (phase) {
@@ -197,6 +200,8 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServ
   }
   query.since_unix_ms = request->since_unix_ms();
   query.lines = request->lines() == 0 ? kDefaultLogLines : request->lines();
+  // The history's byte bound is for the whole call, whatever number of versions it reads.
+  query.max_bytes = kMaxReadBytes / static_cast<int64_t>(std::max<size_t>(1, logs->size()));
 
   const size_t backlog = query.lines < 0 ? 100000 : static_cast<size_t>(query.lines);
   const bool follow = request->follow();

@@ -1,7 +1,11 @@
 // The runtime through the real binary: `micro run/status/logs/update/kill` against a real
 // daemon supervising real processes, and the daemon's restart (graceful and kill -9).
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +89,163 @@ TEST_CASE("run a prebuilt program, see it in status and logs, kill it", "[e2e][r
   CHECK(daemon.Cli({"status", "web"}).exit_code == 1);
   // The logs outlive the service.
   CHECK(daemon.Cli({"logs", "web"}).out.find("hello from web") != std::string::npos);
+}
+
+TEST_CASE("a dotted name and a dotted version are two services: killing one spares the other",
+          "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const std::string marker_a = Marker("dotted-name"), marker_b = Marker("dotted-version");
+  // Both used to become instance micro.api.v2.1.0: one cgroup, one driver entry.
+  REQUIRE(daemon
+              .Cli({"run", "--name", "api.v2", "--version", "1", "--env", marker_a, "--",
+                    "/bin/sleep", "300"})
+              .exit_code == 0);
+  REQUIRE(daemon
+              .Cli({"run", "--name", "api", "--version", "v2.1", "--env", marker_b, "--",
+                    "/bin/sleep", "300"})
+              .exit_code == 0);
+  REQUIRE(WaitFor(
+      [&] {
+        return LivePidsWithEnv(marker_a).size() == 1 && LivePidsWithEnv(marker_b).size() == 1;
+      },
+      10s));
+  const std::set<int> b_before = LivePidsWithEnv(marker_b);
+  REQUIRE(daemon.Cli({"kill", "api.v2"}).exit_code == 0);
+  CHECK(LivePidsWithEnv(marker_a).empty());
+  CHECK(LivePidsWithEnv(marker_b) == b_before);
+  auto status = Status(daemon, "api");
+  REQUIRE(!status.is_null());
+  REQUIRE(status["services"].size() == 1);
+  CHECK(status["services"][0]["instances"][0].value("restarts", 0) == 0);
+  CHECK(Running(daemon, "api") == 1);
+}
+
+// A unix socket that listens and never accepts: an engine that hangs.
+class SilentSocket {
+ public:
+  SilentSocket() : path_(dir_.path() + "/docker.sock") {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path_.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+          ::listen(fd_, 64) == 0;
+  }
+  ~SilentSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  TempDir dir_;
+  std::string path_;
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+TEST_CASE("a Docker socket that never answers neither hangs the start nor the stop",
+          "[e2e][runtime]") {
+  SilentSocket engine;
+  REQUIRE(engine.ok());
+  MicroDaemon daemon({"--runtime-docker-socket", engine.path()});
+  REQUIRE(daemon.WaitUntilServing(30s));
+  CHECK(daemon.Cli({"status"}).exit_code == 0);
+  TempDir source;
+  std::ofstream(source.path() + "/micro.yaml") << "name: boxed\n"
+                                                  "driver: container\n"
+                                                  "image: alpine\n";
+  ProgramResult boxed = daemon.Cli({"run", source.path()});
+  CHECK(boxed.exit_code == 1);
+  CHECK(boxed.err.find("did not answer") != std::string::npos);
+  CHECK(daemon.process().Stop(SIGTERM, 30s) == 0);
+  CHECK(daemon.process().Stderr().find("did not answer") != std::string::npos);
+}
+
+TEST_CASE(
+    "under a low open-file limit a deploy past the instance budget is refused and the "
+    "daemon keeps answering",
+    "[e2e][runtime]") {
+  // 400 descriptors: 256 kept for the daemon, room for 72 instances of 2 each.
+  TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  ChildProcess server({"/usr/bin/prlimit", "--nofile=400:400", MicroBinary(), "server", "--address",
+                       "127.0.0.1:0", "--data-dir", data_dir});
+  std::string address;
+  REQUIRE(WaitFor(
+      [&] {
+        std::ifstream in(data_dir + "/server.json");
+        if (!in) return false;
+        auto json = nlohmann::json::parse(in, nullptr, false);
+        if (json.is_discarded() || !json.contains("grpc_address")) return false;
+        address = json["grpc_address"].get<std::string>();
+        return true;
+      },
+      20s));
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), MicroBinary());
+    auto end = std::find(args.begin(), args.end(), "--");
+    args.insert(end, {"--address", address});
+    return RunProgram(args);
+  };
+  const std::string marker = Marker("fd-budget");
+  for (const char* name : {"many-a", "many-b"}) {
+    ProgramResult run = cli(
+        {"run", "--name", name, "--instances", "30", "--env", marker, "--", "/bin/sleep", "300"});
+    REQUIRE(run.exit_code == 0);
+  }
+  REQUIRE(WaitFor([&] { return LivePidsWithEnv(marker).size() == 60; }, 30s));
+  ProgramResult refused = cli(
+      {"run", "--name", "many-c", "--instances", "30", "--env", marker, "--", "/bin/sleep", "300"});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("RESOURCE_EXHAUSTED") != std::string::npos);
+  CHECK(refused.err.find("ulimit -n") != std::string::npos);
+  CHECK(refused.err.find("400") != std::string::npos);
+  // What fits still deploys, and the daemon answers.
+  CHECK(
+      cli({"run", "--name", "few", "--instances", "12", "--env", marker, "--", "/bin/sleep", "300"})
+          .exit_code == 0);
+  TempDir source;
+  std::ofstream(source.path() + "/micro.yaml") << "name: many-a\n"
+                                                  "command: /bin/sleep\n"
+                                                  "args: ['300']\n"
+                                                  "instances: 31\n";
+  ProgramResult grown = cli({"update", source.path()});
+  CHECK(grown.exit_code == 1);
+  CHECK(grown.err.find("RESOURCE_EXHAUSTED") != std::string::npos);
+  ProgramResult status = cli({"status"});
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("many-b") != std::string::npos);
+  CHECK(server.Stop(SIGTERM, 30s) == 0);
+  CHECK(WaitFor([&] { return LivePidsWithEnv(marker).empty(); }, 10s));
+}
+
+TEST_CASE("logs -f -n 0 prints only the lines written after it started", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(daemon
+              .Cli({"run", "--name", "ticker", "--", "/bin/sh", "-c",
+                    "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"})
+              .exit_code == 0);
+  auto last_tick = [](const std::string& text) {
+    int last = -1;
+    for (size_t at = 0; (at = text.find("tick ", at)) != std::string::npos; at += 5) {
+      last = std::max(last, std::atoi(text.c_str() + at + 5));
+    }
+    return last;
+  };
+  auto first_tick = [](const std::string& text) {
+    const size_t at = text.find("tick ");
+    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + 5);
+  };
+  REQUIRE(WaitFor([&] { return last_tick(daemon.Cli({"logs", "ticker"}).out) >= 5; }, 10s));
+  const int seen = last_tick(daemon.Cli({"logs", "ticker", "-n", "all"}).out);
+  ChildProcess follower(
+      {MicroBinary(), "logs", "ticker", "-f", "-n", "0", "--address", daemon.address()});
+  REQUIRE(WaitFor([&] { return last_tick(follower.Stdout()) >= seen + 5; }, 10s));
+  CHECK(first_tick(follower.Stdout()) > seen);
+  CHECK(follower.Stop(SIGINT) == 0);
 }
 
 TEST_CASE("bad deploys get clear errors and change nothing", "[e2e][runtime]") {

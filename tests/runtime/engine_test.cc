@@ -326,9 +326,12 @@ TEST_CASE("process driver names the OS error of a failed exec", "[runtime][proce
 }
 
 TEST_CASE("SIGKILL takes grandchildren that left the process group", "[runtime][process]") {
+  // With cgroups where they can be written, and without: then a scan of /proc (on the driver's
+  // scanner thread) finds the grandchild by its MICRO_INSTANCE_ID.
+  const bool use_cgroups = GENERATE(true, false);
   IoThread io;
   const std::string supervisor = "test-" + std::to_string(::getpid());
-  ProcessDriver driver(io.io(), supervisor);
+  ProcessDriver driver(io.io(), supervisor, use_cgroups);
   StopAtEnd stop_io(io);  // before the driver goes
   LaunchRequest request;
   request.instance_id = "t.escape.0";
@@ -347,6 +350,27 @@ TEST_CASE("SIGKILL takes grandchildren that left the process group", "[runtime][
   auto exited = run->exited.get_future();
   REQUIRE(exited.wait_for(10s) == std::future_status::ready);
   CHECK(exited.get().signal == SIGKILL);
+  CHECK(WaitFor([&] { return LivePidsWithEnv(marker).empty(); }, 5s));
+}
+
+TEST_CASE("without cgroups, what an instance left behind goes when its main process exits",
+          "[runtime][process]") {
+  IoThread io;
+  const std::string supervisor = "nocg-" + std::to_string(::getpid());
+  ProcessDriver driver(io.io(), supervisor, /*use_cgroups=*/false);
+  StopAtEnd stop_io(io);  // before the driver goes
+  LaunchRequest request;
+  request.instance_id = "t.left-behind.0";
+  request.command = "/bin/sh";
+  request.args = {"-c", "setsid sleep 300 & sleep 0.2; exit 3"};
+  request.env = {{"PATH", "/usr/bin:/bin"}};
+  auto run = StartOn(io, driver, request);
+  REQUIRE(run->started.get_future().get().ok());
+  const std::string marker = "MICRO_INSTANCE_ID=t.left-behind.0";
+  auto exited = run->exited.get_future();
+  REQUIRE(exited.wait_for(10s) == std::future_status::ready);
+  CHECK(exited.get().code == 3);
+  // The grandchild left the process group: only the /proc scan finds it, and kills it.
   CHECK(WaitFor([&] { return LivePidsWithEnv(marker).empty(); }, 5s));
 }
 
