@@ -5,6 +5,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -138,6 +139,7 @@ Result<std::unique_ptr<RocksDb>> RocksDb::Open(const Options& options) {
   if (!s.ok()) return FromRocks(s, fmt::format("cannot open the database in {}", options.path));
   std::unique_ptr<RocksDb> out(new RocksDb());
   out->db_.reset(raw);
+  out->path_ = options.path;
   for (size_t i = 0; i < names.size(); ++i) out->families_[names[i]] = handles[i];
   std::error_code ec;
   if (!options.created_marker.empty() && !fs::exists(options.created_marker, ec)) {
@@ -153,6 +155,13 @@ RocksDb::~RocksDb() {
   if (!db_) return;
   for (auto& [name, handle] : families_) (void)db_->DestroyColumnFamilyHandle(handle);
   (void)db_->Close();
+}
+
+RocksDb::DiskSpace RocksDb::Space() const {
+  struct statvfs stats {};
+  if (::statvfs(path_.c_str(), &stats) != 0) return {};
+  return {static_cast<uint64_t>(stats.f_bavail) * stats.f_frsize,
+          static_cast<uint64_t>(stats.f_blocks) * stats.f_frsize};
 }
 
 rocksdb::ColumnFamilyHandle* RocksDb::family(const std::string& name) const {

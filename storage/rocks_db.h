@@ -38,6 +38,13 @@ class RocksDb {
 
   rocksdb::DB& db() { return *db_; }
 
+  // Free and total bytes of the file system the database is on (statvfs; 0 and 0 if it fails).
+  struct DiskSpace {
+    uint64_t free_bytes = 0;
+    uint64_t total_bytes = 0;
+  };
+  DiskSpace Space() const;
+
   // The handle of a family named at Open. Aborts on an unknown name: that is a wiring bug.
   rocksdb::ColumnFamilyHandle* family(const std::string& name) const;
 
@@ -72,6 +79,7 @@ class RocksDb {
  private:
   RocksDb() = default;
 
+  std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;
 };

@@ -22,6 +22,12 @@ constexpr const char* kHighWaterKey = "store/revision-high-water";
 constexpr const char* kStoredBytesKey = "store/stored-bytes";
 constexpr uint64_t kRevisionBlock = 100000;
 constexpr size_t kMaxOpsPerBatch = 4096;
+// Writes that add data stop while the data dir's file system has less than this free (a tenth of
+// a small file system), so RocksDB itself never meets a full disk: this build of RocksDB aborts
+// the process on the write after a failed WAL append. Deletes go on, to free space.
+constexpr uint64_t kDiskReserveBytes = 64 << 20;
+constexpr const char* kDiskAlarm =
+    "the data dir's disk is nearly full; writes that add data are refused until space is freed";
 
 std::string Location(const std::string& db, const std::string& table) {
   std::string out = db;
@@ -170,6 +176,9 @@ struct RocksDbStore::Batch {
   uint64_t persisted_high_water = 0;
   bool raise_high_water = false;
   uint64_t stored_bytes = 0;  // after the batch
+  uint64_t disk_room = 0;     // bytes writes may still add before the disk reserve
+  bool disk_low = false;      // no room at all when the batch started
+  bool disk_refused = false;
   bool quota_refused = false;
 };
 
@@ -382,7 +391,15 @@ Result<SnapshotInfo> RocksDbStore::Snapshot(const std::string& dir) {
 
 std::string RocksDbStore::Alarm() {
   std::lock_guard lock(alarm_mu_);
+  // Space freed outside the store ends the condition before the next write notices.
+  if (alarm_ == kDiskAlarm && DiskRoom() > 0) return "";
   return alarm_;
+}
+
+uint64_t RocksDbStore::DiskRoom() const {
+  const storage::RocksDb::DiskSpace space = rocks_.Space();
+  const uint64_t reserve = std::min(kDiskReserveBytes, space.total_bytes / 10);
+  return space.free_bytes > reserve ? space.free_bytes - reserve : 0;
 }
 
 void RocksDbStore::Submit(Op op) {
@@ -424,6 +441,8 @@ void RocksDbStore::Commit(std::deque<Op>& ops) {
   batch.now = clock_.UnixMillis();
   batch.persisted_high_water = high_water_;
   batch.stored_bytes = stored_bytes_.load();
+  batch.disk_room = DiskRoom();
+  batch.disk_low = batch.disk_room == 0;
   std::vector<Result<uint64_t>> results(ops.size(), uint64_t{0});
   for (size_t i = 0; i < ops.size(); ++i) {
     Op& op = ops[i];
@@ -507,10 +526,7 @@ Result<uint64_t> RocksDbStore::ApplyPut(Batch& batch, Op& op) {
   for (auto& [k, v] : op.record.metadata) (*record.mutable_metadata())[k] = v;
   const int64_t growth = static_cast<int64_t>(StoredBytes(op.key, record)) -
                          (now_there ? static_cast<int64_t>(StoredBytes(op.key, *now_there)) : 0);
-  if (Status s = CheckQuota(batch, op, growth); !s.ok()) {
-    batch.quota_refused = true;
-    return s;
-  }
+  if (Status s = CheckQuota(batch, op, growth); !s.ok()) return s;
   record.set_revision(NextRevision(&batch.raise_high_water));
   if (op.record.ttl_seconds > 0)
     record.set_expires_unix_ms(batch.now + op.record.ttl_seconds * 1000);
@@ -521,11 +537,22 @@ Result<uint64_t> RocksDbStore::ApplyPut(Batch& batch, Op& op) {
 
 // Writes that grow the store stop at the quota; deletes and shrinking writes never do, so
 // space can always be freed through the API.
-Status RocksDbStore::CheckQuota(const Batch& batch, const Op& op, int64_t growth) const {
-  if (options_.quota_bytes == 0 || growth <= 0 ||
+Status RocksDbStore::CheckQuota(Batch& batch, const Op& op, int64_t growth) const {
+  if (growth <= 0) return absl::OkStatus();
+  // The WAL, and later the table files, take about as many bytes as the write adds.
+  if (static_cast<uint64_t>(growth) > batch.disk_room) {
+    batch.disk_refused = true;
+    return absl::ResourceExhaustedError(fmt::format(
+        "the data dir's disk is nearly full: writes stop while it has less than a reserve of "
+        "min(64 MiB, a tenth of the disk) free; free space there or delete records (writes "
+        "resume by themselves)"));
+  }
+  batch.disk_room -= static_cast<uint64_t>(growth);
+  if (options_.quota_bytes == 0 ||
       batch.stored_bytes + static_cast<uint64_t>(growth) <= options_.quota_bytes) {
     return absl::OkStatus();
   }
+  batch.quota_refused = true;
   return absl::ResourceExhaustedError(fmt::format(
       "the store is full: it holds {} bytes of records and its quota is {} (store.quota_bytes); "
       "writing '{}' needs {} more. Delete records, or raise store.quota_bytes and restart",
@@ -567,6 +594,8 @@ void RocksDbStore::UpdateAlarm(const Batch& batch, const Status& status) {
   std::string alarm;
   if (!status.ok()) {
     alarm = std::string(status.message());
+  } else if (batch.disk_refused || batch.disk_low) {
+    alarm = kDiskAlarm;
   } else if (batch.quota_refused ||
              (options_.quota_bytes != 0 && stored_bytes_.load() >= options_.quota_bytes)) {
     alarm = fmt::format(

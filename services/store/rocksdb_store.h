@@ -86,11 +86,12 @@ class RocksDbStore final : public Store {
                std::optional<internal::StoredRecord> next);
   void ApplyExpire(Batch& batch, const Op& op);
   Result<uint64_t> ApplyPut(Batch& batch, Op& op);
-  Status CheckQuota(const Batch& batch, const Op& op, int64_t growth) const;
+  Status CheckQuota(Batch& batch, const Op& op, int64_t growth) const;
   Status Persist(Batch& batch);
   void UpdateAlarm(const Batch& batch, const Status& status);
   void Acknowledge(std::deque<Op> ops, std::vector<Result<uint64_t>> results, Status status);
   uint64_t NextRevision(bool* raise_high_water);
+  uint64_t DiskRoom() const;  // free bytes on the data dir's disk beyond the reserve
 
   storage::RocksDb& rocks_;
   rocksdb::ColumnFamilyHandle* records_;
