@@ -402,7 +402,8 @@ int ReadCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro store read KEY [flags]",
       "Shows the record KEY, or with --prefix / --suffix every record whose key starts / ends\n"
-      "with KEY (at most 1000). Table columns: KEY VALUE TTL (seconds left, - for none)\n"
+      "with KEY, one page: at most 1000 records and 3 MiB. When more match, stderr says which\n"
+      "--offset gives the next page. Table columns: KEY VALUE TTL (seconds left, - for none)\n"
       "REVISION METADATA. A key or value that is not printable UTF-8 is shown as base64:...;\n"
       "--output json has the exact bytes (base64, as proto JSON writes bytes).\n"
       "A missing or expired KEY is NOT_FOUND (exit 1).",
