@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -287,6 +288,39 @@ TEST_CASE("the daemon refuses a data dir whose database went missing, and says h
   MicroDaemon back({"--data-dir", data_dir});
   REQUIRE(back.WaitUntilServing());
   CHECK(Store(back, {"read", "k"}).exit_code == 0);
+}
+
+TEST_CASE("a daemon started after a restore was interrupted between its renames completes it",
+          "[e2e][store]") {
+  TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  const std::string db = data_dir + "/db";
+  {
+    MicroDaemon daemon({"--data-dir", data_dir});
+    REQUIRE(daemon.WaitUntilServing());
+    REQUIRE(Store(daemon, {"write", "colour", "blue"}).exit_code == 0);
+    REQUIRE(Store(daemon, {"snapshot", "snap"}).exit_code == 0);
+    REQUIRE(Store(daemon, {"write", "colour", "red"}).exit_code == 0);
+    REQUIRE(daemon.process().Stop(SIGTERM) == 0);
+  }
+  // The files as `micro store restore` leaves them when killed after moving the old database
+  // aside and before moving the copy in: the state that used to start an empty store.
+  namespace fs = std::filesystem;
+  fs::copy(data_dir + "/snapshots/snap", db + ".restoring", fs::copy_options::recursive);
+  const std::string backup = db + ".before-restore-1";
+  { std::ofstream(db + ".restore-journal") << backup << "\n"; }
+  fs::rename(db, backup);
+
+  MicroDaemon restarted({"--data-dir", data_dir});
+  REQUIRE(restarted.WaitUntilServing());
+  ProgramResult colour = Store(restarted, {"read", "colour", "-o", "json"});
+  REQUIRE(colour.exit_code == 0);
+  CHECK(nlohmann::json::parse(colour.out)["records"][0]["value"] == "Ymx1ZQ==");  // "blue"
+  CHECK(fs::is_directory(backup));
+  CHECK_FALSE(fs::exists(db + ".restore-journal"));
+  CHECK_FALSE(fs::exists(db + ".restoring"));
+  REQUIRE(restarted.process().Stop(SIGTERM) == 0);
+  CHECK(restarted.process().Stderr().find("completed an interrupted restore") != std::string::npos);
 }
 
 TEST_CASE("a scan larger than one response comes in pages with a continuation", "[e2e][store]") {
