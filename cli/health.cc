@@ -52,6 +52,7 @@ int Health(const ParsedArgs&, const ClientOptions& options) {
     table.Add({serving_name, info.version(), info.grpc_address(), std::to_string(info.pid()),
                Uptime(info.started_unix_ms()), info.data_dir()});
     table.Print(std::cout);
+    for (const std::string& alarm : info.alarms()) std::cout << "ALARM: " << alarm << "\n";
   } else {
     std::cout << "STATUS\n" << serving_name << "\n";
   }
@@ -72,7 +73,9 @@ int PrintVersion(const ParsedArgs&, const ClientOptions& options) {
 int HealthCommand(const std::vector<std::string>& args, const Env& env) {
   CommandSpec spec{"micro health [flags]",
                    "Asks the daemon whether it is serving (grpc.health.v1) and shows its version, "
-                   "address, pid,\nuptime and data dir. Exits 1 unless it is SERVING.",
+                   "address, pid,\nuptime and data dir, then one 'ALARM: ...' line per condition "
+                   "that needs the\noperator (such as a full store). Exits 1 unless it is "
+                   "SERVING.",
                    {},
                    0};
   return RunClientCommand(spec, args, env, &Health);

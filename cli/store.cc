@@ -195,6 +195,10 @@ int Read(const ParsedArgs& args, const ClientOptions& options) {
   grpc::Status status = Stub(options)->Read(&context, request, &response);
   if (!status.ok()) return ReportError(status, options);
   options.output == Output::kJson ? PrintJson(response) : PrintRecords(response);
+  if (response.more() && options.output != Output::kJson) {
+    std::cerr << "more records match: add --offset " << response.next_offset()
+              << " for the next page\n";
+  }
   return 0;
 }
 
@@ -337,7 +341,7 @@ int Snapshot(const ParsedArgs& args, const ClientOptions& options) {
     return UsageError("snapshot", "missing DIR");
   }
   v1::SnapshotRequest request;
-  request.set_dir(AbsolutePath(args.positionals[0]));
+  request.set_dir(args.positionals[0]);  // the daemon resolves it inside its snapshot folder
   grpc::ClientContext context;
   Prepare(context, options);
   v1::SnapshotResponse response;
@@ -370,7 +374,11 @@ int Restore(const ParsedArgs& args, const Env& env) {
   }
   auto config = server::LoadDaemonConfig(args, env);
   if (!config.ok()) return UsageError("restore", config.status());
-  const std::string snapshot = AbsolutePath(args.positionals[0]);
+  // A name is looked up in the snapshot folder, where 'micro store snapshot NAME' wrote it.
+  const std::string& given = args.positionals[0];
+  const std::string snapshot = std::filesystem::path(given).is_absolute()
+                                   ? AbsolutePath(given)
+                                   : AbsolutePath(config->store.snapshot_dir + "/" + given);
   auto data_dir = server::DataDir::Open(config->data_dir);
   if (!data_dir.ok()) return ReportStatus(data_dir.status());
   const std::string db = (*data_dir)->path() + "/db";
@@ -394,7 +402,8 @@ int ReadCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro store read KEY [flags]",
       "Shows the record KEY, or with --prefix / --suffix every record whose key starts / ends\n"
-      "with KEY (at most 1000). Table columns: KEY VALUE TTL (seconds left, - for none)\n"
+      "with KEY, one page: at most 1000 records and 3 MiB. When more match, stderr says which\n"
+      "--offset gives the next page. Table columns: KEY VALUE TTL (seconds left, - for none)\n"
       "REVISION METADATA. A key or value that is not printable UTF-8 is shown as base64:...;\n"
       "--output json has the exact bytes (base64, as proto JSON writes bytes).\n"
       "A missing or expired KEY is NOT_FOUND (exit 1).",
@@ -463,9 +472,10 @@ int SnapshotCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro store snapshot DIR [flags]",
       "Has the daemon write a consistent copy of the whole store (every database) into DIR,\n"
-      "while it keeps serving. DIR is made absolute here, but the DAEMON writes it, on the\n"
-      "daemon's machine and file system; it must not exist yet. 'micro store restore DIR'\n"
-      "puts a snapshot back.",
+      "while it keeps serving. DIR is a new directory inside the daemon's snapshot folder\n"
+      "(store.snapshot_dir, default <data dir>/snapshots): a name relative to it, or an\n"
+      "absolute path inside it; anything outside is PERMISSION_DENIED. 'micro store restore\n"
+      "DIR' puts a snapshot back.",
       {},
       1};
   return RunClientCommand(spec, args, env, &Snapshot);
@@ -474,11 +484,14 @@ int SnapshotCommand(const std::vector<std::string>& args, const Env& env) {
 int RestoreCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro store restore DIR [flags]",
-      "Replaces the store in a data dir with the snapshot in DIR. Offline: run it on the\n"
-      "daemon's machine with the daemon stopped (it is refused while a daemon holds the data\n"
-      "dir). The data dir is found as 'micro server' finds it: --data-dir, else MICRO_HOME,\n"
-      "else data_dir in the config file (--config, MICRO_CONFIG), else ~/.micro. The previous\n"
-      "database is kept beside the new one, at <data dir>/db.before-restore-<unix ns>.",
+      "Replaces the store in a data dir with the snapshot in DIR: a name is looked up in the\n"
+      "snapshot folder (store.snapshot_dir, default <data dir>/snapshots), an absolute path\n"
+      "is used as it is. Offline: run it on the daemon's machine with the daemon stopped (it\n"
+      "is refused while a daemon holds the data dir). The data dir is found as 'micro server'\n"
+      "finds it: --data-dir, else MICRO_HOME, else data_dir in the config file (--config,\n"
+      "MICRO_CONFIG), else ~/.micro. The previous database is kept beside the new one, at\n"
+      "<data dir>/db.before-restore-<unix ns>. Safe to interrupt: the next restore or daemon\n"
+      "start completes the swap or leaves the previous database in place.",
       {{"data-dir", 0, "DIR", "the daemon's data dir (env MICRO_HOME; default ~/.micro)"},
        {"config", 0, "FILE", "the daemon's configuration file (env MICRO_CONFIG)"}},
       1};

@@ -122,6 +122,25 @@ const std::vector<Key>& Keys() {
          c.store.backend = v;
          return absl::OkStatus();
        }},
+      {"store.snapshot_dir", "MICRO_STORE_SNAPSHOT_DIR", "store-snapshot-dir", "DIR",
+       "the only folder the store writes snapshots into (default: <data dir>/snapshots)",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v.empty()) return absl::InvalidArgumentError("the snapshot dir must not be empty");
+         c.store.snapshot_dir = v;  // resolved against HOME once every layer is applied
+         return absl::OkStatus();
+       }},
+      {"store.quota_bytes", "MICRO_STORE_QUOTA_BYTES", "store-quota-bytes", "BYTES",
+       "bytes of records the store may hold before writes are refused (default 4294967296; "
+       "0: no quota)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 0) {
+           return absl::InvalidArgumentError(fmt::format("{} is negative; use 0 for no quota", *n));
+         }
+         c.store.quota_bytes = static_cast<uint64_t>(*n);
+         return absl::OkStatus();
+       }},
       {"config.backend", "MICRO_CONFIG_BACKEND", "config-backend", "NAME",
        "config backend: rocksdb (durable, in the data dir) or memory",
        [](DaemonConfig& c, const std::string& v) {
@@ -312,6 +331,9 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
   }
   if (Status s = CheckExposure(config); !s.ok()) return s;
   config.data_dir = ResolvePath(config.data_dir, home);
+  config.store.snapshot_dir = config.store.snapshot_dir.empty()
+                                  ? config.data_dir + "/snapshots"
+                                  : ResolvePath(config.store.snapshot_dir, home);
   return config;
 }
 

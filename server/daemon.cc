@@ -88,10 +88,16 @@ Status Daemon::Open(Clock::TimePoint launched) {
   if (!data_dir.ok()) return data_dir.status();
   data_dir_ = std::move(*data_dir);
 
-  auto rocks_db = storage::RocksDb::Open(
-      {data_dir_->path() + "/db",
-       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
-        config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily}});
+  const std::string db_path = data_dir_->path() + "/db";
+  auto recovered = storage::RocksDb::RecoverRestore(db_path);
+  if (!recovered.ok()) return recovered.status();
+  if (!recovered->empty()) spdlog::warn("store: {}", *recovered);
+  storage::RocksDb::Options db_options{
+      db_path,
+      {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
+       config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily}};
+  db_options.created_marker = data_dir_->path() + "/db.created";
+  auto rocks_db = storage::RocksDb::Open(db_options);
   if (!rocks_db.ok()) return rocks_db.status();
   rocks_db_ = std::move(*rocks_db);
 
@@ -108,6 +114,11 @@ Status Daemon::Open(Clock::TimePoint launched) {
   settings_ = std::move(*settings);
   config_service_ = std::make_unique<config::ConfigService>(*settings_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
+  info_service_->set_alarms([store = store_.get()] {
+    std::vector<std::string> alarms;
+    if (std::string alarm = store->Alarm(); !alarm.empty()) alarms.push_back("store: " + alarm);
+    return alarms;
+  });
 
   const std::string supervisor_id = SupervisorId(data_dir_->path());
   process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id);
@@ -227,7 +238,14 @@ void Daemon::ScheduleSweep() {
   sweep_timer_.expires_after(kStoreSweepInterval);
   sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    store_->ExpireRecords();  // queues the deletes; the store's committer writes them
+    // The sweep walks a RocksDB iterator (a bounded number of entries per pass): on a thread of
+    // its own, never on the loop, and one pass at a time.
+    if (!sweeping_.exchange(true)) {
+      store_sweeper_.Submit([this] {
+        store_->ExpireRecords();  // queues the deletes; the store's committer writes them
+        sweeping_ = false;
+      });
+    }
     ScheduleSweep();
   });
 }

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "core/clock.h"
 #include "runtime/asio_timers.h"
+#include "core/serial_executor.h"
 #include "runtime/driver.h"
 #include "runtime/process_driver.h"
 #include "runtime/supervisor.h"
@@ -79,6 +81,8 @@ class Daemon {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer sweep_timer_;
+  std::atomic<bool> sweeping_{false};
+  SerialExecutor store_sweeper_{"store-sweep"};  // runs ExpireRecords off the loop
 
   // The runtime after the io_context it runs on: destroyed first.
   std::unique_ptr<runtime::ProcessDriver> process_driver_;

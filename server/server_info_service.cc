@@ -21,6 +21,9 @@ grpc::ServerUnaryReactor* ServerInfoService::Info(grpc::CallbackServerContext* c
   response->set_grpc_address(info_.grpc_address);
   response->set_data_dir(info_.data_dir);
   response->set_namespace_(call.ns);
+  if (alarms_) {
+    for (std::string& alarm : alarms_()) response->add_alarms(std::move(alarm));
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 } catch (...) {

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "micro/server/v1/server.grpc.pb.h"
 #include "rpc/call_context.h"
@@ -28,6 +30,13 @@ class ServerInfoService final : public v1::Server::CallbackService {
     info_ = std::move(info);
   }
 
+  // What Info reports as alarms: conditions that need the operator (a full store). Called on
+  // every Info call; must be cheap and thread-safe.
+  void set_alarms(std::function<std::vector<std::string>()> alarms) {
+    std::lock_guard lock(mu_);
+    alarms_ = std::move(alarms);
+  }
+
   grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* context,
                                  const v1::InfoRequest* request,
                                  v1::InfoResponse* response) override;
@@ -36,6 +45,7 @@ class ServerInfoService final : public v1::Server::CallbackService {
   const CallContexts& contexts_;
   std::mutex mu_;
   ServerInfo info_;
+  std::function<std::vector<std::string>()> alarms_;
 };
 
 }  // namespace micro::server

@@ -9,7 +9,8 @@ Result<std::unique_ptr<Store>> MakeStore(const StoreConfig& config, storage::Roc
                                          Clock& clock) {
   if (config.backend == "memory") return std::make_unique<MemoryStore>(clock);
   if (config.backend == "rocksdb") {
-    auto store = RocksDbStore::Open(db, clock);
+    auto store = RocksDbStore::Open(db, clock, Limits{},
+                                    RocksDbStore::Options{config.snapshot_dir, config.quota_bytes});
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(std::move(*store));
   }

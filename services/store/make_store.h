@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,9 @@ namespace micro::store {
 // The `store:` section of micro.yaml.
 struct StoreConfig {
   std::string backend = "rocksdb";
+  std::string snapshot_dir;  // where Snapshot writes (absolute); the daemon's default is
+                             // <data dir>/snapshots
+  uint64_t quota_bytes = uint64_t{4} << 30;  // RocksDbStore::Options::quota_bytes; 0: none
 };
 
 // Builds the backend named in `config`: "rocksdb" (in `db`, the daemon's RocksDB) or "memory".

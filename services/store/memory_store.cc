@@ -12,6 +12,7 @@ namespace {
 class VectorCursor final : public KeyCursor {
  public:
   explicit VectorCursor(std::vector<std::string> keys) : keys_(std::move(keys)) {}
+  bool AtEnd() const override { return next_ == keys_.size(); }
   Result<std::vector<std::string>> Next(size_t max) override {
     const size_t n = std::min(max, keys_.size() - next_);
     std::vector<std::string> out(keys_.begin() + static_cast<std::ptrdiff_t>(next_),
@@ -55,24 +56,12 @@ Result<Record> MemoryStore::Get(const std::string& db, const std::string& table,
   return absl::NotFoundError(fmt::format("no record '{}' in {}/{}", key, db, table));
 }
 
-std::vector<std::string> MemoryStore::Keys(const std::string& db, const std::string& table,
-                                           const Scan& scan, uint32_t cap) {
-  std::vector<std::string> keys;
-  const int64_t now = clock_.UnixMillis();
+void MemoryStore::Visit(const std::string& db, const std::string& table, const Scan& scan,
+                        const std::function<bool(const std::string&, const Entry&)>& visit) {
   auto d = databases_.find(db);
-  if (d == databases_.end()) return keys;
+  if (d == databases_.end()) return;
   auto t = d->second.find(table);
-  if (t == d->second.end()) return keys;
-  uint32_t skipped = 0;
-  const auto visit = [&](const std::string& key, const Entry& entry) {
-    if (!InScan(key, scan) || !Live(entry, now)) return true;
-    if (skipped < scan.offset) {
-      ++skipped;
-      return true;
-    }
-    keys.push_back(key);
-    return keys.size() < cap;
-  };
+  if (t == d->second.end()) return;
   const Table& rows = t->second;
   if (scan.order == Order::kAsc) {
     for (auto it = rows.lower_bound(scan.prefix); it != rows.end(); ++it) {
@@ -80,23 +69,56 @@ std::vector<std::string> MemoryStore::Keys(const std::string& db, const std::str
       if (!visit(it->first, it->second)) break;
     }
   } else {
-    for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
+    auto end = scan.prefix.empty() ? rows.end() : rows.lower_bound(PrefixEnd(scan.prefix));
+    for (auto it = std::make_reverse_iterator(end); it != rows.rend(); ++it) {
+      if (it->first.compare(0, scan.prefix.size(), scan.prefix) != 0) break;
       if (!visit(it->first, it->second)) break;
     }
   }
+}
+
+std::vector<std::string> MemoryStore::Keys(const std::string& db, const std::string& table,
+                                           const Scan& scan, uint32_t cap) {
+  std::vector<std::string> keys;
+  const int64_t now = clock_.UnixMillis();
+  uint32_t skipped = 0;
+  Visit(db, table, scan, [&](const std::string& key, const Entry& entry) {
+    if (!InScan(key, scan) || !Live(entry, now)) return true;
+    if (skipped < scan.offset) {
+      ++skipped;
+      return true;
+    }
+    keys.push_back(key);
+    return keys.size() < cap;
+  });
   return keys;
 }
 
-Result<std::vector<Record>> MemoryStore::Read(const std::string& db, const std::string& table,
-                                              const Scan& scan) {
+Result<ReadPage> MemoryStore::Read(const std::string& db, const std::string& table,
+                                   const Scan& scan) {
   if (auto s = CheckLocation(db, table, limits_); !s.ok()) return s;
   const int64_t now = clock_.UnixMillis();
+  const uint32_t cap = ScanCap(scan, limits_);
   std::lock_guard lock(mu_);
-  std::vector<Record> records;
-  for (const std::string& key : Keys(db, table, scan, ScanCap(scan, limits_))) {
-    records.push_back(ToRecord(key, databases_[db][table][key], now));
-  }
-  return records;
+  ReadPage page;
+  PageBudget budget(limits_, cap);
+  uint32_t skipped = 0;
+  Visit(db, table, scan, [&](const std::string& key, const Entry& entry) {
+    if (!budget.Step()) return false;
+    if (!InScan(key, scan) || !Live(entry, now)) return true;
+    if (skipped < scan.offset) {
+      ++skipped;
+      return true;
+    }
+    if (!budget.Take(RecordBytes(key, entry.value, entry.metadata))) {
+      page.more = true;
+      return false;
+    }
+    page.records.push_back(ToRecord(key, entry, now));
+    return true;
+  });
+  if (Status s = budget.status(); !s.ok()) return s;
+  return page;
 }
 
 void MemoryStore::Write(const std::string& db, const std::string& table, Record record,
@@ -201,7 +223,9 @@ size_t MemoryStore::ExpireRecords() {
   return removed;
 }
 
-Result<uint64_t> MemoryStore::Snapshot(const std::string&) {
+std::string MemoryStore::Alarm() { return ""; }
+
+Result<SnapshotInfo> MemoryStore::Snapshot(const std::string&) {
   return absl::UnimplementedError(
       "the memory store keeps nothing on disk to snapshot; use store.backend: rocksdb");
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -18,8 +19,7 @@ class MemoryStore final : public Store {
 
   Result<Record> Get(const std::string& db, const std::string& table,
                      const std::string& key) override;
-  Result<std::vector<Record>> Read(const std::string& db, const std::string& table,
-                                   const Scan& scan) override;
+  Result<ReadPage> Read(const std::string& db, const std::string& table, const Scan& scan) override;
   void Write(const std::string& db, const std::string& table, Record record, Condition condition,
              WriteDone done) override;
   void Delete(const std::string& db, const std::string& table, const std::string& key,
@@ -29,7 +29,8 @@ class MemoryStore final : public Store {
   Result<std::vector<std::string>> Databases() override;
   Result<std::vector<std::string>> Tables(const std::string& db) override;
   size_t ExpireRecords() override;
-  Result<uint64_t> Snapshot(const std::string& dir) override;
+  Result<SnapshotInfo> Snapshot(const std::string& dir) override;
+  std::string Alarm() override;
 
  private:
   struct Entry {
@@ -42,6 +43,9 @@ class MemoryStore final : public Store {
 
   bool Live(const Entry& entry, int64_t now) const;
   Record ToRecord(const std::string& key, const Entry& entry, int64_t now) const;
+  // Calls `visit` on the rows of a table in scan order (prefix-bounded) until it returns false.
+  void Visit(const std::string& db, const std::string& table, const Scan& scan,
+             const std::function<bool(const std::string&, const Entry&)>& visit);
   std::vector<std::string> Keys(const std::string& db, const std::string& table, const Scan& scan,
                                 uint32_t cap);
 

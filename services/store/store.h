@@ -51,14 +51,45 @@ struct Limits {
   int64_t max_ttl_seconds = 10LL * 365 * 86400;
   uint32_t max_scan_records = 1000;  // records one Read scan returns at most
   uint32_t list_chunk_keys = 1000;   // keys per List message
+  // Bytes of records (keys, values, metadata: RecordBytes) one Read returns at most, so a
+  // response always fits gRPC's default 4 MiB client receive limit. A page is cut short before
+  // it, never empty: one record of the largest size always fits.
+  size_t max_read_bytes = 3 << 20;
+  // Keys one Read scan, or one List message, may step over (dead, filtered out by the suffix,
+  // skipped by the offset, or returned): the work one call can ask of the daemon.
+  uint32_t max_scan_visits = 100000;
+};
+
+// What a record weighs against Limits::max_read_bytes and the quota: key, value and metadata.
+inline size_t RecordBytes(const std::string& key, const std::string& value,
+                          const Metadata& metadata) {
+  size_t bytes = key.size() + value.size();
+  for (const auto& [k, v] : metadata) bytes += k.size() + v.size();
+  return bytes;
+}
+
+// One Read's answer: the records, and whether the scan has more past them (the page was cut by
+// Limits::max_read_bytes or max_scan_records); the next page starts at offset + records.size().
+struct ReadPage {
+  std::vector<Record> records;
+  bool more = false;
+};
+
+// Where a snapshot went.
+struct SnapshotInfo {
+  std::string dir;  // absolute
+  uint64_t revision = 0;
 };
 
 // Keys of a table, read in chunks; returned by Store::List. Not thread-safe.
 class KeyCursor {
  public:
   virtual ~KeyCursor() = default;
-  // Up to `max` next keys; empty when done.
+  // Up to `max` next keys. Empty at the end, or when Limits::max_scan_visits keys were stepped
+  // over without a match (then AtEnd() is false: call again).
   [[nodiscard]] virtual Result<std::vector<std::string>> Next(size_t max) = 0;
+  // True once every key was returned.
+  virtual bool AtEnd() const = 0;
 };
 
 // Durable records in databases and tables. Every method is thread-safe. A call that fails
@@ -74,14 +105,16 @@ class Store {
   [[nodiscard]] virtual Result<Record> Get(const std::string& db, const std::string& table,
                                            const std::string& key) = 0;
 
-  // Live records matching `scan`, values included, at most Limits::max_scan_records.
-  [[nodiscard]] virtual Result<std::vector<Record>> Read(const std::string& db,
-                                                         const std::string& table,
-                                                         const Scan& scan) = 0;
+  // Live records matching `scan`, values included, at most Limits::max_scan_records and
+  // Limits::max_read_bytes of them. Errors: INVALID_ARGUMENT; RESOURCE_EXHAUSTED when the scan
+  // steps over Limits::max_scan_visits keys (a suffix scan of a big table, a big offset).
+  [[nodiscard]] virtual Result<ReadPage> Read(const std::string& db, const std::string& table,
+                                              const Scan& scan) = 0;
 
   // Writes `record` if `condition` holds and calls `done` with its new revision once it is
   // durable (survives a crash of the process). `done` may run on any thread, or inline.
-  // Errors: INVALID_ARGUMENT (names, sizes), FAILED_PRECONDITION (condition false).
+  // Errors: INVALID_ARGUMENT (names, sizes), FAILED_PRECONDITION (condition false),
+  // RESOURCE_EXHAUSTED (over the quota, or the disk is full), UNAVAILABLE (I/O error).
   virtual void Write(const std::string& db, const std::string& table, Record record,
                      Condition condition, WriteDone done) = 0;
 
@@ -101,9 +134,16 @@ class Store {
   // Removes expired records from storage; returns how many. Reads filter them regardless.
   virtual size_t ExpireRecords() = 0;
 
-  // Writes a consistent copy of everything into `dir` (new, absolute) and returns the revision
-  // it holds. Errors: INVALID_ARGUMENT, UNIMPLEMENTED for a backend with nothing on disk.
-  [[nodiscard]] virtual Result<uint64_t> Snapshot(const std::string& dir) = 0;
+  // Writes a consistent copy of everything into `dir`, a new directory inside the store's
+  // snapshot folder (a path relative to it, or an absolute one inside it), and returns where it
+  // went and the revision it holds. Blocks for the flush: not for a reactor thread.
+  // Errors: INVALID_ARGUMENT (bad or existing name), PERMISSION_DENIED (outside the folder,
+  // through a symlink included), UNIMPLEMENTED for a backend with nothing on disk.
+  [[nodiscard]] virtual Result<SnapshotInfo> Snapshot(const std::string& dir) = 0;
+
+  // Why writes are refused right now (over the quota, disk full), for `micro health`; empty
+  // when they are accepted. Thread-safe.
+  virtual std::string Alarm() = 0;
 };
 
 }  // namespace micro::store

@@ -47,6 +47,8 @@ class ListReactor final : public grpc::ServerWriteReactor<v1::ListResponse> {
   void OnDone() override { delete this; }
 
  private:
+  // A chunk steps over a bounded number of keys: a sparse scan sends an empty message rather
+  // than hold this callback thread until it finds a match.
   void WriteNext() {
     Result<std::vector<std::string>> keys = std::vector<std::string>();
     try {  // a reactor callback: nothing may escape it
@@ -58,7 +60,7 @@ class ListReactor final : public grpc::ServerWriteReactor<v1::ListResponse> {
       Finish(ToGrpc(keys.status()));
       return;
     }
-    if (keys->empty()) {
+    if (keys->empty() && cursor_->AtEnd()) {
       Finish(grpc::Status::OK);
       return;
     }
@@ -93,9 +95,13 @@ grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* contex
   scan.limit = request->limit();
   scan.offset = request->offset();
   scan.order = FromProto(request->order());
-  auto records = store_.Read(db, table, scan);
-  if (!records.ok()) return FinishUnary(context, records.status());
-  for (const Record& r : *records) ToProto(r, response->add_records());
+  auto page = store_.Read(db, table, scan);
+  if (!page.ok()) return FinishUnary(context, page.status());
+  for (const Record& r : page->records) ToProto(r, response->add_records());
+  if (page->more) {
+    response->set_more(true);
+    response->set_next_offset(scan.offset + static_cast<uint32_t>(page->records.size()));
+  }
   return FinishUnary(context, absl::OkStatus());
 } catch (...) {
   return FailedUnary();
@@ -178,13 +184,20 @@ grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* co
                                                  v1::SnapshotResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
-  // A checkpoint flushes the memtables and hard-links table files: rare and brief (milliseconds
-  // for typical stores), so it runs on the calling thread rather than outliving the call.
-  auto revision = store_.Snapshot(request->dir());
-  if (!revision.ok()) return FinishUnary(context, revision.status());
-  response->set_dir(request->dir());
-  response->set_revision(*revision);
-  return FinishUnary(context, absl::OkStatus());
+  // A checkpoint flushes the memtables and syncs files: seconds on a slow disk, so it runs on
+  // the service's own thread, never on a callback thread, and snapshots run one at a time.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  snapshots_.Submit([this, reactor, dir = request->dir(), response] {
+    Status status = Guarded([&]() -> Status {
+      auto snapshot = store_.Snapshot(dir);
+      if (!snapshot.ok()) return snapshot.status();
+      response->set_dir(snapshot->dir);
+      response->set_revision(snapshot->revision);
+      return absl::OkStatus();
+    });
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
 } catch (...) {
   return FailedUnary();
 }

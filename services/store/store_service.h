@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/serial_executor.h"
 #include "micro/store/v1/store.grpc.pb.h"
 #include "rpc/call_context.h"
 #include "services/store/store.h"
@@ -37,6 +38,7 @@ class StoreService final : public v1::Store::CallbackService {
  private:
   Store& store_;
   const CallContexts& contexts_;
+  SerialExecutor snapshots_{"store-snapshot"};  // last: drains before the members above go
 };
 
 }  // namespace micro::store

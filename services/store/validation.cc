@@ -68,6 +68,33 @@ Status CheckRecord(const Record& record, const Limits& limits) {
   return absl::OkStatus();
 }
 
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  return prefix;
+}
+
+bool PageBudget::Step() {
+  if (++visits_ > limits_.max_scan_visits) exhausted_ = true;
+  return !exhausted_;
+}
+
+bool PageBudget::Take(size_t bytes) {
+  if (records_ >= cap_) return false;
+  if (records_ > 0 && bytes_ + bytes > limits_.max_read_bytes) return false;
+  ++records_;
+  bytes_ += bytes;
+  return true;
+}
+
+Status PageBudget::status() const {
+  if (!exhausted_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(fmt::format(
+      "the scan stepped over {} keys without completing (the limit for one call); narrow it "
+      "with a longer prefix or a smaller offset, or page through the keys with List",
+      limits_.max_scan_visits));
+}
+
 uint32_t ScanCap(const Scan& scan, const Limits& limits) {
   if (scan.limit == 0 || scan.limit > limits.max_scan_records) return limits.max_scan_records;
   return scan.limit;

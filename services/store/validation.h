@@ -17,6 +17,32 @@ namespace micro::store {
 // The number of records a scan may return under `limits`.
 uint32_t ScanCap(const Scan& scan, const Limits& limits);
 
+// The smallest string greater than every string starting with `prefix` ("" if there is none).
+std::string PrefixEnd(std::string prefix);
+
+// Counts one Read page against the limits: keys stepped over, records and their bytes.
+class PageBudget {
+ public:
+  PageBudget(const Limits& limits, uint32_t cap) : limits_(limits), cap_(cap) {}
+
+  // Counts one key stepped over. False past Limits::max_scan_visits; status() says why.
+  bool Step();
+  // Whether a record of `bytes` (RecordBytes) joins the page: false once it holds `cap`
+  // records, or when the record would take it past Limits::max_read_bytes. The first record
+  // always joins: one record never exceeds the budget.
+  bool Take(size_t bytes);
+  // RESOURCE_EXHAUSTED once Step returned false, saying how to narrow the scan.
+  Status status() const;
+
+ private:
+  const Limits& limits_;
+  const uint32_t cap_;
+  uint32_t visits_ = 0;
+  uint32_t records_ = 0;
+  size_t bytes_ = 0;
+  bool exhausted_ = false;
+};
+
 // Whether a key is in a scan (prefix and suffix; pagination is the caller's).
 inline bool InScan(const std::string& key, const Scan& scan) {
   return key.compare(0, scan.prefix.size(), scan.prefix) == 0 && key.size() >= scan.suffix.size() &&

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -169,19 +170,20 @@ TEST_CASE("a snapshot restored offline brings the store back to the snapshot's s
           "[e2e][store]") {
   TempDir dir;
   const std::string data_dir = dir.path() + "/data";
-  const std::string snapshot = dir.path() + "/snap";
+  const std::string snapshot = data_dir + "/snapshots/snap";
   uint64_t daemon_pid = 0;
   {
     MicroDaemon daemon({"--data-dir", data_dir});
     REQUIRE(daemon.WaitUntilServing());
     daemon_pid = static_cast<uint64_t>(daemon.process().pid());
     REQUIRE(Store(daemon, {"write", "colour", "blue"}).exit_code == 0);
-    // DIR is relative: the CLI makes it absolute before the daemon sees it.
+    // A name goes into the daemon's snapshot folder, whatever the CLI's working directory.
     ProgramResult snap = Shell(
         "'" + MicroBinary() + "' store snapshot snap --address " + daemon.address(), dir.path());
     CHECK(snap.exit_code == 0);
     CHECK(snap.out == "snapshot written to " + snapshot + " (revision 1)\n");
     CHECK(std::filesystem::exists(snapshot + "/CURRENT"));
+    CHECK_FALSE(std::filesystem::exists(dir.path() + "/snap"));
     ProgramResult exists = Store(daemon, {"snapshot", snapshot});
     CHECK(exists.exit_code == 1);
     CHECK(exists.err.rfind("error: INVALID_ARGUMENT: ", 0) == 0);
@@ -192,8 +194,9 @@ TEST_CASE("a snapshot restored offline brings the store back to the snapshot's s
   }
   CHECK(daemon_pid != 0);
 
+  // By name: looked up in the snapshot folder.
   ProgramResult restore =
-      RunProgram({MicroBinary(), "store", "restore", snapshot, "--data-dir", data_dir});
+      RunProgram({MicroBinary(), "store", "restore", "snap", "--data-dir", data_dir});
   CHECK(restore.exit_code == 0);
   INFO(restore.err);
   const std::string kept_prefix = data_dir + "/db.before-restore-";
@@ -222,8 +225,8 @@ TEST_CASE("restore is refused while a daemon holds the data dir", "[e2e][store]"
   REQUIRE(daemon.WaitUntilServing());
   REQUIRE(Store(daemon, {"write", "k", "v"}).exit_code == 0);
   TempDir dir;
-  const std::string snapshot = dir.path() + "/snap";
-  REQUIRE(Store(daemon, {"snapshot", snapshot}).exit_code == 0);
+  const std::string snapshot = daemon.data_dir() + "/snapshots/snap";
+  REQUIRE(Store(daemon, {"snapshot", "snap"}).exit_code == 0);
 
   ProgramResult restore =
       RunProgram({MicroBinary(), "store", "restore", snapshot, "--data-dir", daemon.data_dir()});
@@ -239,6 +242,108 @@ TEST_CASE("restore is refused while a daemon holds the data dir", "[e2e][store]"
                                       "--data-dir", dir.path() + "/data"});
   CHECK(missing.exit_code == 1);
   CHECK(missing.err.rfind("error: INVALID_ARGUMENT: ", 0) == 0);
+}
+
+TEST_CASE("a snapshot outside the snapshot folder is refused and writes nothing", "[e2e][store]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(Store(daemon, {"write", "secret", "v"}).exit_code == 0);
+  TempDir dir;
+  const std::string folder = daemon.data_dir() + "/snapshots";
+  for (const std::string& target : std::vector<std::string>{
+           dir.path() + "/stolen", "/tmp/.." + dir.path() + "/x", "../escape"}) {
+    INFO(target);
+    ProgramResult refused = Store(daemon, {"snapshot", target});
+    CHECK(refused.exit_code == 1);
+    CHECK((refused.err.rfind("error: PERMISSION_DENIED: ", 0) == 0 ||
+           refused.err.rfind("error: INVALID_ARGUMENT: ", 0) == 0));
+    CHECK(refused.err.find(folder) != std::string::npos);
+  }
+  std::filesystem::create_directory_symlink(dir.path(), folder + "/out");
+  ProgramResult linked = Store(daemon, {"snapshot", "out/x"});
+  CHECK(linked.err.rfind("error: PERMISSION_DENIED: ", 0) == 0);
+  CHECK(std::filesystem::is_empty(dir.path()));
+  CHECK(daemon.process().running());
+}
+
+TEST_CASE("the daemon refuses a data dir whose database went missing, and says how to recover",
+          "[e2e][store]") {
+  TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  {
+    MicroDaemon daemon({"--data-dir", data_dir});
+    REQUIRE(daemon.WaitUntilServing());
+    REQUIRE(Store(daemon, {"write", "k", "v"}).exit_code == 0);
+    REQUIRE(daemon.process().Stop(SIGTERM) == 0);
+  }
+  std::filesystem::rename(data_dir + "/db", dir.path() + "/db.elsewhere");
+  ProgramResult refused =
+      RunProgram({MicroBinary(), "server", "--data-dir", data_dir, "--address", "127.0.0.1:0"});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("database " + data_dir + "/db is missing") != std::string::npos);
+  CHECK(refused.err.find("micro store restore") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(data_dir + "/db"));
+
+  std::filesystem::rename(dir.path() + "/db.elsewhere", data_dir + "/db");
+  MicroDaemon back({"--data-dir", data_dir});
+  REQUIRE(back.WaitUntilServing());
+  CHECK(Store(back, {"read", "k"}).exit_code == 0);
+}
+
+TEST_CASE("a daemon started after a restore was interrupted between its renames completes it",
+          "[e2e][store]") {
+  TempDir dir;
+  const std::string data_dir = dir.path() + "/data";
+  const std::string db = data_dir + "/db";
+  {
+    MicroDaemon daemon({"--data-dir", data_dir});
+    REQUIRE(daemon.WaitUntilServing());
+    REQUIRE(Store(daemon, {"write", "colour", "blue"}).exit_code == 0);
+    REQUIRE(Store(daemon, {"snapshot", "snap"}).exit_code == 0);
+    REQUIRE(Store(daemon, {"write", "colour", "red"}).exit_code == 0);
+    REQUIRE(daemon.process().Stop(SIGTERM) == 0);
+  }
+  // The files as `micro store restore` leaves them when killed after moving the old database
+  // aside and before moving the copy in: the state that used to start an empty store.
+  namespace fs = std::filesystem;
+  fs::copy(data_dir + "/snapshots/snap", db + ".restoring", fs::copy_options::recursive);
+  const std::string backup = db + ".before-restore-1";
+  { std::ofstream(db + ".restore-journal") << backup << "\n"; }
+  fs::rename(db, backup);
+
+  MicroDaemon restarted({"--data-dir", data_dir});
+  REQUIRE(restarted.WaitUntilServing());
+  ProgramResult colour = Store(restarted, {"read", "colour", "-o", "json"});
+  REQUIRE(colour.exit_code == 0);
+  CHECK(nlohmann::json::parse(colour.out)["records"][0]["value"] == "Ymx1ZQ==");  // "blue"
+  CHECK(fs::is_directory(backup));
+  CHECK_FALSE(fs::exists(db + ".restore-journal"));
+  CHECK_FALSE(fs::exists(db + ".restoring"));
+  REQUIRE(restarted.process().Stop(SIGTERM) == 0);
+  CHECK(restarted.process().Stderr().find("completed an interrupted restore") != std::string::npos);
+}
+
+TEST_CASE("a scan larger than one response comes in pages with a continuation", "[e2e][store]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  for (int i = 0; i < 5; ++i) {
+    ProgramResult write = RunProgram({"/bin/sh", "-c",
+                                      "head -c 921600 /dev/zero | tr '\\0' v | '" + MicroBinary() +
+                                          "' store write k" + std::to_string(i) + " - --address " +
+                                          daemon.address()});
+    REQUIRE(write.exit_code == 0);
+  }
+  ProgramResult page = Store(daemon, {"read", "k", "--prefix", "-o", "json"});
+  REQUIRE(page.exit_code == 0);
+  auto json = nlohmann::json::parse(page.out);
+  CHECK(json["records"].size() == 3);  // 3 MiB of records per response
+  CHECK(json["more"] == true);
+  CHECK(json["next_offset"] == 3);
+  ProgramResult rest = Store(daemon, {"read", "k", "--prefix", "--offset", "3"});
+  REQUIRE(rest.exit_code == 0);
+  CHECK(rest.err.empty());  // the last page: nothing more
+  ProgramResult table = Store(daemon, {"read", "k", "--prefix"});
+  CHECK(table.err == "more records match: add --offset 3 for the next page\n");
 }
 
 TEST_CASE("every store command has --help, and bad arguments are usage errors", "[e2e][store]") {

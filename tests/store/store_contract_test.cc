@@ -57,10 +57,10 @@ struct Fixture {
   }
 
   std::vector<std::string> Keys(Scan scan, const std::string& table = "t") {
-    auto records = store.Read("db", table, scan);
-    REQUIRE(records.ok());
+    auto page = store.Read("db", table, scan);
+    REQUIRE(page.ok());
     std::vector<std::string> keys;
-    for (const auto& r : *records) keys.push_back(r.key);
+    for (const auto& r : page->records) keys.push_back(r.key);
     return keys;
   }
 
@@ -68,10 +68,9 @@ struct Fixture {
     auto cursor = store.List("db", "t", scan);
     REQUIRE(cursor.ok());
     std::vector<std::string> keys;
-    for (;;) {
+    while (!(*cursor)->AtEnd()) {
       auto next = (*cursor)->Next(chunk);
       REQUIRE(next.ok());
-      if (next->empty()) break;
       REQUIRE(next->size() <= chunk);
       keys.insert(keys.end(), next->begin(), next->end());
     }
@@ -266,6 +265,51 @@ TEMPLATE_TEST_CASE("a scan returns at most the documented maximum", "[store][con
   CHECK(f.Listed({}).size() == 8);  // List is not capped: it streams
 }
 
+TEMPLATE_TEST_CASE("a Read page stops at the byte budget and says where the next one starts",
+                   "[store][contract][limits]", BACKENDS) {
+  Limits limits;
+  limits.max_read_bytes = 100;
+  Fixture<TestType> f(limits);
+  // Each record weighs 2 (key) + 40 (value) + 8 (metadata "kind=test") = 50 bytes.
+  for (int i = 0; i < 5; ++i) REQUIRE(f.Write("k" + std::to_string(i), std::string(40, 'v')).ok());
+  auto first = f.store.Read("db", "t", Scan{});
+  REQUIRE(first.ok());
+  CHECK(first->records.size() == 2);
+  CHECK(first->more);
+  auto last = f.store.Read("db", "t", Scan{"", "", 0, 4, Order::kAsc});
+  REQUIRE(last.ok());
+  CHECK(last->records.size() == 1);
+  CHECK_FALSE(last->more);
+  // A record bigger than the budget still comes, alone: a page is never empty.
+  REQUIRE(f.Write("k0", std::string(500, 'v')).ok());
+  auto big = f.store.Read("db", "t", Scan{});
+  REQUIRE(big.ok());
+  CHECK(big->records.size() == 1);
+  CHECK(big->more);
+  // The record cap sets `more` only when another record matches.
+  auto capped = f.store.Read("db", "t", Scan{"k4", "", 1, 0, Order::kAsc});
+  REQUIRE(capped.ok());
+  CHECK(capped->records.size() == 1);
+  CHECK_FALSE(capped->more);
+}
+
+TEMPLATE_TEST_CASE("a scan that steps over too many keys is RESOURCE_EXHAUSTED",
+                   "[store][contract][limits]", BACKENDS) {
+  Limits limits;
+  limits.max_scan_visits = 10;
+  Fixture<TestType> f(limits);
+  for (int i = 0; i < 30; ++i) REQUIRE(f.Write("k" + std::to_string(100 + i), "v").ok());
+  auto sparse = f.store.Read("db", "t", Scan{"", "nothing", 0, 0, Order::kAsc});
+  CHECK(sparse.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(sparse.status().message().find("10 keys") != std::string::npos);
+  auto far = f.store.Read("db", "t", Scan{"", "", 0, 20, Order::kAsc});
+  CHECK(far.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(f.Keys({"k10", "", 0, 0, Order::kAsc}).size() == 10);  // a prefix scan visits its own
+  CHECK(f.Keys({"k12", "", 0, 0, Order::kDesc}).size() == 10);
+  // List goes on past the bound, a bounded number of keys per chunk.
+  CHECK(f.Listed({"", "9", 0, 0, Order::kAsc}) == Strings{"k109", "k119", "k129"});
+}
+
 TEST_CASE("RocksDbStore keeps records and revisions across a reopen", "[store][rocksdb]") {
   testing::TempDir dir;
   FakeClock clock;
@@ -307,7 +351,7 @@ TEST_CASE("a snapshot restores to the state it was taken in", "[store][rocksdb]"
   {
     auto db = storage::RocksDb::Open(options);
     REQUIRE(db.ok());
-    auto store = RocksDbStore::Open(**db, clock);
+    auto store = RocksDbStore::Open(**db, clock, Limits{}, RocksDbStore::Options{dir.path(), 0});
     REQUIRE(store.ok());
     write(**store, "before", "1");
     CHECK((*store)->Snapshot("relative/dir").status().code() == absl::StatusCode::kInvalidArgument);
@@ -359,12 +403,12 @@ TEST_CASE("RocksDbStore removes expired records and their index entries from dis
   write("gone", 1);
   write("rewritten", 1);
   write("kept", 0);
-  write("rewritten", 0);  // its old index entry is now stale
-  CHECK(count(RocksDbStore::kExpiryFamily) == 2);
+  write("rewritten", 0);  // its index entry goes with the overwrite
+  CHECK(count(RocksDbStore::kExpiryFamily) == 1);
 
   CHECK((*store)->ExpireRecords() == 0);  // nothing due yet
   clock.Advance(std::chrono::seconds(2));
-  CHECK((*store)->ExpireRecords() == 2);
+  CHECK((*store)->ExpireRecords() == 1);
   write("barrier", 0);  // the committer has applied the sweep before this write
   CHECK(count(RocksDbStore::kExpiryFamily) == 0);
   CHECK(count(RocksDbStore::kRecordsFamily) == 3);  // kept, rewritten, barrier
