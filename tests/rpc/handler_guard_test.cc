@@ -93,6 +93,7 @@ class ThrowingCursor final : public store::KeyCursor {
  public:
   explicit ThrowingCursor(const Thrower& thrower) : thrower_(thrower) {}
   Result<std::vector<std::string>> Next(size_t) override { thrower_.Throw(); }
+  bool AtEnd() const override { return false; }
 
  private:
   const Thrower& thrower_;
@@ -104,8 +105,8 @@ class ThrowingStore final : public store::Store {
   Result<store::Record> Get(const std::string&, const std::string&, const std::string&) override {
     thrower_.Throw();
   }
-  Result<std::vector<store::Record>> Read(const std::string&, const std::string&,
-                                          const store::Scan&) override {
+  Result<store::ReadPage> Read(const std::string&, const std::string&,
+                               const store::Scan&) override {
     thrower_.Throw();
   }
   void Write(const std::string&, const std::string&, store::Record, store::Condition,
@@ -122,7 +123,8 @@ class ThrowingStore final : public store::Store {
   Result<std::vector<std::string>> Databases() override { thrower_.Throw(); }
   Result<std::vector<std::string>> Tables(const std::string&) override { thrower_.Throw(); }
   size_t ExpireRecords() override { return 0; }
-  Result<uint64_t> Snapshot(const std::string&) override { thrower_.Throw(); }
+  Result<store::SnapshotInfo> Snapshot(const std::string&) override { thrower_.Throw(); }
+  std::string Alarm() override { thrower_.Throw(); }
 
  private:
   const Thrower& thrower_;
