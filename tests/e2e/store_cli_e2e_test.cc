@@ -147,7 +147,7 @@ TEST_CASE("a deleted record reads as NOT_FOUND", "[e2e][store]") {
   CHECK(Store(daemon, {"delete", "tmp", "-d", "scratch", "-t", "t1"}).exit_code == 0);
 }
 
-TEST_CASE("databases and tables list what holds records; the namespace is the default database",
+TEST_CASE("databases and tables list what holds records, and the namespace is the default database",
           "[e2e][store]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());

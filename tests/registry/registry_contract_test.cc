@@ -489,7 +489,7 @@ TEMPLATE_TEST_CASE("counts beyond the limits are RESOURCE_EXHAUSTED and change n
   CHECK(NodeIds((*listed)[0]) == std::vector<std::string>{"1", "2", "3"});
 }
 
-TEMPLATE_TEST_CASE("registrations without a TTL share a byte budget; TTL ones do not count",
+TEMPLATE_TEST_CASE("registrations without a TTL share a byte budget, TTL ones do not count",
                    "[registry][contract][limits]", BACKENDS) {
   Limits limits;
   limits.max_static_bytes = 8 << 10;

@@ -563,7 +563,7 @@ TEST_CASE("a failing health check restarts the instance", "[runtime][supervisor]
   CHECK(engine.Read("sick")->instances[0].last_exit_signal == SIGTERM);
 }
 
-TEST_CASE("a build runs first; a failed build is an error with the reason",
+TEST_CASE("a build runs first, a failed build is an error with the reason",
           "[runtime][supervisor]") {
   LiveEngine engine;
   TempDir dir;

@@ -179,7 +179,7 @@ TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[co
   CHECK(config->max_streams == defaults->max_streams);
 }
 
-TEST_CASE("max_streams is read from every layer and checked; the secret key has no flag",
+TEST_CASE("max_streams is read from every layer and checked, the secret key has no flag",
           "[config]") {
   auto flags = ParseArgs({"--max-streams", "7"}, DaemonFlags());
   REQUIRE(flags.ok());
