@@ -84,6 +84,15 @@ Status Daemon::Open(Clock::TimePoint launched) {
   const runtime::FdBudget fd_budget = runtime::RaiseOpenFileLimit();
   spdlog::info("open-file limit {}: {} kept for the daemon, room for {} supervised instances",
                fd_budget.limit, fd_budget.reserved, fd_budget.instances);
+  if (Status s = OpenStorage(); !s.ok()) return s;
+  if (Status s = MakeServices(); !s.ok()) return s;
+  MakeRuntime(fd_budget);
+  if (Status s = Serve(); !s.ok()) return s;
+  return Announce(launched);
+}
+
+// The data dir (locked), an interrupted restore finished or rolled back, and the one RocksDB.
+Status Daemon::OpenStorage() {
   auto data_dir = DataDir::Open(config_.data_dir);
   if (!data_dir.ok()) return data_dir.status();
   data_dir_ = std::move(*data_dir);
@@ -100,7 +109,11 @@ Status Daemon::Open(Clock::TimePoint launched) {
   auto rocks_db = storage::RocksDb::Open(db_options);
   if (!rocks_db.ok()) return rocks_db.status();
   rocks_db_ = std::move(*rocks_db);
+  return absl::OkStatus();
+}
 
+// The registry, store and config backends the configuration names, and their gRPC services.
+Status Daemon::MakeServices() {
   auto registry = registry::MakeRegistry(config_.registry, clock_);
   if (!registry.ok()) return registry.status();
   registry_ = std::move(*registry);
@@ -119,17 +132,20 @@ Status Daemon::Open(Clock::TimePoint launched) {
     if (std::string alarm = store->Alarm(); !alarm.empty()) alarms.push_back("store: " + alarm);
     return alarms;
   });
+  return absl::OkStatus();
+}
 
+// The drivers (the container one only if its engine answers), the supervisor and its service.
+void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
   const std::string supervisor_id = SupervisorId(data_dir_->path());
   process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id);
-  std::string containers_error;
   auto containers = std::make_unique<runtime::ContainerDriver>(
       io_, config_.docker_socket, supervisor_id,
       std::chrono::seconds(config_.docker_timeout_seconds));
   if (Status s = containers->Ping(); s.ok()) {
     container_driver_ = std::move(containers);
   } else {
-    containers_error = std::string(s.message());
+    containers_error_ = std::string(s.message());
   }
   desired_state_ = std::make_unique<runtime::RocksDbDesiredState>(*rocks_db_);
   runtime::SupervisorOptions runtime_options;
@@ -141,9 +157,13 @@ Status Daemon::Open(Clock::TimePoint launched) {
   runtime_options.seed = static_cast<uint64_t>(clock_.UnixMillis());
   supervisor_ = std::make_unique<runtime::Supervisor>(io_, clock_, timers_, *desired_state_,
                                                       *process_driver_, container_driver_.get(),
-                                                      containers_error, runtime_options);
+                                                      containers_error_, runtime_options);
   runtime_service_ = std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_);
+}
 
+// One gRPC server on one port for every service, with health, reflection and the interceptor
+// that resolves each call's context.
+Status Daemon::Serve() {
   grpc::EnableDefaultHealthCheckService(true);
   // Without this call the linker drops the reflection library (--as-needed) and clients get
   // UNIMPLEMENTED.
@@ -176,7 +196,11 @@ Status Daemon::Open(Clock::TimePoint launched) {
   for (const char* name : kServiceNames) {
     server_->GetHealthCheckService()->SetServingStatus(name, true);
   }
+  return absl::OkStatus();
+}
 
+// server.json for clients and scripts, the deployed services back, and the start-up log lines.
+Status Daemon::Announce(Clock::TimePoint launched) {
   const int64_t started = clock_.UnixMillis();
   info_service_->set_info(
       {Version(), static_cast<int>(::getpid()), started, grpc_address_, data_dir_->path()});
@@ -190,7 +214,7 @@ Status Daemon::Open(Clock::TimePoint launched) {
   supervisor_->set_daemon_address(grpc_address_);
   spdlog::info("runtime: processes isolated by {}; containers: {}", process_driver_->isolation(),
                container_driver_ ? "Docker engine at " + config_.docker_socket
-                                 : "unavailable (" + containers_error + ")");
+                                 : "unavailable (" + containers_error_ + ")");
   supervisor_->Restore([](Status status) {
     if (!status.ok())
       spdlog::error("runtime: cannot restore the deployed services: {}",
@@ -202,9 +226,10 @@ Status Daemon::Open(Clock::TimePoint launched) {
   spdlog::info("micro server {} serving gRPC on {} (data dir {}) after {} ms", Version(),
                grpc_address_, data_dir_->path(), elapsed.count());
   if (!IsLoopbackAddress(config_.address)) {
-    spdlog::warn("--insecure: serving on {} without authentication; anyone who reaches it can "
-                 "run commands as this user",
-                 grpc_address_);
+    spdlog::warn(
+        "--insecure: serving on {} without authentication; anyone who reaches it can "
+        "run commands as this user",
+        grpc_address_);
   }
   return absl::OkStatus();
 }

@@ -2,22 +2,22 @@
 
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
-#include "runtime/asio_timers.h"
 #include "core/serial_executor.h"
+#include "rpc/call_context.h"
+#include "runtime/asio_timers.h"
 #include "runtime/driver.h"
 #include "runtime/process_driver.h"
 #include "runtime/supervisor.h"
-#include "rpc/call_context.h"
 #include "server/config.h"
 #include "server/data_dir.h"
 #include "server/server_info_service.h"
@@ -54,7 +54,13 @@ class Daemon {
  private:
   explicit Daemon(const DaemonConfig& config);
 
+  // Open's steps, in order.
   [[nodiscard]] Status Open(Clock::TimePoint launched);
+  [[nodiscard]] Status OpenStorage();
+  [[nodiscard]] Status MakeServices();
+  void MakeRuntime(const runtime::FdBudget& fd_budget);
+  [[nodiscard]] Status Serve();
+  [[nodiscard]] Status Announce(Clock::TimePoint launched);
   void ScheduleExpiry(std::chrono::nanoseconds after);
   void ScheduleSweep();
   void Shutdown();
@@ -87,6 +93,7 @@ class Daemon {
   // The runtime after the io_context it runs on: destroyed first.
   std::unique_ptr<runtime::ProcessDriver> process_driver_;
   std::unique_ptr<runtime::Driver> container_driver_;
+  std::string containers_error_;  // why there is no container driver
   std::unique_ptr<runtime::DesiredState> desired_state_;
   std::unique_ptr<runtime::Supervisor> supervisor_;
   std::unique_ptr<runtime::RuntimeService> runtime_service_;

@@ -123,7 +123,8 @@ class Load {
   }
 
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<micro::store::v1::Store::Stub> store_ = micro::store::v1::Store::NewStub(channel_);
+  std::unique_ptr<micro::store::v1::Store::Stub> store_ =
+      micro::store::v1::Store::NewStub(channel_);
   std::unique_ptr<micro::config::v1::Config::Stub> config_ =
       micro::config::v1::Config::NewStub(channel_);
   std::unique_ptr<micro::runtime::v1::Runtime::Stub> runtime_ =
