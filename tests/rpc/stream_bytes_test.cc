@@ -6,8 +6,10 @@
 #include <memory>
 #include <string>
 
+#include "core/fake_clock.h"
 #include "core/watch_queue.h"
 #include "core/watcher_set.h"
+#include "services/registry/make_registry.h"
 
 namespace micro {
 namespace {
@@ -114,6 +116,24 @@ TEST_CASE("watchers of a watcher set share the daemon-wide budget", "[streams]")
   CHECK(shared.used() == 0);
   first->reset();
   second->reset();
+  CHECK(shared.used() == 0);
+}
+
+TEST_CASE("the registry built for the daemon charges its watchers to the shared account",
+          "[streams]") {
+  StreamBytes shared(1 << 20);
+  FakeClock clock;
+  auto registry = registry::MakeRegistry(registry::RegistryConfig{}, clock, &shared);
+  REQUIRE(registry.ok());
+  auto watcher = (*registry)->Watch("micro", "", [] {});
+  REQUIRE(watcher.ok());
+  registry::Service service;
+  service.name = "greeter";
+  service.nodes.push_back({"n1", "127.0.0.1:9000", {}});
+  REQUIRE((*registry)->Register("micro", service, 0).ok());
+  CHECK(shared.used() > 0);
+  while ((*watcher)->Next()) {
+  }
   CHECK(shared.used() == 0);
 }
 
