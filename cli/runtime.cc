@@ -492,6 +492,8 @@ Result<v1::LogsRequest> BuildLogsRequest(const ParsedArgs& args) {
       return absl::InvalidArgumentError("--lines must be a whole number or 'all', not '" + text +
                                         "'");
     } else if (lines == 0) {  // none of the past: only what comes from now on
+      request.set_no_history(true);
+      // What a daemon that predates no_history understands: all lines since now.
       lines = -1;
       request.set_since_unix_ms(std::max(request.since_unix_ms(), NowUnixMs()));
     }

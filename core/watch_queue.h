@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/status.h"
+#include "core/stream_bytes.h"
 
 namespace micro {
 
@@ -21,25 +22,34 @@ inline Status EndOfStream() { return absl::OutOfRangeError("end of stream"); }
 
 // The undelivered events of one watcher. Push never blocks: a watcher that falls more than
 // `max_items` events (or `max_bytes`, as the pusher counts them) behind is closed with
-// RESOURCE_EXHAUSTED instead of pinning memory or holding up the writer. `notify` runs after
-// every change, outside the queue's lock. Thread-safe.
+// RESOURCE_EXHAUSTED instead of pinning memory or holding up the writer. With a `shared`
+// account, the queued bytes also count against the daemon-wide budget of all streams: a push
+// that would take it past its max closes this queue (RESOURCE_EXHAUSTED naming
+// max_stream_bytes) and no other (an empty queue always takes one item). Bytes are refunded as
+// items are delivered, dropped on overflow, or the queue is destroyed. `notify` runs after every
+// change, outside the queue's lock. Thread-safe.
 template <typename T>
 class WatchQueue {
  public:
-  // `what` names the items in the overflow message ("events", "changes").
-  WatchQueue(size_t max_items, size_t max_bytes, std::string what, std::function<void()> notify)
+  // `what` names the items in the overflow message ("events", "changes"). `shared` (may be
+  // null: no daemon-wide budget) must outlive the queue.
+  WatchQueue(size_t max_items, size_t max_bytes, std::string what, std::function<void()> notify,
+             StreamBytes* shared = nullptr)
       : max_items_(max_items),
         max_bytes_(max_bytes),
         what_(std::move(what)),
-        notify_(std::move(notify)) {}
+        notify_(std::move(notify)),
+        shared_(shared) {}
+  WatchQueue(const WatchQueue&) = delete;
+  WatchQueue& operator=(const WatchQueue&) = delete;
+  ~WatchQueue() { DropLocked(); }
 
   void Push(const T& item, size_t bytes = 0) {
     {
       std::lock_guard lock(mu_);
       if (!status_.ok()) return;
       if (items_.size() >= max_items_ || bytes_ + bytes > max_bytes_) {
-        items_.clear();
-        bytes_ = 0;
+        DropLocked();
         status_ = absl::ResourceExhaustedError(
             max_bytes_ == SIZE_MAX
                 ? fmt::format("this watcher fell more than {} {} behind and was closed; watch "
@@ -48,6 +58,13 @@ class WatchQueue {
                 : fmt::format("this watcher fell more than {} {} or {} bytes behind and was "
                               "closed; watch again",
                               max_items_, what_, max_bytes_));
+      } else if (shared_ != nullptr && !ChargedLocked(bytes)) {
+        DropLocked();
+        status_ = absl::ResourceExhaustedError(fmt::format(
+            "the watch and log streams of this server would hold more than {} bytes not yet read "
+            "by their clients, the limit (max_stream_bytes); this stream fell behind and was "
+            "closed: read faster and watch again, or raise max_stream_bytes",
+            shared_->max()));
       } else {
         items_.emplace_back(item, bytes);
         bytes_ += bytes;
@@ -70,7 +87,9 @@ class WatchQueue {
     std::lock_guard lock(mu_);
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front().first);
-    bytes_ -= items_.front().second;
+    const size_t bytes = items_.front().second;
+    bytes_ -= bytes;
+    if (shared_ != nullptr) shared_->Refund(bytes);
     items_.pop_front();
     return item;
   }
@@ -81,10 +100,26 @@ class WatchQueue {
   }
 
  private:
+  // Counts a new item's bytes in the shared account. An empty queue's one item always fits: only
+  // a stream that has fallen behind can be closed by the daemon-wide budget.
+  bool ChargedLocked(size_t bytes) {
+    if (!items_.empty()) return shared_->TryCharge(bytes);
+    shared_->Charge(bytes);
+    return true;
+  }
+
+  // Forgets every undelivered item and gives its bytes back.
+  void DropLocked() {
+    items_.clear();
+    if (shared_ != nullptr) shared_->Refund(bytes_);
+    bytes_ = 0;
+  }
+
   const size_t max_items_;
   const size_t max_bytes_;
   const std::string what_;
   const std::function<void()> notify_;
+  StreamBytes* const shared_;
 
   mutable std::mutex mu_;
   std::deque<std::pair<T, size_t>> items_;  // with the bytes counted for each

@@ -22,6 +22,8 @@ struct WatcherBudget {
   size_t max_items = 1024;      // undelivered items before a slow watcher is closed
   size_t max_bytes = 8 << 20;   // ... or undelivered bytes (as the publisher counts them)
   std::string what = "events";  // the items, for the overflow message
+  // The daemon-wide account of queued stream bytes (may be null: none); outlives the set.
+  StreamBytes* shared_bytes = nullptr;
 };
 
 // The subscribers of one service's changes (registry, config): each has a `Filter` (what it
@@ -42,8 +44,9 @@ class WatcherSet {
   [[nodiscard]] Result<std::unique_ptr<Base>> Subscribe(Filter filter,
                                                         std::function<void()> notify) {
     auto subscriber = std::make_shared<Subscriber>(Subscriber{
-        std::move(filter), std::make_shared<WatchQueue<T>>(budget_.max_items, budget_.max_bytes,
-                                                           budget_.what, std::move(notify))});
+        std::move(filter),
+        std::make_shared<WatchQueue<T>>(budget_.max_items, budget_.max_bytes, budget_.what,
+                                        std::move(notify), budget_.shared_bytes)});
     std::lock_guard lock(mu_);
     if (!closed_.ok()) return closed_;
     if (subscribers_.size() >= budget_.max_watchers) {

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/stream_bytes.h"
 #include "rpc/stream_slots.h"
 
 namespace grpc {
@@ -53,6 +54,8 @@ class CallContexts {
   // The daemon's count of open watch and log streams (WatchStream takes a slot per stream).
   // Reached through the contexts because every service already holds them.
   StreamSlots& streams() const { return streams_; }
+  // The bytes queued in all those streams together, against `max_stream_bytes`.
+  StreamBytes& stream_bytes() const { return stream_bytes_; }
 
  private:
   struct Shard {
@@ -64,6 +67,7 @@ class CallContexts {
   mutable std::array<Shard, 16> shards_;
   std::atomic<bool> draining_{false};
   mutable StreamSlots streams_;
+  mutable StreamBytes stream_bytes_;
 };
 
 // The server interceptor: resolves each call's context into `contexts` and, at debug level,

@@ -203,8 +203,10 @@ int ServiceLogs::OpenGeneration(const Snapshot& snapshot, int generation) {
   const uint64_t moved = it == files_.end() ? 0 : it->second.rotations - snapshot.rotations;
   const uint64_t now_at = static_cast<uint64_t>(generation) + moved;
   if (now_at > static_cast<uint64_t>(std::max(policy_.max_files, kMaxLogFiles))) return -1;
-  return ::open(PathOf(dir_, snapshot.instance, static_cast<int>(now_at)).c_str(),
-                O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(PathOf(dir_, snapshot.instance, static_cast<int>(now_at)).c_str(),
+                        O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) ++history_files_opened_;
+  return fd;
 }
 
 void ServiceLogs::ReadInstance(const LogQuery& query, const Snapshot& snapshot, int64_t max_bytes,

@@ -122,6 +122,9 @@ class ServiceLogs {
 
   void set_policy(const LogPolicy& policy);
   const std::string& dir() const { return dir_; }
+  // How many log files reads and follows have opened for history so far (a follow with
+  // `lines` 0 opens none).
+  uint64_t history_files_opened() const { return history_files_opened_.load(); }
 
  private:
   struct File {
@@ -165,6 +168,7 @@ class ServiceLogs {
   std::map<uint64_t, Follower> followers_;
   uint64_t next_token_ = 1;
   uint64_t write_errors_ = 0;
+  std::atomic<uint64_t> history_files_opened_{0};
 };
 
 // Turns output chunks into lines, one buffer per stream; a partial line waits for its end.

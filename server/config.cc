@@ -185,6 +185,19 @@ const std::vector<Key>& Keys() {
          c.max_streams = static_cast<size_t>(*n);
          return absl::OkStatus();
        }},
+      {"max_stream_bytes", "MICRO_MAX_STREAM_BYTES", "max-stream-bytes", "BYTES",
+       "bytes queued and not yet read in all watch and log streams together (default "
+       "268435456; 1048576..1099511627776)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < (int64_t{1} << 20) || *n > (int64_t{1} << 40)) {
+           return absl::InvalidArgumentError(
+               fmt::format("{} is outside 1048576..1099511627776 (1 MiB..1 TiB)", *n));
+         }
+         c.max_stream_bytes = static_cast<size_t>(*n);
+         return absl::OkStatus();
+       }},
       {"runtime.docker_socket", "MICRO_RUNTIME_DOCKER_SOCKET", "runtime-docker-socket", "PATH",
        "Docker Engine API socket for the container driver (default: DOCKER_HOST's unix:// "
        "path, else /var/run/docker.sock)",

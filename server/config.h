@@ -10,6 +10,7 @@
 #include "core/flags.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "core/stream_bytes.h"
 #include "rpc/stream_slots.h"
 #include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
@@ -28,6 +29,8 @@ struct DaemonConfig {
   LogFormat log_format = LogFormat::kText;
   int64_t shutdown_grace_seconds = 10;
   size_t max_streams = StreamSlots::kDefaultMax;  // watch and log streams open at once
+  // Bytes queued and not yet read in all those streams together.
+  size_t max_stream_bytes = StreamBytes::kDefaultMax;
   registry::RegistryConfig registry;
   store::StoreConfig store;
   config::ConfigConfig config;

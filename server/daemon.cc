@@ -80,6 +80,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config,
 
 Status Daemon::Open(Clock::TimePoint launched) {
   contexts_.streams().set_max(config_.max_streams);
+  contexts_.stream_bytes().set_max(config_.max_stream_bytes);
   // First, before RocksDB, gRPC and the supervised instances take descriptors.
   const runtime::FdBudget fd_budget = runtime::RaiseOpenFileLimit();
   spdlog::info("open-file limit {}: {} kept for the daemon, room for {} supervised instances",
@@ -114,7 +115,7 @@ Status Daemon::OpenStorage() {
 
 // The registry, store and config backends the configuration names, and their gRPC services.
 Status Daemon::MakeServices() {
-  auto registry = registry::MakeRegistry(config_.registry, clock_);
+  auto registry = registry::MakeRegistry(config_.registry, clock_, &contexts_.stream_bytes());
   if (!registry.ok()) return registry.status();
   registry_ = std::move(*registry);
   registry_service_ = std::make_unique<registry::RegistryService>(*registry_, contexts_, clock_);
@@ -122,7 +123,8 @@ Status Daemon::MakeServices() {
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   store_service_ = std::make_unique<store::StoreService>(*store_, contexts_);
-  auto settings = config::MakeConfig(config_.config, *rocks_db_, data_dir_->path());
+  auto settings =
+      config::MakeConfig(config_.config, *rocks_db_, data_dir_->path(), &contexts_.stream_bytes());
   if (!settings.ok()) return settings.status();
   settings_ = std::move(*settings);
   config_service_ = std::make_unique<config::ConfigService>(*settings_, contexts_);

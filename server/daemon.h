@@ -69,12 +69,13 @@ class Daemon {
   // before the services and backends it calls.
   DaemonConfig config_;
   SystemClock clock_;
+  // Before the backends: their watch queues charge the stream byte account it owns.
+  CallContexts contexts_;
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<storage::RocksDb> rocks_db_;
   std::unique_ptr<registry::Registry> registry_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<config::Config> settings_;
-  CallContexts contexts_;
   std::unique_ptr<registry::RegistryService> registry_service_;
   std::unique_ptr<store::StoreService> store_service_;
   std::unique_ptr<config::ConfigService> config_service_;

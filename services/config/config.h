@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "core/stream_bytes.h"
 
 namespace micro::config {
 
@@ -26,6 +27,8 @@ struct Limits {
   size_t max_watchers = 1024;
   size_t watcher_queue_changes = 1024;   // undelivered changes before a watcher is closed
   size_t watcher_queue_bytes = 4 << 20;  // ... or undelivered bytes, whichever comes first
+  // The daemon-wide account those bytes also count against (null: none); outlives the config.
+  StreamBytes* stream_bytes = nullptr;
 };
 
 // A live subscription, returned by Config::Watch; destroying it unsubscribes (after the

@@ -213,7 +213,7 @@ JsonConfig::JsonConfig(std::unique_ptr<Documents> documents, SecretBox secrets, 
       secrets_(std::move(secrets)),
       limits_(limits),
       watchers_(WatcherBudget{limits.max_watchers, limits.watcher_queue_changes,
-                              limits.watcher_queue_bytes, "changes"}) {}
+                              limits.watcher_queue_bytes, "changes", limits.stream_bytes}) {}
 
 JsonConfig::~JsonConfig() = default;
 

@@ -7,7 +7,7 @@
 namespace micro::config {
 
 Result<std::unique_ptr<Config>> MakeConfig(const ConfigConfig& config, storage::RocksDb& db,
-                                           const std::string& data_dir) {
+                                           const std::string& data_dir, StreamBytes* stream_bytes) {
   std::unique_ptr<Documents> documents;
   if (config.backend == "rocksdb") {
     documents = std::make_unique<RocksDbDocuments>(db);
@@ -20,7 +20,9 @@ Result<std::unique_ptr<Config>> MakeConfig(const ConfigConfig& config, storage::
   auto box = config.secret_key.empty() ? SecretBox::FromKeyFile(data_dir + "/config.key")
                                        : SecretBox::FromKeyText(config.secret_key);
   if (!box.ok()) return box.status();
-  return std::unique_ptr<Config>(std::make_unique<JsonConfig>(std::move(documents), *box));
+  Limits limits;
+  limits.stream_bytes = stream_bytes;
+  return std::unique_ptr<Config>(std::make_unique<JsonConfig>(std::move(documents), *box, limits));
 }
 
 }  // namespace micro::config

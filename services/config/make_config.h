@@ -16,9 +16,11 @@ struct ConfigConfig {
 };
 
 // Builds the config service backend and its secret key: `secret_key` if set, else the key file
-// in `data_dir` (created with mode 0600 on first start). `db` must outlive the result.
+// in `data_dir` (created with mode 0600 on first start). Its watchers' queued bytes count
+// against `stream_bytes` (may be null). `db` and `stream_bytes` must outlive the result.
 [[nodiscard]] Result<std::unique_ptr<Config>> MakeConfig(const ConfigConfig& config,
                                                          storage::RocksDb& db,
-                                                         const std::string& data_dir);
+                                                         const std::string& data_dir,
+                                                         StreamBytes* stream_bytes = nullptr);
 
 }  // namespace micro::config

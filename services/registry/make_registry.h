@@ -15,8 +15,10 @@ struct RegistryConfig {
 };
 
 // Builds the backend named in `config`. INVALID_ARGUMENT, listing the valid names, for an unknown
-// one. `clock` must outlive the result.
+// one. Its watchers' queued bytes count against `stream_bytes` (may be null). `clock` and
+// `stream_bytes` must outlive the result.
 [[nodiscard]] Result<std::unique_ptr<Registry>> MakeRegistry(const RegistryConfig& config,
-                                                             Clock& clock);
+                                                             Clock& clock,
+                                                             StreamBytes* stream_bytes = nullptr);
 
 }  // namespace micro::registry

@@ -40,7 +40,7 @@ MemoryRegistry::MemoryRegistry(Clock& clock, Limits limits)
     : clock_(clock),
       limits_(limits),
       watchers_(WatcherBudget{limits.max_watchers, limits.watcher_queue_events,
-                              limits.watcher_queue_bytes, "events"}) {}
+                              limits.watcher_queue_bytes, "events", limits.stream_bytes}) {}
 
 MemoryRegistry::~MemoryRegistry() = default;
 

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/limits.h"
 #include "core/status.h"
+#include "core/stream_bytes.h"
 
 namespace micro::registry {
 
@@ -78,6 +79,8 @@ struct Limits {
   size_t max_watchers = 1024;            // open Watch streams, all namespaces together
   size_t watcher_queue_events = 1024;    // undelivered events before a slow watcher is closed
   size_t watcher_queue_bytes = 8 << 20;  // ... or undelivered bytes (approximate), whichever first
+  // The daemon-wide account those bytes also count against (null: none); outlives the registry.
+  StreamBytes* stream_bytes = nullptr;
   // Versions and nodes registered without a TTL never expire, so they are what a careless or
   // hostile client could pile up: their approximate bytes, all namespaces together, are capped.
   // A version counts while it has a node without a TTL, or no nodes at all.

@@ -199,15 +199,19 @@ grpc::ServerWriteReactor<v1::LogRecord>* RuntimeService::Logs(grpc::CallbackServ
     query.instance = request->name() + "-" + query.instance;  // `--instance 0`
   }
   query.since_unix_ms = request->since_unix_ms();
-  query.lines = request->lines() == 0 ? kDefaultLogLines : request->lines();
+  // lines 0 on the wire is "the default"; "none" has a field of its own.
+  query.lines = request->no_history()   ? 0
+                : request->lines() == 0 ? kDefaultLogLines
+                                        : request->lines();
   // The history's byte bound is for the whole call, whatever number of versions it reads.
   query.max_bytes = kMaxReadBytes / static_cast<int64_t>(std::max<size_t>(1, logs->size()));
 
   const size_t backlog = query.lines < 0 ? 100000 : static_cast<size_t>(query.lines);
   const bool follow = request->follow();
   auto subscribe = [&](std::function<void()> notify) -> Result<std::unique_ptr<LogFollower>> {
-    auto queue = std::make_shared<ServiceLogs::Queue>(
-        backlog + kFollowLagRecords, kLogStreamMaxBytes, "log records", std::move(notify));
+    auto queue = std::make_shared<ServiceLogs::Queue>(backlog + kFollowLagRecords,
+                                                      kLogStreamMaxBytes, "log records",
+                                                      std::move(notify), &contexts_.stream_bytes());
     using Follower = QueueWatcher<LogFollower, LogRecord>;
     if (follow) {
       std::vector<std::pair<std::shared_ptr<ServiceLogs>, uint64_t>> tokens;

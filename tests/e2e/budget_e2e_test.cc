@@ -1,15 +1,21 @@
 // The daemon's memory budgets against the real binary: many watchers that never read, many
 // registrations without a TTL and large config changes leave its RSS under the documented bound
-// (docs/architecture.md#memory-budgets), and streams past max_streams are refused.
+// (docs/architecture.md#memory-budgets), and streams past max_streams are refused. Many Logs
+// streams of a chatty service that never read stay within max_stream_bytes, all together.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "micro/config/v1/config.grpc.pb.h"
 #include "micro/registry/v1/registry.grpc.pb.h"
+#include "micro/runtime/v1/runtime.grpc.pb.h"
 #include "tests/support/micro_daemon.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace micro::testing {
 namespace {
@@ -112,6 +118,87 @@ TEST_CASE("slow watchers and registrations without a TTL keep the daemon's memor
     }
     CHECK(watch->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
+}
+
+// Logs streams that never read, of a service that writes about 1 KB lines without pause: each
+// stream's own budget (16 MiB, or 10,100 records) would let them pin about 64 x 10 MB together;
+// the daemon-wide budget set here (32 MiB) caps them all.
+constexpr int kLogStreams = 64;
+constexpr int64_t kLogStreamBytes = 32 * kMiB;
+// The bound: the daemon's base, the shared budget counted twice (allocation overhead of the
+// queued records) and gRPC's buffers of each stream.
+constexpr int64_t kLogBoundBytes = 128 * kMiB + 2 * kLogStreamBytes + kLogStreams * 2 * kMiB;
+
+// The number the chatty service last wrote to `path` (lines written, in hundreds), or 0.
+int64_t LinesWritten(const std::string& path) {
+  std::ifstream in(path);
+  int64_t hundreds = 0;
+  in >> hundreds;
+  return hundreds * 100;
+}
+
+TEST_CASE("many Logs streams that never read stay within max_stream_bytes together",
+          "[e2e][budget]") {
+  MicroDaemon daemon({"--max-stream-bytes", std::to_string(kLogStreamBytes)});
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir dir;
+  const std::string counter = dir.path() + "/written";
+  // 1 KB lines; every 100 lines it notes how many hundreds it wrote, and pauses briefly.
+  const std::string script =
+      "line=$(printf '%01000d' 0); n=0; while :; do i=0; while [ $i -lt 100 ]; do echo $line; "
+      "i=$((i+1)); done; n=$((n+1)); echo $n > " +
+      counter + "; sleep 0.01; done";
+  ProgramResult run = daemon.Cli({"run", "--name", "chatty", "--", "/bin/sh", "-c", script});
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(WaitFor([&] { return LinesWritten(counter) > 0; }, std::chrono::seconds(20)));
+
+  auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  auto runtime = micro::runtime::v1::Runtime::NewStub(channel);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<micro::runtime::v1::LogRecord>>> streams;
+  micro::runtime::v1::LogsRequest request;
+  request.set_name("chatty");
+  request.set_follow(true);
+  for (int i = 0; i < kLogStreams; ++i) {
+    contexts.push_back(Context(600));
+    streams.push_back(runtime->Logs(contexts.back().get(), request));
+    streams.back()->WaitForInitialMetadata();
+  }
+
+  // Until every stream has been offered 30 MB (three times its own budget), the peak RSS.
+  const int64_t start = LinesWritten(counter);
+  int64_t peak = 0;
+  const bool offered = WaitFor(
+      [&] {
+        peak = std::max(peak, ResidentBytes(daemon.process().pid()));
+        return LinesWritten(counter) - start >= 30000;
+      },
+      std::chrono::seconds(90));
+  INFO("daemon peak RSS " << peak / kMiB << " MiB; bound " << kLogBoundBytes / kMiB << " MiB");
+  CHECK(offered);
+  CHECK(peak > 0);
+  CHECK(peak < kLogBoundBytes);
+
+  // The daemon still answers a fresh client.
+  ProgramResult status = daemon.Cli({"status"});
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("chatty") != std::string::npos);
+
+  // The streams that fell behind were closed, naming the daemon-wide limit.
+  int closed_for_budget = 0;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    // A closed stream ends after what gRPC already buffered; one still open is cancelled.
+    micro::runtime::v1::LogRecord record;
+    int drained = 0;
+    while (drained < 20000 && streams[i]->Read(&record)) ++drained;
+    if (drained >= 20000) contexts[i]->TryCancel();
+    grpc::Status finished = streams[i]->Finish();
+    CHECK(finished.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    if (finished.error_message().find("max_stream_bytes") != std::string::npos) {
+      ++closed_for_budget;
+    }
+  }
+  CHECK(closed_for_budget > 0);
 }
 
 }  // namespace

@@ -88,6 +88,7 @@ class FakeEngine final : public Engine {
     std::lock_guard lock(mu_);
     calls_.push_back("logs " + ns + "/" + name);
     if (Status s = Refusal(); !s.ok()) return s;
+    if (!logs_.empty()) return logs_;
     return absl::NotFoundError("no logs");
   }
 
@@ -101,6 +102,12 @@ class FakeEngine final : public Engine {
     fail_next_ = std::move(status);
   }
   // Every call that reached the engine: "create NS/NAME", "read NS/NAME", ...
+  // The log files Logs answers with (none: NOT_FOUND).
+  void set_logs(std::vector<std::shared_ptr<ServiceLogs>> logs) {
+    std::lock_guard lock(mu_);
+    logs_ = std::move(logs);
+  }
+
   std::vector<std::string> calls() {
     std::lock_guard lock(mu_);
     return calls_;
@@ -126,6 +133,7 @@ class FakeEngine final : public Engine {
   std::mutex mu_;
   std::map<Key, ServiceSpec> services_;
   std::vector<std::string> calls_;
+  std::vector<std::shared_ptr<ServiceLogs>> logs_;
   bool restoring_ = false;
   Status fail_next_ = absl::OkStatus();
 };

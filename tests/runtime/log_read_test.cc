@@ -74,7 +74,14 @@ TEST_CASE("following with no history gets only the records appended after it beg
   CHECK(NumberOf(queue->Next()->message) == 1000);
   CHECK(NumberOf(queue->Next()->message) == 1001);
   CHECK_FALSE(queue->Next().has_value());
+  CHECK(logs.history_files_opened() == 0);  // no file was opened for history
   logs.Unsubscribe(*token);
+  // "All lines since now" (how `-n 0` used to go over the wire) does open the newest file.
+  auto since_now = std::make_shared<ServiceLogs::Queue>(100, 1 << 20, "records", [] {});
+  auto again = logs.Follow({"", 1'000'000 + 1002, -1}, since_now);
+  REQUIRE(again.ok());
+  CHECK(logs.history_files_opened() > 0);
+  logs.Unsubscribe(*again);
 }
 
 TEST_CASE("with since = now, files last written before it are not read", "[runtime][logs]") {

@@ -9,6 +9,7 @@
 #include "micro/runtime/v1/runtime.grpc.pb.h"
 #include "tests/runtime/fake_engine.h"
 #include "tests/support/in_process_server.h"
+#include "tests/support/temp_dir.h"
 
 namespace micro::runtime {
 namespace {
@@ -146,6 +147,44 @@ TEST_CASE("the engine's RESOURCE_EXHAUSTED passes through with its message", "[r
   CHECK(Read(h, "api").error_code() == Code::NOT_FOUND);  // nothing was deployed
   h.engine.FailNext(absl::FailedPreconditionError("no container engine"));
   CHECK(Create(h, Request("api")).error_code() == Code::FAILED_PRECONDITION);
+}
+
+TEST_CASE("a follow without history opens no log file and gets what is written from then on",
+          "[runtime][rpc][logs]") {
+  testing::TempDir dir;
+  auto logs = std::make_shared<ServiceLogs>(dir.path(), "v1", LogPolicy{1 << 20, 3});
+  for (int i = 0; i < 100; ++i) logs->Append({1'000 + i, "svc-0", "stdout", "old", ""});
+  Harness h;
+  h.engine.set_logs({logs});
+
+  v1::LogsRequest request;
+  request.set_name("svc");
+  request.set_follow(true);
+  request.set_no_history(true);
+  auto context = Context();
+  auto reader = h.stub->Logs(context.get(), request);
+  reader->WaitForInitialMetadata();
+  logs->Append({5'000, "svc-0", "stdout", "new", ""});
+  v1::LogRecord record;
+  REQUIRE(reader->Read(&record));
+  CHECK(record.message() == "new");
+  CHECK(logs->history_files_opened() == 0);
+  context->TryCancel();
+  while (reader->Read(&record)) {
+  }
+  reader->Finish();
+
+  // The same follow with history reads the files: the counter can see a read.
+  request.set_no_history(false);
+  auto with_history = Context();
+  auto history_reader = h.stub->Logs(with_history.get(), request);
+  REQUIRE(history_reader->Read(&record));
+  CHECK(record.message() == "old");
+  CHECK(logs->history_files_opened() > 0);
+  with_history->TryCancel();
+  while (history_reader->Read(&record)) {
+  }
+  history_reader->Finish();
 }
 
 }  // namespace

@@ -179,6 +179,20 @@ TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[co
   CHECK(config->max_streams == defaults->max_streams);
 }
 
+TEST_CASE("max_stream_bytes is read from every layer and checked", "[config]") {
+  CHECK(LoadDaemonConfig(ParsedArgs(), {})->max_stream_bytes == size_t{256} << 20);
+  auto flags = ParseArgs({"--max-stream-bytes", "2097152"}, DaemonFlags());
+  REQUIRE(flags.ok());
+  auto config = LoadDaemonConfig(*flags, {{"MICRO_MAX_STREAM_BYTES", "3145728"}});
+  REQUIRE(config.ok());
+  CHECK(config->max_stream_bytes == 2097152);
+  CHECK(LoadDaemonConfig(ParsedArgs(), {{"MICRO_MAX_STREAM_BYTES", "3145728"}})->max_stream_bytes ==
+        3145728);
+  auto tiny = LoadDaemonConfig(ParsedArgs(), {{"MICRO_MAX_STREAM_BYTES", "1000"}});
+  CHECK(tiny.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(tiny.status().message()).find("'max_stream_bytes'") != std::string::npos);
+}
+
 TEST_CASE("max_streams is read from every layer and checked, the secret key has no flag",
           "[config]") {
   auto flags = ParseArgs({"--max-streams", "7"}, DaemonFlags());
