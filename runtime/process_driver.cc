@@ -517,8 +517,18 @@ void ProcessDriver::RemoveLeftovers(std::vector<pid_t> pids, std::function<void(
   AwaitGone(std::move(pids), kLeftoverPolls, std::move(done));
 }
 
+// Reading /proc is file I/O: it runs on the scanner thread, the decision on the io thread.
 void ProcessDriver::AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done) {
-  pids.erase(std::remove_if(pids.begin(), pids.end(), Gone), pids.end());
+  asio::post(scanner_, [this, pids = std::move(pids), polls, done = std::move(done)]() mutable {
+    pids.erase(std::remove_if(pids.begin(), pids.end(), Gone), pids.end());
+    asio::post(io_, [this, pids = std::move(pids), polls, done = std::move(done)]() mutable {
+      AwaitGoneStep(std::move(pids), polls, std::move(done));
+    });
+  });
+}
+
+void ProcessDriver::AwaitGoneStep(std::vector<pid_t> pids, int polls,
+                                  std::function<void()> done) {
   if (pids.empty() || polls == 0) {
     for (pid_t pid : pids) ::kill(pid, SIGKILL);
     if (cgroups_) {

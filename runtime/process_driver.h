@@ -53,7 +53,10 @@ class ProcessDriver final : public Driver {
   // `signal` (0: none), then runs `then` with them on the io_context.
   void KillMarked(std::string marker, int signal, std::function<void(std::vector<pid_t>)> then);
   void RemoveLeftovers(std::vector<pid_t> pids, std::function<void()> done);
+  // Drops the pids that are gone (checked on the scanner thread), then AwaitGoneStep on the io
+  // thread: SIGKILL what is left after `polls` polls, else poll again.
   void AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done);
+  void AwaitGoneStep(std::vector<pid_t> pids, int polls, std::function<void()> done);
 
   boost::asio::io_context& io_;
   const std::string supervisor_id_;

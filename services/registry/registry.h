@@ -132,7 +132,8 @@ class Registry {
 
   // Removes the listed nodes of the version, or the whole version if none are listed. Removing
   // the last node removes the version. Watchers get kDelete with what was removed.
-  // Errors: INVALID_ARGUMENT, NOT_FOUND (no such version).
+  // Errors: INVALID_ARGUMENT, NOT_FOUND (no such version), RESOURCE_EXHAUSTED (too many nodes
+  // listed in one call).
   [[nodiscard]] virtual Status Deregister(const std::string& ns, const Service& service) = 0;
 
   // Every version of `name` (version empty) or that one version, nodes past their TTL excluded.

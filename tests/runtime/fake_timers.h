@@ -19,6 +19,20 @@ class FakeTimers final : public Timers {
  public:
   explicit FakeTimers(FakeClock& clock) : clock_(clock) {}  // `clock` must outlive the timers
 
+  // Destroys the waits that never fired, as an io_context destroys its pending handlers: a wait
+  // may hold the last reference to the object that owns its timer, a cycle only this breaks.
+  ~FakeTimers() override {
+    std::vector<std::function<void()>> unfired;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& wait : waits_) {
+        if (wait->fire) unfired.push_back(std::move(wait->fire));
+        wait->fire = nullptr;
+      }
+    }
+    // Outside the lock: what they hold may cancel its own timer here.
+  }
+
   std::unique_ptr<Timer> NewTimer() override { return std::make_unique<FakeTimer>(*this); }
 
   // Moves the clock forward by `d`. Every wait due by then fires in deadline order (ties in the
