@@ -48,11 +48,15 @@ function(micro_library target)
   micro_warnings(${target})
 endfunction()
 
-# micro_test(<target> SOURCES ... DEPS ...): one Catch2 executable, each TEST_CASE a CTest test.
+# micro_test(<target> SOURCES ... DEPS ... [TIMEOUT seconds]): one Catch2 executable, each
+# TEST_CASE a CTest test with a timeout of 120 s unless TIMEOUT says otherwise.
 function(micro_test target)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
   add_executable(${target} ${ARG_SOURCES} $<TARGET_OBJECTS:micro_catch_main>)
   target_link_libraries(${target} PRIVATE Catch2::Catch2 micro_test_support ${ARG_DEPS})
   micro_warnings(${target})
-  catch_discover_tests(${target} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 120)
+  catch_discover_tests(${target} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
 endfunction()

@@ -39,7 +39,7 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
 
 TEST_CASE("slow watchers and registrations without a TTL keep the daemon's memory bounded",
           "[e2e][budget]") {
-  MicroDaemon daemon({"--max-streams", std::to_string(kMaxStreams)});
+  MicroDaemon daemon({"--max-streams", std::to_string(kMaxStreams)}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
   auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
   auto registry = micro::registry::v1::Registry::NewStub(channel);
@@ -139,7 +139,7 @@ int64_t LinesWritten(const std::string& path) {
 
 TEST_CASE("many Logs streams that never read stay within max_stream_bytes together",
           "[e2e][budget]") {
-  MicroDaemon daemon({"--max-stream-bytes", std::to_string(kLogStreamBytes)});
+  MicroDaemon daemon({"--max-stream-bytes", std::to_string(kLogStreamBytes)}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
   TempDir dir;
   const std::string counter = dir.path() + "/written";

@@ -50,7 +50,7 @@ constexpr int64_t kReadRssBound = 512LL << 20;
 
 TEST_CASE("reading 1,000 records of 1 MiB at once keeps the daemon's memory bounded",
           "[e2e][store][budget]") {
-  MicroDaemon daemon;
+  MicroDaemon daemon({}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
   std::vector<std::thread> writers;
   std::atomic<int> failed{0};

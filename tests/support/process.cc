@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -125,6 +126,17 @@ std::set<int> LivePidsWithEnv(const std::string& marker) {
     out.insert(std::stoi(name));
   }
   return out;
+}
+
+std::map<std::string, std::string> RssMeasuredEnv() {
+#if defined(__SANITIZE_ADDRESS__)
+  const char* inherited = std::getenv("ASAN_OPTIONS");
+  std::string options = inherited != nullptr ? inherited : "";
+  if (!options.empty()) options += ':';
+  return {{"ASAN_OPTIONS", options + "quarantine_size_mb=8:thread_local_quarantine_size_kb=256"}};
+#else
+  return {};
+#endif
 }
 
 int64_t ResidentBytes(pid_t pid) {

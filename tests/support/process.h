@@ -62,6 +62,12 @@ std::set<int> LivePidsWithEnv(const std::string& marker);
 // The resident set size of process `pid` in bytes (VmRSS from /proc), or -1 if it is gone.
 int64_t ResidentBytes(pid_t pid);
 
+// Environment for a daemon whose RSS a test bounds. In an AddressSanitizer build, freed memory
+// waits in ASan's quarantine (256 MiB by default) before it is reused, resident but no longer
+// the daemon's: this caps the quarantine at 8 MiB, keeping this process's other ASAN_OPTIONS.
+// Empty in other builds.
+std::map<std::string, std::string> RssMeasuredEnv();
+
 // Waits for `condition` to hold, checking every 10 ms, up to `timeout`.
 template <typename Condition>
 bool WaitFor(Condition condition, std::chrono::milliseconds timeout) {
