@@ -1,10 +1,23 @@
 // A container service through the real binary: `micro run` of a manifest with the container
 // driver, against the real dockerd the `dockerd` CTest fixture starts (scripts/dockerd.sh).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "tests/support/micro_daemon.h"
 
@@ -26,6 +39,121 @@ std::string Containers(const std::string& socket, const std::string& label) {
                      "label=" + label})
       .out;
 }
+
+// A unix socket that passes every connection through to the real engine until Freeze; from
+// then on it accepts connections and holds them, passing nothing either way: an engine that
+// stops answering while the daemon uses it.
+class FreezableProxy {
+ public:
+  explicit FreezableProxy(std::string engine)
+      : engine_(std::move(engine)), path_(dir_.path() + "/docker.sock") {
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const sockaddr_un addr = Address(path_);
+    ok_ = listen_fd_ >= 0 && ::pipe2(wake_, O_CLOEXEC) == 0 &&
+          ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 &&
+          ::listen(listen_fd_, 64) == 0;
+    if (ok_) thread_ = std::thread([this] { Run(); });
+  }
+  ~FreezableProxy() {
+    stop_ = true;
+    Wake();
+    if (thread_.joinable()) thread_.join();
+    for (int fd : open_) ::close(fd);
+    for (int fd : {listen_fd_, wake_[0], wake_[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  bool ok() const { return ok_; }
+  const std::string& path() const { return path_; }
+  void Freeze() {
+    frozen_ = true;
+    Wake();
+  }
+
+ private:
+  static sockaddr_un Address(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    return addr;
+  }
+  void Wake() {
+    if (wake_[1] >= 0) (void)!::write(wake_[1], "x", 1);
+  }
+  static bool WriteAll(int fd, const char* data, ssize_t n) {
+    while (n > 0) {
+      const ssize_t written = ::write(fd, data, n);
+      if (written <= 0) return false;
+      data += written;
+      n -= written;
+    }
+    return true;
+  }
+  // One poll loop: passes bytes between each client and its engine connection while not frozen.
+  void Run() {
+    std::vector<std::pair<int, int>> pairs;  // client, engine; -1 once closed
+    char buffer[64 << 10];
+    while (!stop_) {
+      std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+      if (!frozen_) {
+        for (const auto& [client, engine] : pairs) {
+          fds.push_back({client, POLLIN, 0});
+          fds.push_back({engine, POLLIN, 0});
+        }
+      }
+      if (::poll(fds.data(), fds.size(), 200) <= 0) continue;
+      if (fds[1].revents != 0) (void)!::read(wake_[0], buffer, sizeof buffer);
+      if (frozen_) {
+        if (fds[0].revents != 0) {
+          const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+          if (client >= 0) open_.push_back(client);  // held, never answered
+        }
+        continue;
+      }
+      for (size_t k = 0; k < pairs.size(); ++k) {
+        auto& [client, engine] = pairs[k];
+        for (const auto& [from, to] : {std::pair{client, engine}, std::pair{engine, client}}) {
+          if (client < 0 || fds[2 + 2 * k + (from == engine)].revents == 0) continue;
+          const ssize_t n = ::read(from, buffer, sizeof buffer);
+          if (n <= 0 || !WriteAll(to, buffer, n)) {
+            ::close(client);
+            ::close(engine);
+            client = engine = -1;
+          }
+        }
+      }
+      pairs.erase(std::remove(pairs.begin(), pairs.end(), std::pair<int, int>{-1, -1}),
+                  pairs.end());
+      if (fds[0].revents != 0) {
+        const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (client < 0) continue;
+        const int engine = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const sockaddr_un addr = Address(engine_);
+        if (::connect(engine, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+          ::close(client);
+          ::close(engine);
+          continue;
+        }
+        pairs.emplace_back(client, engine);
+      }
+    }
+    for (const auto& [client, engine] : pairs) {
+      open_.push_back(client);
+      open_.push_back(engine);
+    }
+  }
+
+  TempDir dir_;
+  const std::string engine_;
+  const std::string path_;
+  int listen_fd_ = -1;
+  int wake_[2] = {-1, -1};
+  bool ok_ = false;
+  std::atomic<bool> frozen_{false};
+  std::atomic<bool> stop_{false};
+  std::vector<int> open_;  // the proxy thread's, until it has ended
+  std::thread thread_;
+};
 
 TEST_CASE("a container service runs, logs, restarts and is removed", "[e2e][container]") {
   const std::string socket = DockerSocket();
@@ -110,6 +238,57 @@ TEST_CASE("a container service with a missing image reports the engine's error",
       },
       30s));
   CHECK(daemon.Cli({"kill", "noimage"}).exit_code == 0);
+}
+
+TEST_CASE(
+    "an engine that stops answering during the stop: the second signal ends the daemon within "
+    "its hard deadline",
+    "[e2e][container]") {
+  const std::string socket = DockerSocket();
+  if (socket.empty()) {
+    WARN("SKIPPED: no dockerd (MICRO_TEST_DOCKER_SOCKET unset or missing)");
+    return;
+  }
+  FreezableProxy proxy(socket);
+  REQUIRE(proxy.ok());
+  // Engine calls may take an hour: only the hard deadline can end this stop.
+  MicroDaemon daemon(
+      {"--runtime-docker-socket", proxy.path(), "--runtime-docker-timeout-seconds", "3600"});
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir source;
+  std::ofstream(source.path() + "/micro.yaml") << "name: frozen\n"
+                                                  "driver: container\n"
+                                                  "image: micro-test:latest\n"
+                                                  "command: /bin/sleep\n"
+                                                  "args: ['300']\n"
+                                                  "grace_period: 60s\n";
+  ProgramResult run = daemon.Cli({"run", source.path()});
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(WaitFor(
+      [&] {
+        ProgramResult status = daemon.Cli({"status", "frozen", "--output", "json"});
+        return status.exit_code == 0 &&
+               nlohmann::json::parse(status.out)["services"][0].value("instances_running", 0) == 1;
+      },
+      60s));
+  proxy.Freeze();
+  const pid_t pid = daemon.process().pid();
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  CHECK(daemon.process().Wait(2s) == -2);  // the stop of the container hangs in the engine
+  const auto second = std::chrono::steady_clock::now();
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  const int code = daemon.process().Wait(30s);
+  const auto took = std::chrono::steady_clock::now() - second;
+  INFO(daemon.process().Stderr());
+  CHECK(code == 1);
+  CHECK(took < 15s);  // the hard deadline is 5 s after the second signal
+  CHECK(daemon.process().Stderr().find("after the second signal") != std::string::npos);
+  // The container the frozen engine never stopped; the next daemon would remove it.
+  std::istringstream ids(Containers(socket, "micro.instance=micro.frozen.latest.0"));
+  for (std::string id; ids >> id;) {
+    RunProgram({"/usr/bin/docker", "-H", "unix://" + socket, "rm", "-f", id});
+  }
 }
 
 TEST_CASE("without a Docker engine a container deploy says why", "[e2e][container]") {
