@@ -60,7 +60,8 @@ void PrintMessage(const v1::Message& message, bool json) {
   }
   std::cout << message.topic();
   if (!message.header().empty()) {
-    std::map<std::string, std::string> sorted(message.header().begin(), message.header().end());
+    std::map<std::string, std::string> sorted;
+    for (const auto& [key, value] : message.header()) sorted.emplace(key, value);
     std::cout << " [";
     const char* separator = "";
     for (const auto& [key, value] : sorted) {

@@ -16,14 +16,14 @@ namespace {
 Message FromProto(const v1::PublishRequest& request) {
   Message message;
   message.topic = request.topic().empty() ? request.message().topic() : request.topic();
-  message.header.insert(request.message().header().begin(), request.message().header().end());
+  for (const auto& [key, value] : request.message().header()) message.header.emplace(key, value);
   message.body = request.message().body();
   return message;
 }
 
 void ToProto(const Message& message, v1::Message* out) {
   out->set_topic(message.topic);
-  out->mutable_header()->insert(message.header.begin(), message.header.end());
+  for (const auto& [key, value] : message.header) (*out->mutable_header())[key] = value;
   out->set_body(message.body);
 }
 
@@ -97,7 +97,7 @@ class PublishReader final : public grpc::ServerReadReactor<v1::PublishBatch> {
       if (Status s = broker_->Publish(ns_, FromProto(request)); !s.ok()) {
         return Status(s.code(), fmt::format("message {} of the stream: {} (the {} before it were "
                                             "published)",
-                                            published_ + 1, s.message(), published_));
+                                            published_ + 1, std::string(s.message()), published_));
       }
       ++published_;
     }

@@ -1,5 +1,6 @@
 // The contract every Broker backend must pass: fan-out, queue groups, wildcards, namespaces,
 // limits, and the bounded buffer of a subscriber that does not read.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <map>

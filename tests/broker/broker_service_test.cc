@@ -269,7 +269,7 @@ TEST_CASE("a subscriber that stopped reading sees how many messages it lost", "[
   }
   // What was buffered comes through, and the first message taken after the losses carries
   // their count in the micro-dropped header: every message is either delivered or counted.
-  int delivered = 0;
+  uint64_t delivered = 0;
   uint64_t dropped = 0;
   v1::Message message;
   while (delivered + dropped < kMessages && stalled.reader->Read(&message)) {
