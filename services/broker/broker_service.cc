@@ -21,6 +21,16 @@ Message FromProto(const v1::PublishRequest& request) {
   return message;
 }
 
+// The same, taking the strings out of a request that is not needed afterwards.
+Message FromProto(v1::PublishRequest* request) {
+  Message message;
+  message.topic = std::move(request->topic().empty() ? *request->mutable_message()->mutable_topic()
+                                                     : *request->mutable_topic());
+  for (const auto& [key, value] : request->message().header()) message.header.emplace(key, value);
+  message.body = std::move(*request->mutable_message()->mutable_body());
+  return message;
+}
+
 void ToProto(const Message& message, v1::Message* out) {
   out->set_topic(message.topic);
   for (const auto& [key, value] : message.header) (*out->mutable_header())[key] = value;
@@ -93,8 +103,8 @@ class PublishReader final : public grpc::ServerReadReactor<v1::PublishBatch> {
           "the next server",
           published_));
     }
-    for (const v1::PublishRequest& request : batch_.requests()) {
-      if (Status s = broker_->Publish(ns_, FromProto(request)); !s.ok()) {
+    for (v1::PublishRequest& request : *batch_.mutable_requests()) {
+      if (Status s = broker_->Publish(ns_, FromProto(&request)); !s.ok()) {
         return Status(s.code(), fmt::format("message {} of the stream: {} (the {} before it were "
                                             "published)",
                                             published_ + 1, std::string(s.message()), published_));
