@@ -78,7 +78,9 @@ for ((r = 1; r <= RUNS; r++)); do
     read -r name subs size count rate <<<"$c"
     run=$((run + 1))
     subject="bench.$run.$name"
-    line=$("$MICRO_CLIENT" "$MICRO_ADDRESS" "$subject" "$subs" "$size" "$count" "$rate" "$BATCH")
+    batch=$BATCH
+    [[ $rate = 0 ]] || batch=1  # paced: each message goes as it is published
+    line=$("$MICRO_CLIENT" "$MICRO_ADDRESS" "$subject" "$subs" "$size" "$count" "$rate" "$batch")
     log "micro $name run $r: $line"
     record run micro "$name" "$line"
     line=$("$NATS_CLIENT" "$NATS_URL" "$subject" "$subs" "$size" "$count" "$rate")
@@ -102,7 +104,7 @@ NATS_C_VERSION=$(pkg-config --modversion libnats 2>/dev/null || echo unknown)
   echo "- command: \`$COMMAND\`"
   echo "- also running on the machine during the run: ${OTHERS:-nothing else of note (no ninja, compiler or ctest)}"
   echo "- each cell: median of $RUNS runs; publisher, subscribers and servers share the machine's cores"
-  echo "- micro: one PublishStream, $BATCH messages per write; each subscriber SubscribeBatches on a connection of its own"
+  echo "- micro: one PublishStream, $BATCH messages per write (1 in the paced latency case); each subscriber SubscribeBatches on a connection of its own"
   echo "- NATS: libnats publisher (buffered, flushed at the end); each subscriber an async subscription on a connection of its own"
   echo "- msgs/s: messages that reached each subscriber per second, first publish to last receive; latency: publish call to receive, same clock"
   echo
