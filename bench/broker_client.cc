@@ -151,10 +151,11 @@ int main(int argc, char** argv) {
   std::sort(all.begin(), all.end());
   const double elapsed_s = static_cast<double>(last - start) / 1e9;
   const size_t k = all.size();
-  std::printf("msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f received=%lld dropped=%lld elapsed_ms=%.0f\n",
-              elapsed_s > 0 ? static_cast<double>(received) / subscribers / elapsed_s : 0.0,
-              k ? static_cast<double>(all[k / 2]) / 1e3 : 0.0,
-              k ? static_cast<double>(all[k * 99 / 100]) / 1e3 : 0.0,
-              static_cast<long long>(received), static_cast<long long>(dropped), elapsed_s * 1e3);
+  std::printf(
+      "msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f received=%lld dropped=%lld elapsed_ms=%.0f\n",
+      elapsed_s > 0 ? static_cast<double>(received) / subscribers / elapsed_s : 0.0,
+      k ? static_cast<double>(all[k / 2]) / 1e3 : 0.0,
+      k ? static_cast<double>(all[k * 99 / 100]) / 1e3 : 0.0, static_cast<long long>(received),
+      static_cast<long long>(dropped), elapsed_s * 1e3);
   return 0;
 }

@@ -51,9 +51,8 @@ int Publish(const ParsedArgs& args, const ClientOptions& options) {
 // that are not UTF-8 become U+FFFD).
 void PrintMessage(const v1::Message& message, bool json) {
   if (json) {
-    nlohmann::json line = {{"topic", message.topic()},
-                           {"header", nlohmann::json::object()},
-                           {"body", message.body()}};
+    nlohmann::json line = {
+        {"topic", message.topic()}, {"header", nlohmann::json::object()}, {"body", message.body()}};
     for (const auto& [key, value] : message.header()) line["header"][key] = value;
     std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return;

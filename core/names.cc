@@ -95,8 +95,8 @@ Status CheckSubject(std::string_view what, std::string_view value, size_t max_by
     for (char c : token) {
       if (c == '*' || c == '>') {
         return absl::InvalidArgumentError(fmt::format(
-            "{} '{}' has '{}' inside a token; the wildcards '*' and '>' must be whole tokens",
-            what, value, c));
+            "{} '{}' has '{}' inside a token; the wildcards '*' and '>' must be whole tokens", what,
+            value, c));
       }
       if (!Allowed(c, Charset::kPrintable)) {
         return absl::InvalidArgumentError(

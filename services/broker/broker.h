@@ -37,12 +37,12 @@ inline constexpr const char* kReservedHeaderPrefix = "micro-";
 struct Limits {
   size_t max_topic_bytes = limits::kTopicBytes;
   size_t max_topic_tokens = limits::kTopicTokens;
-  size_t max_queue_bytes = limits::kQueueNameBytes;        // [A-Za-z0-9._-]
-  size_t max_header_entries = limits::kMetadataEntries;    // per message
+  size_t max_queue_bytes = limits::kQueueNameBytes;      // [A-Za-z0-9._-]
+  size_t max_header_entries = limits::kMetadataEntries;  // per message
   size_t max_header_key_bytes = limits::kMetadataKeyBytes;
   size_t max_header_value_bytes = limits::kMetadataValueBytes;
   size_t max_body_bytes = limits::kMessageBodyBytes;  // 1 MiB
-  size_t max_subscriptions = 10000;                  // all namespaces together
+  size_t max_subscriptions = 10000;                   // all namespaces together
   // What one subscriber may hold undelivered (its messages' bytes as MessageBytes counts them);
   // past it, new messages for that subscriber are dropped and counted.
   size_t subscriber_buffer_bytes = size_t{8} << 20;

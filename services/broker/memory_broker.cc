@@ -155,7 +155,8 @@ Status MemoryBroker::Publish(const std::string& ns, Message message) {
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
   for (size_t first = 0; first < matched.groups.size();) {
     size_t last = first + 1;
-    while (last < matched.groups.size() && *matched.groups[last].first == *matched.groups[first].first) {
+    while (last < matched.groups.size() &&
+           *matched.groups[last].first == *matched.groups[first].first) {
       ++last;
     }
     DeliverToGroup(matched, first, last, shared, bytes);

@@ -20,14 +20,15 @@ bool HasReservedPrefix(const std::string& key) {
 
 Status CheckHeader(const Header& header, const Limits& limits) {
   if (header.size() > limits.max_header_entries) {
-    return absl::InvalidArgumentError(fmt::format("the message header has {} entries; the limit is {}",
-                                                  header.size(), limits.max_header_entries));
+    return absl::InvalidArgumentError(
+        fmt::format("the message header has {} entries; the limit is {}", header.size(),
+                    limits.max_header_entries));
   }
   for (const auto& [key, value] : header) {
     if (key.empty() || key.size() > limits.max_header_key_bytes) {
-      return absl::InvalidArgumentError(fmt::format(
-          "header key '{:.32}' is {} bytes; it must be 1 to {} bytes", key, key.size(),
-          limits.max_header_key_bytes));
+      return absl::InvalidArgumentError(
+          fmt::format("header key '{:.32}' is {} bytes; it must be 1 to {} bytes", key, key.size(),
+                      limits.max_header_key_bytes));
     }
     if (HasReservedPrefix(key)) {
       return absl::InvalidArgumentError(

@@ -86,8 +86,7 @@ grpc::Status RefusedSubscribe(Harness& h, const std::string& topic, const std::s
   return reader->Finish();
 }
 
-TEST_CASE("a published message reaches a subscriber with topic, header and body",
-          "[broker][rpc]") {
+TEST_CASE("a published message reaches a subscriber with topic, header and body", "[broker][rpc]") {
   Harness h;
   Subscribed sub(h, "orders.*");
   REQUIRE(Publish(h, Request("orders.created", std::string("b\0dy", 4), {{"k", "v"}})).ok());

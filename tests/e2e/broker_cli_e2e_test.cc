@@ -85,8 +85,8 @@ TEST_CASE("micro broker subscribers in one queue share the messages", "[e2e][bro
   for (int i = 0; i < 6; ++i) {
     REQUIRE(Publish(daemon, {"jobs", "job" + std::to_string(i)}).exit_code == 0);
   }
-  REQUIRE(WaitFor([&] { return a.Lines().size() + b.Lines().size() >= 6; },
-                  std::chrono::seconds(15)));
+  REQUIRE(
+      WaitFor([&] { return a.Lines().size() + b.Lines().size() >= 6; }, std::chrono::seconds(15)));
   CHECK(a.Lines().size() == 3);  // round robin over the two members
   CHECK(b.Lines().size() == 3);
   CHECK(other_ns.Lines().empty());  // another namespace sees nothing
@@ -95,8 +95,7 @@ TEST_CASE("micro broker subscribers in one queue share the messages", "[e2e][bro
   CHECK(other_ns.Lines()[0] == "jobs for-b");
 }
 
-TEST_CASE("micro broker reports bad topics and headers, and usage errors exit 2",
-          "[e2e][broker]") {
+TEST_CASE("micro broker reports bad topics and headers, and usage errors exit 2", "[e2e][broker]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   ProgramResult wildcard = Publish(daemon, {"orders.*", "x"});

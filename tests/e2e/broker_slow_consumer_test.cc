@@ -63,9 +63,10 @@ struct Reader {
   std::thread thread;
 };
 
-TEST_CASE("a subscriber that stops reading loses messages, not the others, and the daemon's "
-          "memory stays bounded",
-          "[e2e][broker][flow]") {
+TEST_CASE(
+    "a subscriber that stops reading loses messages, not the others, and the daemon's "
+    "memory stays bounded",
+    "[e2e][broker][flow]") {
   MicroDaemon daemon({}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
   auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
