@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
+#include <new>
+#include <stdexcept>
 #include <set>
 
 #include "micro/broker/v1/broker.grpc.pb.h"
@@ -298,6 +300,54 @@ TEST_CASE("a subscription ends with UNAVAILABLE when the broker closes for shutd
   grpc::Status status = sub.reader->Finish();
   CHECK(status.error_code() == Code::UNAVAILABLE);
   CHECK(status.error_message().find("shutting down") != std::string::npos);
+}
+
+// A broker whose every call throws, as a backend with a bug would.
+class ThrowingBroker final : public Broker {
+ public:
+  Status Publish(const std::string&, Message) override {
+    throw std::runtime_error("the broker caught fire");
+  }
+  Result<std::unique_ptr<Subscription>> Subscribe(const std::string&, const std::string&,
+                                                  const std::string&,
+                                                  std::function<void()>) override {
+    throw std::bad_alloc();
+  }
+  void CloseSubscriptions() override {}
+};
+
+TEST_CASE("an exception in the broker ends the call with a status, never escapes",
+          "[broker][rpc]") {
+  CallContexts contexts;
+  ThrowingBroker broker;
+  BrokerService service{broker, contexts};
+  testing::InProcessServer server{contexts, {&service}};
+  auto stub = v1::Broker::NewStub(server.channel());
+
+  v1::PublishResponse published;
+  grpc::Status unary = stub->Publish(Context().get(), Request("t", "x"), &published);
+  CHECK(unary.error_code() == Code::INTERNAL);
+  CHECK(unary.error_message().find("the broker caught fire") != std::string::npos);
+
+  auto context = Context();
+  v1::SubscribeRequest request;
+  request.set_topic("t");
+  auto reader = stub->Subscribe(context.get(), request);
+  v1::Message message;
+  CHECK_FALSE(reader->Read(&message));
+  CHECK(reader->Finish().error_code() == Code::RESOURCE_EXHAUSTED);  // bad_alloc
+  CHECK(contexts.streams().open() == 0);  // the refused stream gave its slot back
+
+  auto stream_context = Context();
+  v1::PublishStreamResponse response;
+  auto writer = stub->PublishStream(stream_context.get(), &response);
+  v1::PublishBatch batch;
+  *batch.add_requests() = Request("t", "x");
+  writer->Write(batch);
+  writer->WritesDone();
+  grpc::Status streamed = writer->Finish();
+  CHECK(streamed.error_code() == Code::INTERNAL);
+  CHECK(streamed.error_message().find("the broker caught fire") != std::string::npos);
 }
 
 }  // namespace
