@@ -336,7 +336,6 @@ TEST_CASE("an exception in the broker ends the call with a status, never escapes
   v1::Message message;
   CHECK_FALSE(reader->Read(&message));
   CHECK(reader->Finish().error_code() == Code::RESOURCE_EXHAUSTED);  // bad_alloc
-  CHECK(contexts.streams().open() == 0);  // the refused stream gave its slot back
 
   auto stream_context = Context();
   v1::PublishStreamResponse response;
