@@ -37,7 +37,7 @@ bool SubscriberBuffer::Take(size_t max_messages, size_t max_bytes, Delivery* out
   out->messages.clear();
   out->dropped = 0;
   std::lock_guard lock(mu_);
-  if (items_.empty()) return false;
+  if (items_.empty() || max_messages == 0) return false;
   size_t taken_bytes = 0;
   while (!items_.empty() && out->messages.size() < max_messages) {
     const size_t bytes = items_.front().second;
