@@ -143,7 +143,7 @@ Status MemoryBroker::Publish(const std::string& ns, Message message) {
   const size_t bytes = MessageBytes(message);
   auto shared = std::make_shared<const Message>(std::move(message));
 
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   auto space = spaces_.find(ns);
   if (space == spaces_.end()) return absl::OkStatus();
   matched.Clear();
@@ -193,7 +193,7 @@ Result<std::unique_ptr<Subscription>> MemoryBroker::Subscribe(const std::string&
                                                               std::function<void()> notify) {
   if (Status s = CheckSubscribe(topic, queue, limits_); !s.ok()) return s;
   auto sub = std::make_unique<Sub>(ns, SplitTopic(topic), queue, limits_, std::move(notify));
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   if (closed_) return absl::UnavailableError("the server is shutting down; retry shortly");
   if (subs_.size() >= limits_.max_subscriptions) {
     return absl::ResourceExhaustedError(
@@ -250,7 +250,7 @@ void Collect(const MemoryBroker::Node& node, const std::vector<std::string>& tok
 }  // namespace
 
 void MemoryBroker::Unsubscribe(Sub* sub) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   if (subs_.erase(sub) == 0) return;
   auto space = spaces_.find(sub->ns);
   if (space == spaces_.end()) return;
@@ -258,7 +258,7 @@ void MemoryBroker::Unsubscribe(Sub* sub) {
 }
 
 void MemoryBroker::CloseSubscriptions() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   closed_ = true;
   for (Sub* sub : subs_) {
     sub->buffer.Close(absl::UnavailableError("the server is shutting down; subscribe again"));

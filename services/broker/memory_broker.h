@@ -1,9 +1,8 @@
 #pragma once
 
-#include <absl/synchronization/mutex.h>
-
 #include <atomic>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -40,10 +39,10 @@ class MemoryBroker final : public Broker {
                       const std::shared_ptr<const Message>& message, size_t bytes);
 
   const Limits limits_;
-  mutable absl::Mutex mu_;
-  std::unordered_map<std::string, std::unique_ptr<Node>> spaces_ ABSL_GUARDED_BY(mu_);
-  std::unordered_set<Sub*> subs_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_mutex mu_;  // guards the three below
+  std::unordered_map<std::string, std::unique_ptr<Node>> spaces_;  // by namespace
+  std::unordered_set<Sub*> subs_;
+  bool closed_ = false;
   std::atomic<uint64_t> next_member_{0};  // round robin over queue group members
 };
 
