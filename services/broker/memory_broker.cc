@@ -11,6 +11,12 @@
 
 namespace micro::broker {
 
+// Where a queue group's round robin stands, shared by its members (all patterns).
+struct MemoryBroker::GroupCursor {
+  size_t members = 0;  // changed under the exclusive lock
+  std::atomic<uint64_t> next{0};
+};
+
 // One subscription as the trie knows it.
 struct MemoryBroker::Sub {
   Sub(std::string ns, std::vector<std::string> tokens, std::string queue, const Limits& limits,
@@ -24,6 +30,7 @@ struct MemoryBroker::Sub {
   const std::vector<std::string> tokens;  // the topic pattern, split at the dots
   const std::string queue;                // empty: a plain subscriber
   SubscriberBuffer buffer;
+  GroupCursor* group = nullptr;  // the queue group's round robin (null: a plain subscriber)
 };
 
 namespace {
@@ -59,6 +66,12 @@ struct Members {
     if (it->second.empty()) queues.erase(it);
   }
 };
+
+std::string GroupKey(const std::string& ns, const std::string& queue) {
+  std::string key = ns;
+  key.append(1, '\0').append(queue);
+  return key;
+}
 
 std::vector<std::string> SplitTopic(const std::string& topic) {
   std::vector<std::string> tokens;
@@ -180,7 +193,8 @@ void MemoryBroker::DeliverToGroup(const Matched& matched, size_t first, size_t l
       index -= subs.size();
     }
   };
-  const size_t start = next_member_.fetch_add(1, std::memory_order_relaxed) % total;
+  std::atomic<uint64_t>& next = member(0)->group->next;
+  const size_t start = next.fetch_add(1, std::memory_order_relaxed) % total;
   for (size_t k = 0; k < total; ++k) {
     if (member((start + k) % total)->buffer.TryPush(message, bytes)) return;
   }
@@ -213,6 +227,12 @@ Result<std::unique_ptr<Subscription>> MemoryBroker::Subscribe(const std::string&
   }
   (rest ? node->rest : node->here).Add(sub.get());
   subs_.insert(sub.get());
+  if (!sub->queue.empty()) {
+    std::unique_ptr<GroupCursor>& group = groups_[GroupKey(ns, sub->queue)];
+    if (!group) group = std::make_unique<GroupCursor>();
+    ++group->members;
+    sub->group = group.get();
+  }
   return std::unique_ptr<Subscription>(new MemorySubscription(*this, std::move(sub)));
 }
 
@@ -252,6 +272,9 @@ void Collect(const MemoryBroker::Node& node, const std::vector<std::string>& tok
 void MemoryBroker::Unsubscribe(Sub* sub) {
   std::unique_lock lock(mu_);
   if (subs_.erase(sub) == 0) return;
+  if (sub->group != nullptr && --sub->group->members == 0) {
+    groups_.erase(GroupKey(sub->ns, sub->queue));
+  }
   auto space = spaces_.find(sub->ns);
   if (space == spaces_.end()) return;
   if (RemoveFrom(*space->second, sub, 0)) spaces_.erase(space);

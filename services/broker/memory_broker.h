@@ -30,6 +30,7 @@ class MemoryBroker final : public Broker {
   struct Sub;
   struct Node;
   struct Matched;
+  struct GroupCursor;
 
  private:
   class MemorySubscription;
@@ -42,8 +43,9 @@ class MemoryBroker final : public Broker {
   std::shared_mutex mu_;  // guards the three below
   std::unordered_map<std::string, std::unique_ptr<Node>> spaces_;  // by namespace
   std::unordered_set<Sub*> subs_;
+  // The round robin of each queue group, by namespace and queue name.
+  std::unordered_map<std::string, std::unique_ptr<GroupCursor>> groups_;
   bool closed_ = false;
-  std::atomic<uint64_t> next_member_{0};  // round robin over queue group members
 };
 
 }  // namespace micro::broker

@@ -66,12 +66,19 @@ struct Subscribed {
     reader->WaitForInitialMetadata();
   }
   ~Subscribed() {
+    if (finished) return;
     context->TryCancel();
     v1::Message ignored;
     while (reader->Read(&ignored)) {
     }
     (void)reader->Finish();
   }
+  // Finish may be called once per call.
+  grpc::Status Finish() {
+    finished = true;
+    return reader->Finish();
+  }
+  bool finished = false;
   std::unique_ptr<grpc::ClientContext> context;
   std::unique_ptr<grpc::ClientReader<v1::Message>> reader;
 };
@@ -297,7 +304,7 @@ TEST_CASE("a subscription ends with UNAVAILABLE when the broker closes for shutd
   h.broker.CloseSubscriptions();
   v1::Message message;
   CHECK_FALSE(sub.reader->Read(&message));
-  grpc::Status status = sub.reader->Finish();
+  grpc::Status status = sub.Finish();
   CHECK(status.error_code() == Code::UNAVAILABLE);
   CHECK(status.error_message().find("shutting down") != std::string::npos);
 }
