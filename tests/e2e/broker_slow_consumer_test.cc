@@ -132,9 +132,10 @@ TEST_CASE(
   INFO("stalled subscriber: " << delivered << " delivered, " << dropped << " dropped");
   CHECK(delivered + static_cast<int64_t>(dropped) == published);
   CHECK(dropped > 0);
-  // Its buffer held at most 8 MiB; the rest of what it got was in gRPC's and the kernel's
-  // buffers on the way.
-  CHECK(delivered * kBodyBytes < kBufferBytes + 24 * kMiB);
+  // Its buffer held at most 8 MiB; the rest of what it got was on the way, in gRPC's windows and
+  // the kernel's socket buffers of both ends (about 26 MiB more measured on loopback), and far
+  // less than the 160 MiB offered.
+  CHECK(delivered * kBodyBytes < kBufferBytes + 48 * kMiB);
   stalled_context->TryCancel();
   (void)stalled->Finish();
 
