@@ -100,7 +100,7 @@ NATS_C_VERSION=$(pkg-config --modversion libnats 2>/dev/null || echo unknown)
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r)"
-  echo "- versions: micro $("$MICRO" version 2>/dev/null | head -n 1) (commit $(git -C "$ROOT" rev-parse --short HEAD)); $NATS_VERSION; libnats $NATS_C_VERSION; gRPC $GRPC_VERSION"
+  echo "- versions: $("$MICRO" version 2>/dev/null | head -n 1) (commit $(git -C "$ROOT" rev-parse --short HEAD)); $NATS_VERSION; libnats $NATS_C_VERSION; gRPC $GRPC_VERSION"
   echo "- command: \`$COMMAND\`"
   echo "- also running on the machine during the run: ${OTHERS:-nothing else of note (no ninja, compiler or ctest)}"
   echo "- each cell: median of $RUNS runs; publisher, subscribers and servers share the machine's cores"
