@@ -39,12 +39,28 @@ inline constexpr size_t kMetadataEntries = 64;
 inline constexpr size_t kMetadataKeyBytes = 128;
 inline constexpr size_t kMetadataValueBytes = 4096;
 
+// Broker topics: tokens separated by single dots, each token printable ASCII without spaces or
+// dots. A subscription may use the NATS wildcards as whole tokens: `*` (any one token) and `>`
+// (one or more tokens; last token only). A publish names a concrete topic: no wildcards.
+inline constexpr size_t kTopicBytes = 256;
+inline constexpr size_t kTopicTokens = 32;
+// Broker queue groups: the service name rule, so a service can name its group after itself.
+inline constexpr size_t kQueueNameBytes = kServiceNameBytes;
+// A broker message's body, as NATS's default max_payload (1 MiB). Its header follows the
+// metadata limits above.
+inline constexpr size_t kMessageBodyBytes = size_t{1} << 20;
+
 inline Status CheckServiceName(std::string_view name, size_t max_bytes = kServiceNameBytes) {
   return CheckName("service name", name, max_bytes, Charset::kName);
 }
 
 inline Status CheckVersion(std::string_view version) {
   return CheckName("version", version, kVersionBytes, Charset::kVersion);
+}
+
+// `wildcards`: whether `*` and `>` tokens are allowed (subscribe) or refused (publish).
+inline Status CheckTopic(std::string_view topic, bool wildcards) {
+  return CheckSubject("topic", topic, kTopicBytes, kTopicTokens, wildcards);
 }
 
 }  // namespace micro::limits

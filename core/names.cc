@@ -53,6 +53,62 @@ Status CheckName(std::string_view what, std::string_view value, size_t max_bytes
   return absl::OkStatus();
 }
 
+Status CheckSubject(std::string_view what, std::string_view value, size_t max_bytes,
+                    size_t max_tokens, bool wildcards) {
+  if (value.empty()) return absl::InvalidArgumentError(fmt::format("{} is empty", what));
+  if (value.size() > max_bytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("{} is {} bytes; the limit is {}", what, value.size(), max_bytes));
+  }
+  size_t tokens = 0;
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t end = value.find('.', start);
+    if (end == std::string_view::npos) end = value.size();
+    const std::string_view token = value.substr(start, end - start);
+    const bool last = end == value.size();
+    start = end + 1;
+    if (++tokens > max_tokens) {
+      return absl::InvalidArgumentError(
+          fmt::format("{} '{:.64}' has more than {} tokens, the limit", what, value, max_tokens));
+    }
+    if (token.empty()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{} '{}' has an empty token; use tokens separated by single dots, as in orders.created",
+          what, value));
+    }
+    if (token == "*" || token == ">") {
+      if (!wildcards) {
+        return absl::InvalidArgumentError(
+            fmt::format("{} '{}' has the wildcard '{}'; publish to a concrete topic (wildcards "
+                        "are for subscribing)",
+                        what, value, token));
+      }
+      if (token == ">" && !last) {
+        return absl::InvalidArgumentError(
+            fmt::format("{} '{}' has the wildcard '>' before its last token; '>' may only be "
+                        "the last token",
+                        what, value));
+      }
+      continue;
+    }
+    for (char c : token) {
+      if (c == '*' || c == '>') {
+        return absl::InvalidArgumentError(fmt::format(
+            "{} '{}' has '{}' inside a token; the wildcards '*' and '>' must be whole tokens", what,
+            value, c));
+      }
+      if (!Allowed(c, Charset::kPrintable)) {
+        return absl::InvalidArgumentError(
+            fmt::format("{} '{}' has the character {:?}; allowed: printable ASCII without spaces, "
+                        "in tokens separated by '.'",
+                        what, value, c));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 Status CheckNamespace(std::string_view ns) {
   const auto bad = [&] {
     return absl::InvalidArgumentError(fmt::format(

@@ -112,6 +112,16 @@ const std::vector<Key>& Keys() {
          c.registry.backend = v;
          return absl::OkStatus();
        }},
+      {"broker.backend", "MICRO_BROKER_BACKEND", "broker-backend", "NAME",
+       "broker backend: memory",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v != "memory") {
+           return absl::InvalidArgumentError(
+               fmt::format("'{}' is not a broker backend; valid: memory", v));
+         }
+         c.broker.backend = v;
+         return absl::OkStatus();
+       }},
       {"store.backend", "MICRO_STORE_BACKEND", "store-backend", "NAME",
        "store backend: rocksdb (durable, in the data dir) or memory",
        [](DaemonConfig& c, const std::string& v) {

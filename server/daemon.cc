@@ -19,6 +19,7 @@
 #include "runtime/container/container_driver.h"
 #include "runtime/fd_budget.h"
 #include "server/grpc_logging.h"
+#include "services/broker/make_broker.h"
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
 #include "services/registry/make_registry.h"
@@ -113,7 +114,7 @@ Status Daemon::OpenStorage() {
   return absl::OkStatus();
 }
 
-// The registry, store and config backends the configuration names, and their gRPC services.
+// The registry, store, config and broker backends the configuration names, and their gRPC services.
 Status Daemon::MakeServices() {
   auto registry = registry::MakeRegistry(config_.registry, clock_, &contexts_.stream_bytes());
   if (!registry.ok()) return registry.status();
@@ -128,6 +129,10 @@ Status Daemon::MakeServices() {
   if (!settings.ok()) return settings.status();
   settings_ = std::move(*settings);
   config_service_ = std::make_unique<config::ConfigService>(*settings_, contexts_);
+  auto broker = broker::MakeBroker(config_.broker, &contexts_.stream_bytes());
+  if (!broker.ok()) return broker.status();
+  broker_ = std::move(*broker);
+  broker_service_ = std::make_unique<broker::BrokerService>(*broker_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
   info_service_->set_alarms([store = store_.get()] {
     std::vector<std::string> alarms;
@@ -180,9 +185,10 @@ Status Daemon::Serve() {
   builder.RegisterService(config_service_.get());
   builder.RegisterService(info_service_.get());
   builder.RegisterService(runtime_service_.get());
+  builder.RegisterService(broker_service_.get());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
-                                       "micro.config.v1.Config", "micro.server.v1.Server",
-                                       "micro.runtime.v1.Runtime"};
+                                       "micro.config.v1.Config",     "micro.server.v1.Server",
+                                       "micro.runtime.v1.Runtime",   "micro.broker.v1.Broker"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -285,6 +291,7 @@ void Daemon::Shutdown() {
   contexts_.StartDraining();
   registry_->CloseWatchers();
   settings_->CloseWatchers();
+  broker_->CloseSubscriptions();
   bool forced = false;
   io_.restart();
   signals_.async_wait([&forced](const boost::system::error_code& ec, int) {

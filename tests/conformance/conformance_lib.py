@@ -182,8 +182,11 @@ class Api:
         response = self.message_class(method.output_type)
         path = "/%s/%s" % (service_name, method_name)
         if method.client_streaming:
-            raise NotImplementedError(path)
-        make = self.channel.unary_stream if method.server_streaming else self.channel.unary_unary
+            make = self.channel.stream_stream if method.server_streaming \
+                else self.channel.stream_unary
+        else:
+            make = self.channel.unary_stream if method.server_streaming \
+                else self.channel.unary_unary
         call = make(path, request_serializer=request.SerializeToString,
                     response_deserializer=response.FromString)
         return call, request

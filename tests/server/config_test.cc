@@ -175,8 +175,22 @@ TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[co
   CHECK(config->registry.backend == defaults->registry.backend);
   CHECK(config->store.backend == defaults->store.backend);
   CHECK(config->config.backend == defaults->config.backend);
+  CHECK(config->broker.backend == defaults->broker.backend);
   CHECK(config->config.secret_key.empty());
   CHECK(config->max_streams == defaults->max_streams);
+}
+
+TEST_CASE("broker.backend is read from every layer and names the valid choices", "[config]") {
+  CHECK(LoadDaemonConfig(ParsedArgs(), {})->broker.backend == "memory");
+  auto env = LoadDaemonConfig(ParsedArgs(), {{"MICRO_BROKER_BACKEND", "memory"}});
+  REQUIRE(env.ok());
+  CHECK(env->broker.backend == "memory");
+  auto flags = ParseArgs({"--broker-backend", "nats"}, DaemonFlags());
+  REQUIRE(flags.ok());
+  auto bad = LoadDaemonConfig(*flags, {});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()).find("broker.backend") != std::string::npos);
+  CHECK(std::string(bad.status().message()).find("valid: memory") != std::string::npos);
 }
 
 TEST_CASE("max_stream_bytes is read from every layer and checked", "[config]") {

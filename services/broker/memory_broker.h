@@ -1,0 +1,51 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "services/broker/broker.h"
+
+namespace micro::broker {
+
+// The broker in this process's memory. Each namespace has a subject trie (one level per topic
+// token, with `*` and `>` subscriptions at their own places), so a publish walks only the
+// branches its topic matches: its cost grows with the subscriptions that match, not with the
+// unrelated ones. Publishes share the trie's lock; Subscribe and unsubscribe take it alone.
+class MemoryBroker final : public Broker {
+ public:
+  explicit MemoryBroker(const Limits& limits = {});
+  ~MemoryBroker() override;
+
+  [[nodiscard]] Status Publish(const std::string& ns, Message message) override;
+  [[nodiscard]] Result<std::unique_ptr<Subscription>> Subscribe(
+      const std::string& ns, const std::string& topic, const std::string& queue,
+      std::function<void()> notify) override;
+  void CloseSubscriptions() override;
+
+  // The trie's parts, defined in memory_broker.cc.
+  struct Sub;
+  struct Node;
+  struct Matched;
+  struct GroupCursor;
+
+ private:
+  class MemorySubscription;
+
+  void Unsubscribe(Sub* sub);
+  void DeliverToGroup(const Matched& matched, size_t first, size_t last,
+                      const std::shared_ptr<const Message>& message, size_t bytes);
+
+  const Limits limits_;
+  std::shared_mutex mu_;  // guards the three below
+  std::unordered_map<std::string, std::unique_ptr<Node>> spaces_;  // by namespace
+  std::unordered_set<Sub*> subs_;
+  // The round robin of each queue group, by namespace and queue name.
+  std::unordered_map<std::string, std::unique_ptr<GroupCursor>> groups_;
+  bool closed_ = false;
+};
+
+}  // namespace micro::broker
