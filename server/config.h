@@ -13,6 +13,7 @@
 #include "core/stream_bytes.h"
 #include "rpc/stream_slots.h"
 #include "services/config/make_config.h"
+#include "services/events/make_events.h"
 #include "services/registry/make_registry.h"
 #include "services/store/make_store.h"
 
@@ -34,6 +35,7 @@ struct DaemonConfig {
   registry::RegistryConfig registry;
   store::StoreConfig store;
   config::ConfigConfig config;
+  events::EventsConfig events;
   // The Docker Engine socket of the container driver: DOCKER_HOST (unix://PATH) or the default.
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_timeout_seconds = 30;  // each Docker Engine call

@@ -21,6 +21,7 @@
 #include "server/grpc_logging.h"
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
+#include "services/events/rocksdb_events.h"
 #include "services/registry/make_registry.h"
 #include "services/runtime/rocksdb_desired_state.h"
 #include "services/store/make_store.h"
@@ -105,7 +106,8 @@ Status Daemon::OpenStorage() {
   storage::RocksDb::Options db_options{
       db_path,
       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
-       config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily}};
+       config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily,
+       events::RocksDbEvents::kFamily}};
   db_options.created_marker = data_dir_->path() + "/db.created";
   auto rocks_db = storage::RocksDb::Open(db_options);
   if (!rocks_db.ok()) return rocks_db.status();
@@ -128,6 +130,10 @@ Status Daemon::MakeServices() {
   if (!settings.ok()) return settings.status();
   settings_ = std::move(*settings);
   config_service_ = std::make_unique<config::ConfigService>(*settings_, contexts_);
+  auto events = events::MakeEvents(config_.events, *rocks_db_, clock_, &contexts_.stream_bytes());
+  if (!events.ok()) return events.status();
+  events_ = std::move(*events);
+  events_service_ = std::make_unique<events::EventsService>(*events_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
   info_service_->set_alarms([store = store_.get()] {
     std::vector<std::string> alarms;
@@ -180,9 +186,10 @@ Status Daemon::Serve() {
   builder.RegisterService(config_service_.get());
   builder.RegisterService(info_service_.get());
   builder.RegisterService(runtime_service_.get());
+  builder.RegisterService(events_service_.get());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
-                                       "micro.config.v1.Config", "micro.server.v1.Server",
-                                       "micro.runtime.v1.Runtime"};
+                                       "micro.config.v1.Config",     "micro.server.v1.Server",
+                                       "micro.runtime.v1.Runtime",   "micro.events.v1.Events"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -285,6 +292,7 @@ void Daemon::Shutdown() {
   contexts_.StartDraining();
   registry_->CloseWatchers();
   settings_->CloseWatchers();
+  events_->CloseConsumers();
   bool forced = false;
   io_.restart();
   signals_.async_wait([&forced](const boost::system::error_code& ec, int) {
