@@ -12,6 +12,7 @@ using Env = std::map<std::string, std::string>;
 int ServicesCommand(const std::vector<std::string>& args, const Env& env);
 int StoreCommand(const std::vector<std::string>& args, const Env& env);
 int ConfigCommand(const std::vector<std::string>& args, const Env& env);
+int EventsCommand(const std::vector<std::string>& args, const Env& env);
 int HealthCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);
 // The runtime: deployed services (cli/runtime.cc).

@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"services", "list registered services, or show one", &micro::cli::ServicesCommand},
     {"store", "read and write records in the store", &micro::cli::StoreCommand},
     {"config", "get, set and delete settings (JSON by dotted path)", &micro::cli::ConfigCommand},
+    {"events", "publish, consume and replay durable events", &micro::cli::EventsCommand},
     {"health", "show whether the daemon is serving, and its version", &micro::cli::HealthCommand},
     {"version", "print the version of this binary", &micro::cli::VersionCommand},
 };

@@ -19,6 +19,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/signals.h"
 #include "cli/table.h"
 #include "micro/runtime/v1/runtime.grpc.pb.h"
 #include "runtime/manifest.h"
@@ -396,49 +397,6 @@ int StatusBody(const ParsedArgs& args, const ClientOptions& options) {
 }
 
 // ---- micro logs ----
-
-// Blocks SIGINT and SIGTERM in this thread and in every thread it starts later (gRPC's too):
-// from then on only CancelOnSignal receives them. Call it before the first gRPC object exists.
-void BlockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-}
-
-// Cancels `context` on SIGINT or SIGTERM (blocked with BlockStopSignals). TryCancel is not
-// async-signal-safe, so instead of a signal handler a thread waits for the signals.
-class CancelOnSignal {
- public:
-  explicit CancelOnSignal(grpc::ClientContext& context)
-      : waiter_([this, &context] {
-          sigset_t signals;
-          sigemptyset(&signals);
-          sigaddset(&signals, SIGINT);
-          sigaddset(&signals, SIGTERM);
-          int signal = 0;
-          sigwait(&signals, &signal);
-          if (!done_) {
-            cancelled_ = true;
-            context.TryCancel();
-          }
-        }) {}
-  ~CancelOnSignal() {
-    done_ = true;
-    pthread_kill(waiter_.native_handle(), SIGTERM);  // wakes the waiter if no signal came
-    waiter_.join();
-  }
-  CancelOnSignal(const CancelOnSignal&) = delete;
-  CancelOnSignal& operator=(const CancelOnSignal&) = delete;
-
-  bool cancelled() const { return cancelled_; }
-
- private:
-  std::atomic<bool> done_{false};
-  std::atomic<bool> cancelled_{false};
-  std::thread waiter_;  // last: it starts in the constructor and uses the flags
-};
 
 // Local time, ISO-8601 with milliseconds and the UTC offset: 2024-05-01T14:03:07.123+02:00.
 std::string LocalTime(int64_t unix_ms) {
