@@ -452,6 +452,12 @@ void Dispatcher::DeadLetter(const Delivery& delivery, Event event) {
                   group->dead.erase(sequence);
                   if (result.ok()) {
                     Done(*group, sequence);
+                    // A group whose last consumer left meanwhile is no longer stored by the
+                    // loop: store its position here.
+                    if (group->consumers.empty() && group->durable && group->floor > group->stored) {
+                      group->stored = group->floor;
+                      log_.StorePosition(group->ns, group->topic, group->name, group->floor);
+                    }
                   } else {
                     spdlog::warn("events: cannot move event {} of '{}' to its dead-letter topic: {}",
                                  sequence, group->topic, std::string(result.status().message()));
