@@ -196,6 +196,9 @@ int Consume(const ParsedArgs& args, const ClientOptions& options) {
   if (!sub.ok()) return UsageError("consume", std::string(sub.status().message()));
   auto count = NumberFlag(args, "count", 0, std::numeric_limits<uint32_t>::max());
   if (!count.ok()) return UsageError("consume", std::string(count.status().message()));
+  if (*count != 0 && !args.Has("max-in-flight")) {
+    sub->set_max_in_flight(static_cast<uint32_t>(std::min<uint64_t>(*count, 4096)));
+  }
   const bool nack = args.Has("nack");
   BlockStopSignals();
   grpc::ClientContext context;
@@ -226,11 +229,13 @@ int Consume(const ParsedArgs& args, const ClientOptions& options) {
       stream->Write(ack);
     }
   }
-  // Acknowledgements are one-way: closing our side and cancelling is the end of this consumer.
+  // Closing our side ends the consumer; the daemon ends the stream once it has processed every
+  // ack before that. With --count, max_in_flight is the count: nothing else was sent to us.
   stream->WritesDone();
-  context.TryCancel();
+  while (stream->Read(&event)) {
+  }
   grpc::Status status = stream->Finish();
-  if (cancel.cancelled() || (*count != 0 && received >= *count)) return 0;
+  if (cancel.cancelled()) return 0;
   if (!status.ok()) return ReportError(status, options);
   return 0;
 }

@@ -56,12 +56,13 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed (no more acks) or went away
+    if (!ok) {
+      // The client closed its side: the consumer is done (every ack it sent is processed, so
+      // a client that waits for the end knows its acks arrived), or it went away.
       std::lock_guard lock(mu_);
-      if (!consumer_) {
-        FinishLocked(ToGrpc(absl::InvalidArgumentError(
-            "the stream ended before its first message, the subscription")));
-      }
+      FinishLocked(consumer_ ? grpc::Status::OK
+                             : ToGrpc(absl::InvalidArgumentError(
+                                   "the stream ended before its first message, the subscription")));
       return;
     }
     const Status handled = Guarded([&] { return Handle(); });
