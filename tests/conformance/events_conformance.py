@@ -103,7 +103,7 @@ def run_checks(binary, tmp, daemon_holder):
     code, details = rpc_status(publish, PublishRequest(topic="bad topic"), timeout=RPC_TIMEOUT)
     check(code == grpc.StatusCode.INVALID_ARGUMENT and "topic" in details,
           "a bad topic is INVALID_ARGUMENT naming it (%s)" % details)
-    code, details = rpc_status(publish, PublishRequest(topic=TOPIC, payload=b"x" * (1 << 20 + 1)),
+    code, details = rpc_status(publish, PublishRequest(topic=TOPIC, payload=b"x" * ((1 << 20) + 1)),
                                timeout=RPC_TIMEOUT)
     check(code == grpc.StatusCode.INVALID_ARGUMENT and "payload" in details,
           "a payload over 1 MiB is INVALID_ARGUMENT (%s)" % details)
