@@ -1,6 +1,7 @@
 // `micro events`: durable event streams (micro.events.v1.Events).
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <iostream>

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <random>
 #include <unordered_set>
 
