@@ -142,11 +142,11 @@ const std::vector<Key>& Keys() {
          return absl::OkStatus();
        }},
       {"events.backend", "MICRO_EVENTS_BACKEND", "events-backend", "NAME",
-       "events backend: rocksdb (durable, in the data dir)",
+       "events backend: rocksdb (durable, in the data dir) or memory",
        [](DaemonConfig& c, const std::string& v) {
-         if (v != "rocksdb") {
+         if (v != "rocksdb" && v != "memory") {
            return absl::InvalidArgumentError(
-               fmt::format("'{}' is not an events backend; valid: rocksdb", v));
+               fmt::format("'{}' is not an events backend; valid: rocksdb, memory", v));
          }
          c.events.backend = v;
          return absl::OkStatus();

@@ -18,7 +18,8 @@ struct EventsConfig {
 };
 
 // Builds the backend named in `config`: "rocksdb" (in `db`, the daemon's RocksDB, family
-// RocksDbEvents::kFamily). INVALID_ARGUMENT, naming the valid choices, for anything else.
+// RocksDbEvents::kFamily) or "memory" (the same engine on a RocksDB in memory: nothing is kept
+// after the daemon stops). INVALID_ARGUMENT, naming the valid choices, for anything else.
 // `db`, `clock` and `stream_bytes` must outlive the result.
 [[nodiscard]] Result<std::unique_ptr<Events>> MakeEvents(const EventsConfig& config,
                                                          storage::RocksDb& db, const Clock& clock,

@@ -1,4 +1,5 @@
-// The contract of the Events interface, on the RocksDB backend (a real database on disk).
+// The contract of the Events interface, on both backends: RocksDB on disk, and memory (the same
+// engine on RocksDB's in-memory file system).
 #include <set>
 #include <thread>
 
@@ -9,7 +10,7 @@ namespace {
 
 TEST_CASE("sequences are per topic, start at 1 and come back from Read in order",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   for (int i = 1; i <= 3; ++i) {
     auto p = h.Publish("a", "a" + std::to_string(i), "", {{"k", "v"}});
     REQUIRE(p.ok());
@@ -39,7 +40,7 @@ TEST_CASE("sequences are per topic, start at 1 and come back from Read in order"
 }
 
 TEST_CASE("published events and sequence numbers survive a restart", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   REQUIRE(h.Publish("t", "one").ok());
   REQUIRE(h.Publish("t", "two").ok());
   h.Reopen();
@@ -51,7 +52,7 @@ TEST_CASE("published events and sequence numbers survive a restart", "[events][c
 
 TEST_CASE("an id published again within the window is stored once, also after a restart",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   auto first = h.Publish("t", "x", "order-1");
   REQUIRE(first.ok());
   CHECK(first->id == "order-1");
@@ -77,7 +78,7 @@ TEST_CASE("an id published again within the window is stored once, also after a 
 
 TEST_CASE("bad input is INVALID_ARGUMENT naming the field and stores nothing",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   CHECK(h.Publish("", "x").status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.Publish("a b", "x").status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.Publish(".a", "x").status().code() == absl::StatusCode::kInvalidArgument);
@@ -127,7 +128,7 @@ TEST_CASE("the disk reserve refuses publishes with RESOURCE_EXHAUSTED", "[events
 
 TEST_CASE("every group gets every event; the consumers of one group share them",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   TestConsumer a1(*h.events, Sub("t", "a", 1));
   TestConsumer a2(*h.events, Sub("t", "a", 1));
   TestConsumer b(*h.events, Sub("t", "b", 1));
@@ -159,7 +160,7 @@ TEST_CASE("every group gets every event; the consumers of one group share them",
 }
 
 TEST_CASE("an event not acknowledged within ack_wait is delivered again", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   Subscription sub = Sub("t", "g", 1);
   sub.ack_wait_ms = 5000;
   TestConsumer c(*h.events, sub);
@@ -177,7 +178,7 @@ TEST_CASE("an event not acknowledged within ack_wait is delivered again", "[even
 
 TEST_CASE("a negative ack redelivers; past retry_limit the event goes to the dead-letter topic",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   Subscription sub = Sub("orders", "g", 1);
   sub.retry_limit = 1;
   TestConsumer c(*h.events, sub);
@@ -219,7 +220,7 @@ TEST_CASE("a negative ack redelivers; past retry_limit the event goes to the dea
 }
 
 TEST_CASE("a group resumes from its stored position after a restart", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   for (int i = 1; i <= 5; ++i) REQUIRE(h.Publish("t", std::to_string(i)).ok());
   {
     TestConsumer c(*h.events, Sub("t", "g", 1));
@@ -244,7 +245,7 @@ TEST_CASE("a group resumes from its stored position after a restart", "[events][
 }
 
 TEST_CASE("a new group starts by time, or with the next event", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   for (int i = 1; i <= 3; ++i) REQUIRE(h.Publish("t", "old").ok());
   h.clock.Advance(10s);
   const int64_t since = h.clock.UnixMillis();
@@ -266,7 +267,7 @@ TEST_CASE("a new group starts by time, or with the next event", "[events][contra
 }
 
 TEST_CASE("max_in_flight bounds the unacknowledged events of a consumer", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   Subscription sub = Sub("t", "g", 1);
   sub.max_in_flight = 2;
   TestConsumer c(*h.events, sub);
@@ -283,7 +284,7 @@ TEST_CASE("max_in_flight bounds the unacknowledged events of a consumer", "[even
 }
 
 TEST_CASE("auto_ack moves the group's position without acks", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   for (int i = 0; i < 3; ++i) REQUIRE(h.Publish("t", "x").ok());
   {
     Subscription sub = Sub("t", "g", 1);
@@ -300,7 +301,7 @@ TEST_CASE("auto_ack moves the group's position without acks", "[events][contract
 
 TEST_CASE("a member that leaves: its unacknowledged events go to another after ack_wait",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   Subscription sub = Sub("t", "g", 1);
   sub.ack_wait_ms = 2000;
   auto leaving = std::make_unique<TestConsumer>(*h.events, sub);
@@ -359,7 +360,7 @@ TEST_CASE("retention trims the oldest events by count, bytes and age", "[events]
 }
 
 TEST_CASE("Read is bounded by its limit and by 3 MiB", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   for (int i = 0; i < 5; ++i) REQUIRE(h.Publish("t", std::string(1 << 20, 'x')).ok());
   auto page = h.events->Read("ns", "t", 0, 0);
   REQUIRE(page.ok());
@@ -372,7 +373,7 @@ TEST_CASE("Read is bounded by its limit and by 3 MiB", "[events][contract]") {
 }
 
 TEST_CASE("CloseConsumers ends every consumer with UNAVAILABLE", "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   TestConsumer c(*h.events, Sub("t", "g"));
   h.events->CloseConsumers();
   CHECK(c.consumer->status().code() == absl::StatusCode::kUnavailable);
@@ -381,7 +382,7 @@ TEST_CASE("CloseConsumers ends every consumer with UNAVAILABLE", "[events][contr
 
 TEST_CASE("queued events count against the daemon's stream bytes and are refunded",
           "[events][contract]") {
-  Harness h;
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   {
     TestConsumer c(*h.events, Sub("t", "g", 1));
     REQUIRE(h.Publish("t", std::string(1000, 'x')).ok());

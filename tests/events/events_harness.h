@@ -1,5 +1,7 @@
 #pragma once
 
+#include <rocksdb/env.h>
+
 #include <catch2/catch.hpp>
 #include <future>
 #include <memory>
@@ -15,17 +17,22 @@ namespace micro::events::testing {
 
 using namespace std::chrono_literals;
 
-// A RocksDbEvents on a real RocksDB in a temporary directory, reopenable as after a restart.
-// Retention runs only when a test calls TrimNow.
+// A RocksDbEvents on a real RocksDB in a temporary directory, reopenable as after a restart;
+// with `memory`, the memory backend: the same engine on RocksDB's in-memory file system (kept
+// across Reopen, as it is while a daemon runs). Retention runs only when a test calls TrimNow.
 struct Harness {
   explicit Harness(Retention retention = {0, 0, 0}, Limits limits = {},
-                   uint64_t disk_reserve_bytes = 0)
+                   uint64_t disk_reserve_bytes = 0, bool memory = false)
       : retention(retention), limits(limits), disk_reserve_bytes(disk_reserve_bytes) {
+    if (memory) env.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
     Open();
   }
 
   void Open() {
-    auto opened = storage::RocksDb::Open({dir.path() + "/db", {RocksDbEvents::kFamily}});
+    storage::RocksDb::Options db_options{env ? "/memory/db" : dir.path() + "/db",
+                                         {RocksDbEvents::kFamily}};
+    db_options.env = env.get();
+    auto opened = storage::RocksDb::Open(db_options);
     REQUIRE(opened.ok());
     db = std::move(*opened);
     RocksDbEvents::Options options;
@@ -71,6 +78,7 @@ struct Harness {
   Limits limits;
   uint64_t disk_reserve_bytes;
   StreamBytes stream_bytes;
+  std::unique_ptr<rocksdb::Env> env;  // the memory backend's file system
   std::unique_ptr<storage::RocksDb> db;
   std::unique_ptr<RocksDbEvents> events;
 };
