@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <future>
 #include <random>
 #include <unordered_set>
 
@@ -83,7 +84,8 @@ Event ToEvent(const std::string& topic, uint64_t sequence, StoredEvent&& stored)
 }  // namespace
 
 struct RocksDbEvents::Op {
-  enum class Kind { kPublish, kTrim, kDedupExpiry, kPosition } kind = Kind::kPublish;
+  // kFlush writes nothing: its answer says every op before it is committed and answered.
+  enum class Kind { kPublish, kTrim, kDedupExpiry, kPosition, kFlush } kind = Kind::kPublish;
   std::string topic_key;
   // kPublish
   std::string payload;
@@ -145,6 +147,10 @@ RocksDbEvents::~RocksDbEvents() {
   trim_cv_.notify_one();
   trimmer_.join();
   dispatcher_->Stop();  // stores the groups' positions through the committer
+  // An acknowledgement may store a position in turn (a dead letter done): the second flush
+  // commits what the first one's acknowledgements queued.
+  Flush();
+  Flush();
   {
     std::lock_guard lock(queue_mu_);
     stopping_ = true;
@@ -181,6 +187,15 @@ void RocksDbEvents::StorePosition(const std::string& ns, const std::string& topi
   op.key = GroupKey(op.topic_key, group);
   op.position = position;
   Submit(std::move(op));
+}
+
+void RocksDbEvents::Flush() {
+  std::promise<void> done;
+  Op op;
+  op.kind = Op::Kind::kFlush;
+  op.done = [&done](Result<Published>) { done.set_value(); };
+  Submit(std::move(op));
+  done.get_future().wait();
 }
 
 void RocksDbEvents::Submit(Op op) {
@@ -231,6 +246,8 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
         break;
       case Op::Kind::kPosition:
         ApplyPosition(batch, ops[i]);
+        break;
+      case Op::Kind::kFlush:
         break;
     }
   }

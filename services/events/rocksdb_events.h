@@ -87,6 +87,7 @@ class RocksDbEvents final : public Events, private EventLog {
               Metadata metadata, std::function<void(Result<Published>)> done) override;
 
   void Submit(Op op);
+  void Flush();  // waits until everything queued before is committed and answered
   void CommitLoop();
   void Commit(std::deque<Op>& ops);
   Result<Published> ApplyPublish(Batch& batch, Op& op);
