@@ -218,10 +218,7 @@ void Dispatcher::Loop() {
     for (auto& [key, group] : groups_) {
       if (!group->attached) continue;
       if (deliveries.size() < kDeliveriesPerPass) Plan(*group, group, &deliveries);
-      if (group->durable && group->floor > group->stored) {
-        group->stored = group->floor;
-        log_.StorePosition(group->ns, group->topic, group->name, group->floor);
-      }
+      StorePosition(*group);
       if (!group->deadlines.empty()) wake = std::min(wake, group->deadlines.begin()->first);
     }
     if (!deliveries.empty()) {
@@ -239,12 +236,7 @@ void Dispatcher::Loop() {
     cv_.wait_for(lock, std::min<Clock::TimePoint::duration>(timeout, kIdleWake),
                  [&] { return work_ || stopping_; });
   }
-  for (auto& [key, group] : groups_) {
-    if (group->durable && group->attached && group->floor > group->stored) {
-      group->stored = group->floor;
-      log_.StorePosition(group->ns, group->topic, group->name, group->floor);
-    }
-  }
+  for (auto& [key, group] : groups_) StorePosition(*group);
 }
 
 // Loads or creates the group's position. Runs with the lock released around the reads.
@@ -303,6 +295,10 @@ void Dispatcher::Attach(const std::shared_ptr<Group>& group, std::unique_lock<st
   }
   if (auto it = topic_last_.find(TopicKey(ns, topic)); it != topic_last_.end()) {
     bounds.last = std::max(bounds.last, it->second);
+  }
+  if (auto it = positions_.find(group->key); durable && it != positions_.end()) {
+    position = std::max(position.value_or(0), it->second);
+    from_now = false;
   }
   group->first = bounds.first;
   group->last = std::max(group->last, bounds.last);
@@ -454,10 +450,7 @@ void Dispatcher::DeadLetter(const Delivery& delivery, Event event) {
                     Done(*group, sequence);
                     // A group whose last consumer left meanwhile is no longer stored by the
                     // loop: store its position here.
-                    if (group->consumers.empty() && group->durable && group->floor > group->stored) {
-                      group->stored = group->floor;
-                      log_.StorePosition(group->ns, group->topic, group->name, group->floor);
-                    }
+                    if (group->consumers.empty()) StorePosition(*group);
                   } else {
                     spdlog::warn("events: cannot move event {} of '{}' to its dead-letter topic: {}",
                                  sequence, group->topic, std::string(result.status().message()));
@@ -467,6 +460,16 @@ void Dispatcher::DeadLetter(const Delivery& delivery, Event event) {
                 }
                 cv_.notify_one();
               });
+}
+
+// Hands the group's position to the log if it moved, and remembers it: a consumer that joins
+// the group again before the log has committed it resumes from here, not from the disk.
+void Dispatcher::StorePosition(Group& group) {
+  if (!group.durable || !group.attached || group.floor <= group.stored) return;
+  group.stored = group.floor;
+  uint64_t& known = positions_[group.key];
+  known = std::max(known, group.floor);
+  log_.StorePosition(group.ns, group.topic, group.name, group.floor);
 }
 
 void Dispatcher::Done(Group& group, uint64_t sequence) {
@@ -512,10 +515,7 @@ void Dispatcher::Leave(const std::shared_ptr<Core>& core) {
     // The events it held stay pending until their ack_wait passes, then go to the others.
     if (consumers.empty()) {
       // The group leaves memory; its stored position is where the next consumer resumes.
-      if (group->durable && group->attached && group->floor > group->stored) {
-        group->stored = group->floor;
-        log_.StorePosition(group->ns, group->topic, group->name, group->floor);
-      }
+      StorePosition(*group);
       auto it = groups_.find(group->key);
       if (it != groups_.end() && it->second == group) groups_.erase(it);
     }

@@ -70,6 +70,7 @@ class Dispatcher {
   void DeadLetter(const Delivery& delivery, Event event);
   void Done(Group& group, uint64_t sequence);
   void Advance(Group& group);
+  void StorePosition(Group& group);
   void Release(Group& group, uint64_t sequence);
   void Leave(const std::shared_ptr<Core>& core);
   std::optional<Event> Next(Core& core);
@@ -91,6 +92,7 @@ class Dispatcher {
   uint64_t next_serial_ = 1;
   std::map<std::string, std::shared_ptr<Group>> groups_;  // by ns \0 topic \0 group
   std::unordered_map<std::string, uint64_t> topic_last_;  // by ns \0 topic, from Appended
+  std::unordered_map<std::string, uint64_t> positions_;   // by group key: the last stored
   std::thread thread_;  // last: starts once the members above exist
 };
 
