@@ -393,3 +393,26 @@ TEST_CASE("queued events count against the daemon's stream bytes and are refunde
 
 }  // namespace
 }  // namespace micro::events::testing
+
+namespace micro::events::testing {
+namespace {
+
+TEST_CASE("a spent stream budget holds delivery back until the consumer reads",
+          "[events][contract]") {
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
+  h.stream_bytes.set_max(1);  // every queue takes its first event, nothing more
+  for (int i = 0; i < 3; ++i) REQUIRE(h.Publish("t", std::string(1000, 'x')).ok());
+  TestConsumer c(*h.events, Sub("t", "g", 1));
+  REQUIRE(micro::testing::WaitFor([&] { return h.stream_bytes.used() >= 1000; }, 10s));
+  std::this_thread::sleep_for(200ms);
+  CHECK(h.stream_bytes.used() < 2000);  // one event queued, the others held back
+  for (uint64_t sequence = 1; sequence <= 3; ++sequence) {
+    auto e = c.Next();
+    REQUIRE(e);
+    CHECK(e->sequence == sequence);
+    c.consumer->Ack(e->id, true);
+  }
+}
+
+}  // namespace
+}  // namespace micro::events::testing
