@@ -111,6 +111,7 @@ def run_checks(binary, tmp, daemon_holder):
     bad.ended.wait(RPC_TIMEOUT)
     check(bad.code == grpc.StatusCode.INVALID_ARGUMENT,
           "a subscription with two starts is INVALID_ARGUMENT (%s)" % bad.details)
+    bad.requests.put(None)
 
     # --- groups, acks, redelivery, dead letter ---------------------------------------------
     a = Consumer(channel, api, Subscription(topic=TOPIC, group="a", start_sequence=1))
@@ -127,6 +128,7 @@ def run_checks(binary, tmp, daemon_holder):
     check(wait_until(lambda: a2.snapshot(), RPC_TIMEOUT) and
           a2.snapshot()[0].sequence == third.sequence,
           "a group resumes after its acknowledged events")
+    a2.close()
     # b never acknowledged: with a short ack_wait its events come again.
     b.close()
     b2 = Consumer(channel, api, Subscription(topic=TOPIC, group="b", ack_wait_ms=200,
