@@ -128,7 +128,8 @@ RocksDbEvents::RocksDbEvents(storage::RocksDb& db, const Clock& clock, Limits li
       clock_(clock),
       limits_(limits),
       options_(std::move(options)) {
-  dispatcher_ = std::make_unique<Dispatcher>(*this, clock_, limits_, stream_bytes);
+  EventLog& log = *this;  // the private base, converted here where it is accessible
+  dispatcher_ = std::make_unique<Dispatcher>(log, clock_, limits_, stream_bytes);
   committer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "events-commit");
     CommitLoop();
