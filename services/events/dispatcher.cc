@@ -14,6 +14,7 @@ constexpr auto kIdleWake = std::chrono::seconds(1);
 // Events handed out per pass of the dispatcher, so one busy group cannot starve the others'
 // acknowledgements of the lock for long.
 constexpr size_t kDeliveriesPerPass = 1024;
+constexpr size_t kRememberedPositions = 100000;
 
 std::string TopicKey(const std::string& ns, const std::string& topic) {
   std::string key = ns;
@@ -150,11 +151,14 @@ void Dispatcher::Appended(const std::string& ns, const std::string& topic, uint6
   {
     std::lock_guard lock(mu_);
     const std::string key = TopicKey(ns, topic);
+    const std::string prefix = key + std::string(1, '\0');
+    auto it = groups_.lower_bound(prefix);
+    if (it == groups_.end() || it->first.compare(0, prefix.size(), prefix) != 0) return;
+    // Only topics with a group in memory are remembered (an attaching group reads it), so a
+    // flood of topics costs the dispatcher nothing.
     uint64_t& known = topic_last_[key];
     known = std::max(known, last);
-    const std::string prefix = key + std::string(1, '\0');
-    for (auto it = groups_.lower_bound(prefix);
-         it != groups_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    for (; it != groups_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
       it->second->last = std::max(it->second->last, last);
     }
     work_ = true;
@@ -467,6 +471,9 @@ void Dispatcher::DeadLetter(const Delivery& delivery, Event event) {
 void Dispatcher::StorePosition(Group& group) {
   if (!group.durable || !group.attached || group.floor <= group.stored) return;
   group.stored = group.floor;
+  // Only the last moments matter (a position not committed yet): a flood of group names must
+  // not grow this without bound.
+  if (positions_.size() > kRememberedPositions) positions_.clear();
   uint64_t& known = positions_[group.key];
   known = std::max(known, group.floor);
   log_.StorePosition(group.ns, group.topic, group.name, group.floor);
@@ -518,6 +525,12 @@ void Dispatcher::Leave(const std::shared_ptr<Core>& core) {
       StorePosition(*group);
       auto it = groups_.find(group->key);
       if (it != groups_.end() && it->second == group) groups_.erase(it);
+      const std::string topic_key = TopicKey(group->ns, group->topic);
+      const std::string prefix = topic_key + std::string(1, '\0');
+      auto next = groups_.lower_bound(prefix);
+      if (next == groups_.end() || next->first.compare(0, prefix.size(), prefix) != 0) {
+        topic_last_.erase(topic_key);  // the topic's last group left
+      }
     }
     core->group.reset();
     // Keep the group reachable for Done callbacks through other shared_ptrs only.

@@ -23,6 +23,7 @@ constexpr size_t kMaxOpsPerBatch = 4096;
 constexpr size_t kTrimEventsPerPass = 10000;  // per topic and pass: a pass stays short
 constexpr size_t kDedupExpiriesPerPass = 10000;
 constexpr size_t kMaxTopicsListed = 10000;
+constexpr size_t kMaxCachedTopics = 100000;  // the committer's topic counters kept in memory
 
 std::string U64(uint64_t v) {
   std::string out(8, '\0');
@@ -262,6 +263,8 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
     status = storage::FromRocks(rocks_.db().Write(options, &batch.writes), "events write failed");
   }
   if (status.ok()) {
+    // A cache: a flood of topics must not grow it without bound; a miss reads the database.
+    if (metas_.size() > kMaxCachedTopics) metas_.clear();
     for (auto& [topic_key, meta] : batch.metas) {
       auto& cached = metas_[topic_key];
       if (!cached) cached = std::make_unique<TopicMeta>();
