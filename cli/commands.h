@@ -13,6 +13,7 @@ int ServicesCommand(const std::vector<std::string>& args, const Env& env);
 int StoreCommand(const std::vector<std::string>& args, const Env& env);
 int ConfigCommand(const std::vector<std::string>& args, const Env& env);
 int BrokerCommand(const std::vector<std::string>& args, const Env& env);
+int EventsCommand(const std::vector<std::string>& args, const Env& env);
 int HealthCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);
 // The runtime: deployed services (cli/runtime.cc).

@@ -28,6 +28,7 @@ const Command kCommands[] = {
     {"store", "read and write records in the store", &micro::cli::StoreCommand},
     {"config", "get, set and delete settings (JSON by dotted path)", &micro::cli::ConfigCommand},
     {"broker", "publish messages and subscribe to topics", &micro::cli::BrokerCommand},
+    {"events", "publish, consume and replay durable events", &micro::cli::EventsCommand},
     {"health", "show whether the daemon is serving, and its version", &micro::cli::HealthCommand},
     {"version", "print the version of this binary", &micro::cli::VersionCommand},
 };

@@ -13,7 +13,8 @@ void BlockStopSignals();
 
 // Cancels `context` on SIGINT or SIGTERM (blocked with BlockStopSignals). TryCancel is not
 // async-signal-safe, so instead of a signal handler a thread waits for the signals. For
-// commands that stream until Ctrl-C (`micro logs -f`, `micro broker subscribe`).
+// commands that stream until Ctrl-C (`micro logs -f`, `micro broker subscribe`,
+// `micro events consume`).
 class CancelOnSignal {
  public:
   explicit CancelOnSignal(grpc::ClientContext& context);

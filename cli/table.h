@@ -32,4 +32,8 @@ std::string JoinMetadata(const Map& map) {
   return out.empty() ? "-" : out;
 }
 
+// A key, value or payload for a table cell: the text itself when it is printable UTF-8, else
+// `base64:<bytes>`. Empty and `base64:`-looking text are encoded too, so a cell is unambiguous.
+std::string Displayable(const std::string& bytes);
+
 }  // namespace micro::cli

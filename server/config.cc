@@ -151,6 +151,50 @@ const std::vector<Key>& Keys() {
          c.store.quota_bytes = static_cast<uint64_t>(*n);
          return absl::OkStatus();
        }},
+      {"events.backend", "MICRO_EVENTS_BACKEND", "events-backend", "NAME",
+       "events backend: rocksdb (durable, in the data dir) or memory",
+       [](DaemonConfig& c, const std::string& v) {
+         if (v != "rocksdb" && v != "memory") {
+           return absl::InvalidArgumentError(
+               fmt::format("'{}' is not an events backend; valid: rocksdb, memory", v));
+         }
+         c.events.backend = v;
+         return absl::OkStatus();
+       }},
+      {"events.retention_max_age_seconds", "MICRO_EVENTS_RETENTION_MAX_AGE_SECONDS",
+       "events-retention-max-age-seconds", "N",
+       "events older than this are trimmed from every topic (default 604800, 7 days; 0: none)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 0 || *n > int64_t{100} * 365 * 86400) {
+           return absl::InvalidArgumentError(
+               fmt::format("{} is outside 0..3153600000 (100 years)", *n));
+         }
+         c.events.retention.max_age_ms = *n * 1000;
+         return absl::OkStatus();
+       }},
+      {"events.retention_max_events", "MICRO_EVENTS_RETENTION_MAX_EVENTS",
+       "events-retention-max-events", "N",
+       "events each topic keeps at most, the oldest trimmed first (default 0: no bound)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 0) return absl::InvalidArgumentError(fmt::format("{} is negative", *n));
+         c.events.retention.max_events = static_cast<uint64_t>(*n);
+         return absl::OkStatus();
+       }},
+      {"events.retention_max_bytes", "MICRO_EVENTS_RETENTION_MAX_BYTES",
+       "events-retention-max-bytes", "BYTES",
+       "bytes each topic keeps at most, the oldest events trimmed first (default 1073741824; "
+       "0: no bound)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 0) return absl::InvalidArgumentError(fmt::format("{} is negative", *n));
+         c.events.retention.max_bytes = static_cast<uint64_t>(*n);
+         return absl::OkStatus();
+       }},
       {"config.backend", "MICRO_CONFIG_BACKEND", "config-backend", "NAME",
        "config backend: rocksdb (durable, in the data dir) or memory",
        [](DaemonConfig& c, const std::string& v) {

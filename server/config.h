@@ -14,6 +14,7 @@
 #include "rpc/stream_slots.h"
 #include "services/broker/make_broker.h"
 #include "services/config/make_config.h"
+#include "services/events/make_events.h"
 #include "services/registry/make_registry.h"
 #include "services/store/make_store.h"
 
@@ -36,6 +37,7 @@ struct DaemonConfig {
   store::StoreConfig store;
   config::ConfigConfig config;
   broker::BrokerConfig broker;
+  events::EventsConfig events;
   // The Docker Engine socket of the container driver: DOCKER_HOST (unix://PATH) or the default.
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_timeout_seconds = 30;  // each Docker Engine call

@@ -22,6 +22,7 @@
 #include "services/broker/make_broker.h"
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
+#include "services/events/rocksdb_events.h"
 #include "services/registry/make_registry.h"
 #include "services/runtime/rocksdb_desired_state.h"
 #include "services/store/make_store.h"
@@ -106,7 +107,8 @@ Status Daemon::OpenStorage() {
   storage::RocksDb::Options db_options{
       db_path,
       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
-       config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily}};
+       config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily,
+       events::RocksDbEvents::kFamily}};
   db_options.created_marker = data_dir_->path() + "/db.created";
   auto rocks_db = storage::RocksDb::Open(db_options);
   if (!rocks_db.ok()) return rocks_db.status();
@@ -133,6 +135,10 @@ Status Daemon::MakeServices() {
   if (!broker.ok()) return broker.status();
   broker_ = std::move(*broker);
   broker_service_ = std::make_unique<broker::BrokerService>(*broker_, contexts_);
+  auto events = events::MakeEvents(config_.events, *rocks_db_, clock_, &contexts_.stream_bytes());
+  if (!events.ok()) return events.status();
+  events_ = std::move(*events);
+  events_service_ = std::make_unique<events::EventsService>(*events_, contexts_);
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
   info_service_->set_alarms([store = store_.get()] {
     std::vector<std::string> alarms;
@@ -186,9 +192,11 @@ Status Daemon::Serve() {
   builder.RegisterService(info_service_.get());
   builder.RegisterService(runtime_service_.get());
   builder.RegisterService(broker_service_.get());
+  builder.RegisterService(events_service_.get());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
                                        "micro.config.v1.Config",     "micro.server.v1.Server",
-                                       "micro.runtime.v1.Runtime",   "micro.broker.v1.Broker"};
+                                       "micro.runtime.v1.Runtime",   "micro.broker.v1.Broker",
+                                       "micro.events.v1.Events"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -292,6 +300,7 @@ void Daemon::Shutdown() {
   registry_->CloseWatchers();
   settings_->CloseWatchers();
   broker_->CloseSubscriptions();
+  events_->CloseConsumers();
   bool forced = false;
   io_.restart();
   signals_.async_wait([&forced](const boost::system::error_code& ec, int) {

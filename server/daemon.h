@@ -25,6 +25,8 @@
 #include "services/broker/broker_service.h"
 #include "services/config/config.h"
 #include "services/config/config_service.h"
+#include "services/events/events.h"
+#include "services/events/events_service.h"
 #include "services/registry/registry.h"
 #include "services/registry/registry_service.h"
 #include "services/runtime/runtime_service.h"
@@ -79,10 +81,12 @@ class Daemon {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<config::Config> settings_;
   std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<events::Events> events_;
   std::unique_ptr<registry::RegistryService> registry_service_;
   std::unique_ptr<store::StoreService> store_service_;
   std::unique_ptr<config::ConfigService> config_service_;
   std::unique_ptr<broker::BrokerService> broker_service_;
+  std::unique_ptr<events::EventsService> events_service_;
   std::unique_ptr<ServerInfoService> info_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;

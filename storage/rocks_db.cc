@@ -112,6 +112,7 @@ Result<std::unique_ptr<RocksDb>> RocksDb::Open(const Options& options) {
   db_options.recycle_log_file_num = 4;
   db_options.max_background_jobs = 2;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  if (options.env != nullptr) db_options.env = options.env;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);

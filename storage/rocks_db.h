@@ -27,6 +27,9 @@ class RocksDb {
     // A file written once the database exists. While it exists, a missing database is an error
     // rather than a new empty one: something lost it. Empty: no such check.
     std::string created_marker = {};
+    // The file system RocksDB uses; null: the real one. An in-memory Env (rocksdb::NewMemEnv)
+    // gives a database that lives as long as the Env, for the memory backends.
+    rocksdb::Env* env = nullptr;
   };
 
   // Opens (creating if needed) the database with every family it already has plus `families`.

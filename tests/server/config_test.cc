@@ -178,6 +178,27 @@ TEST_CASE("the shipped config/micro.yaml is valid and states the defaults", "[co
   CHECK(config->broker.backend == defaults->broker.backend);
   CHECK(config->config.secret_key.empty());
   CHECK(config->max_streams == defaults->max_streams);
+  CHECK(config->events.backend == defaults->events.backend);
+  CHECK(config->events.retention.max_age_ms == defaults->events.retention.max_age_ms);
+  CHECK(config->events.retention.max_events == defaults->events.retention.max_events);
+  CHECK(config->events.retention.max_bytes == defaults->events.retention.max_bytes);
+}
+
+TEST_CASE("the events keys are read from every layer and checked", "[config]") {
+  auto flags = ParseArgs({"--events-retention-max-events", "10"}, DaemonFlags());
+  REQUIRE(flags.ok());
+  auto config = LoadDaemonConfig(*flags, {{"MICRO_EVENTS_RETENTION_MAX_AGE_SECONDS", "60"},
+                                          {"MICRO_EVENTS_BACKEND", "memory"}});
+  REQUIRE(config.ok());
+  CHECK(config->events.retention.max_events == 10);
+  CHECK(config->events.retention.max_age_ms == 60000);
+  CHECK(config->events.backend == "memory");
+  auto bad = LoadDaemonConfig(ParsedArgs(), {{"MICRO_EVENTS_BACKEND", "nats"}});
+  CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(bad.status().message()).find("events.backend") != std::string::npos);
+  CHECK(LoadDaemonConfig(ParsedArgs(), {{"MICRO_EVENTS_RETENTION_MAX_BYTES", "-1"}})
+            .status()
+            .code() == absl::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("broker.backend is read from every layer and names the valid choices", "[config]") {

@@ -1,0 +1,265 @@
+#include "services/events/events_service.h"
+
+#include <mutex>
+
+#include "rpc/grpc_status.h"
+#include "rpc/handler_guard.h"
+
+namespace micro::events {
+namespace {
+
+void ToProto(const Event& in, v1::Event* out) {
+  out->set_id(in.id);
+  out->set_topic(in.topic);
+  out->set_sequence(in.sequence);
+  out->set_payload(in.payload);
+  for (const auto& [k, v] : in.metadata) (*out->mutable_metadata())[k] = v;
+  out->set_timestamp_unix_ms(in.timestamp_unix_ms);
+  out->set_delivery_count(in.delivery_count);
+}
+
+Subscription FromProto(const v1::Subscription& in) {
+  Subscription out;
+  out.topic = in.topic();
+  out.group = in.group();
+  out.start_sequence = in.start_sequence();
+  out.start_unix_ms = in.start_unix_ms();
+  out.auto_ack = in.auto_ack();
+  out.ack_wait_ms = in.ack_wait_ms();
+  out.retry_limit = in.retry_limit();
+  out.dead_letter_topic = in.dead_letter_topic();
+  out.max_in_flight = in.max_in_flight();
+  return out;
+}
+
+// One consumer on a bidirectional stream: the first message subscribes, the next ones
+// acknowledge. Events are written one at a time, each taken from the consumer when the previous
+// write is done, so a client that stops reading holds at most the consumer's bounded queue.
+class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, v1::Event> {
+ public:
+  ConsumeReactor(Events& events, const CallContexts& contexts,
+                 grpc::CallbackServerContext* context)
+      : events_(&events), slots_(&contexts.streams()) {
+    call_ = contexts.Get(context);
+    if (!call_.error.ok()) {
+      std::lock_guard lock(mu_);
+      FinishLocked(ToGrpc(call_.error));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  // Refuses the call with `error`.
+  explicit ConsumeReactor(const Status& error) {
+    std::lock_guard lock(mu_);
+    FinishLocked(ToGrpc(error));
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client closed its side: the consumer is done (every ack it sent is processed, so
+      // a client that waits for the end knows its acks arrived), or it went away.
+      std::lock_guard lock(mu_);
+      FinishLocked(consumer_ ? grpc::Status::OK
+                             : ToGrpc(absl::InvalidArgumentError(
+                                   "the stream ended before its first message, the subscription")));
+      return;
+    }
+    const Status handled = Guarded([&] { return Handle(); });
+    std::lock_guard lock(mu_);
+    if (!handled.ok()) {
+      FinishLocked(ToGrpc(handled));
+      return;
+    }
+    if (!finished_) StartRead(&request_);
+  }
+
+  void OnSendInitialMetadataDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      live_ = ok;
+    }
+    if (ok) Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) FinishLocked(grpc::Status::CANCELLED);
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    std::unique_ptr<Consumer> consumer;  // leaves the group outside our lock
+    {
+      std::lock_guard lock(mu_);
+      consumer = std::move(consumer_);
+    }
+    consumer.reset();
+    delete this;
+  }
+
+ private:
+  Status Handle() {
+    if (request_.has_subscription()) {
+      {
+        std::lock_guard lock(mu_);
+        if (subscribed_) {
+          return absl::InvalidArgumentError(
+              "a second subscription on one stream; only the first message subscribes");
+        }
+        subscribed_ = true;
+      }
+      auto slot = slots_->Acquire();
+      if (!slot.ok()) return slot.status();
+      auto consumer =
+          events_->Consume(call_.ns, FromProto(request_.subscription()), [this] { Pump(); });
+      if (!consumer.ok()) return consumer.status();
+      std::lock_guard lock(mu_);
+      slot_ = std::move(*slot);
+      consumer_ = std::move(*consumer);
+      // Headers tell the client it is a member of the group now.
+      StartSendInitialMetadata();
+      return absl::OkStatus();
+    }
+    if (request_.has_ack()) {
+      std::lock_guard lock(mu_);
+      if (!consumer_) {
+        return absl::InvalidArgumentError("the first message must be the subscription");
+      }
+      consumer_->Ack(request_.ack().id(), request_.ack().success());
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        "an empty message: send a subscription first, then acks");
+  }
+
+  void Pump() {
+    std::lock_guard lock(mu_);
+    if (!consumer_ || !live_ || writing_ || finished_) return;
+    std::optional<Event> event;
+    const Status converted = Guarded([&] {
+      event = consumer_->Next();
+      if (event) {
+        message_.Clear();
+        ToProto(*event, &message_);
+      }
+      return absl::OkStatus();
+    });
+    if (!converted.ok()) {
+      FinishLocked(ToGrpc(converted));
+      return;
+    }
+    if (event) {
+      writing_ = true;
+      StartWrite(&message_);
+      return;
+    }
+    if (Status status = consumer_->status(); !status.ok()) FinishLocked(ToGrpc(status));
+  }
+
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  Events* events_ = nullptr;
+  StreamSlots* slots_ = nullptr;
+  CallContext call_;
+  StreamSlots::Slot slot_;
+  std::mutex mu_;
+  std::unique_ptr<Consumer> consumer_;
+  v1::ConsumeRequest request_;
+  v1::Event message_;
+  bool subscribed_ = false;
+  bool live_ = false;
+  bool writing_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* EventsService::Publish(grpc::CallbackServerContext* context,
+                                                 const v1::PublishRequest* request,
+                                                 v1::PublishResponse* response) try {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  events_.Publish(call.ns, request->topic(), request->payload(),
+                  Metadata(request->metadata().begin(), request->metadata().end()), request->id(),
+                  [reactor, response](Result<Published> published) {
+                    if (published.ok()) {
+                      response->set_id(published->id);
+                      response->set_sequence(published->sequence);
+                      response->set_duplicate(published->duplicate);
+                    }
+                    reactor->Finish(ToGrpc(published.status()));
+                  });
+  return reactor;
+} catch (...) {
+  return FailedUnary();
+}
+
+grpc::ServerBidiReactor<v1::ConsumeRequest, v1::Event>* EventsService::Consume(
+    grpc::CallbackServerContext* context) try {
+  return new ConsumeReactor(events_, contexts_, context);
+} catch (...) {
+  return FailedStream<ConsumeReactor>();
+}
+
+grpc::ServerUnaryReactor* EventsService::Read(grpc::CallbackServerContext* context,
+                                              const v1::ReadRequest* request,
+                                              v1::ReadResponse* response) try {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  readers_.Submit([this, reactor, request, response, ns = call.ns] {
+    const Status status = Guarded([&]() -> Status {
+      auto events = events_.Read(ns, request->topic(), request->start_sequence(), request->limit());
+      if (!events.ok()) return events.status();
+      for (const Event& event : *events) ToProto(event, response->add_events());
+      return absl::OkStatus();
+    });
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
+} catch (...) {
+  return FailedUnary();
+}
+
+grpc::ServerUnaryReactor* EventsService::Topics(grpc::CallbackServerContext* context,
+                                                const v1::TopicsRequest*,
+                                                v1::TopicsResponse* response) try {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  readers_.Submit([this, reactor, response, ns = call.ns] {
+    const Status status = Guarded([&]() -> Status {
+      auto topics = events_.Topics(ns);
+      if (!topics.ok()) return topics.status();
+      for (const TopicInfo& info : *topics) {
+        v1::Topic* out = response->add_topics();
+        out->set_name(info.name);
+        out->set_first_sequence(info.first_sequence);
+        out->set_last_sequence(info.last_sequence);
+        out->set_count(info.count);
+        out->set_bytes(info.bytes);
+      }
+      return absl::OkStatus();
+    });
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
+} catch (...) {
+  return FailedUnary();
+}
+
+}  // namespace micro::events

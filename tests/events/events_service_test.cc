@@ -1,0 +1,174 @@
+// micro.events.v1.Events on the wire: every error code, through the in-process channel.
+#include "services/events/events_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "micro/events/v1/events.grpc.pb.h"
+#include "tests/events/events_harness.h"
+#include "tests/support/in_process_server.h"
+
+namespace micro::events::testing {
+namespace {
+
+using Code = grpc::StatusCode;
+namespace v1 = micro::events::v1;
+
+struct Wire {
+  explicit Wire(uint64_t disk_reserve_bytes = 0) : h({0, 0, 0}, {}, disk_reserve_bytes) {}
+  Harness h;
+  CallContexts contexts;
+  EventsService service{*h.events, contexts};
+  micro::testing::InProcessServer server{contexts, {&service}};
+  std::unique_ptr<v1::Events::Stub> stub = v1::Events::NewStub(server.channel());
+};
+
+std::unique_ptr<grpc::ClientContext> Context(const std::string& ns = "") {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!ns.empty()) context->AddMetadata("micro-namespace", ns);
+  return context;
+}
+
+grpc::Status Publish(Wire& w, const std::string& topic, const std::string& payload,
+                     v1::PublishResponse* out = nullptr, const std::string& ns = "",
+                     const std::string& id = "") {
+  v1::PublishRequest request;
+  request.set_topic(topic);
+  request.set_payload(payload);
+  request.set_id(id);
+  v1::PublishResponse response;
+  return w.stub->Publish(Context(ns).get(), request, out ? out : &response);
+}
+
+v1::ConsumeRequest Subscribe(const std::string& topic, const std::string& group,
+                             uint64_t start = 1) {
+  v1::ConsumeRequest request;
+  request.mutable_subscription()->set_topic(topic);
+  request.mutable_subscription()->set_group(group);
+  request.mutable_subscription()->set_start_sequence(start);
+  return request;
+}
+
+TEST_CASE("events wire: publish, read and topics, with their error codes", "[events][rpc]") {
+  Wire w;
+  v1::PublishResponse published;
+  REQUIRE(Publish(w, "t", "hello", &published, "team-a", "id-1").ok());
+  CHECK(published.sequence() == 1);
+  CHECK(published.id() == "id-1");
+  REQUIRE(Publish(w, "t", "again", &published, "team-a", "id-1").ok());
+  CHECK(published.duplicate());
+  CHECK(Publish(w, "bad topic", "x").error_code() == Code::INVALID_ARGUMENT);
+  CHECK(Publish(w, "t", std::string((1 << 20) + 1, 'x')).error_code() == Code::INVALID_ARGUMENT);
+  CHECK(Publish(w, "t", "x", nullptr, "Bad_NS").error_code() == Code::INVALID_ARGUMENT);
+
+  v1::ReadRequest read;
+  read.set_topic("t");
+  v1::ReadResponse events;
+  REQUIRE(w.stub->Read(Context("team-a").get(), read, &events).ok());
+  REQUIRE(events.events_size() == 1);
+  CHECK(events.events(0).payload() == "hello");
+  CHECK(events.events(0).topic() == "t");
+  events.Clear();
+  REQUIRE(w.stub->Read(Context().get(), read, &events).ok());  // another namespace
+  CHECK(events.events_size() == 0);
+  read.set_topic("");
+  CHECK(w.stub->Read(Context().get(), read, &events).error_code() == Code::INVALID_ARGUMENT);
+
+  v1::TopicsResponse topics;
+  REQUIRE(w.stub->Topics(Context("team-a").get(), v1::TopicsRequest(), &topics).ok());
+  REQUIRE(topics.topics_size() == 1);
+  CHECK(topics.topics(0).name() == "t");
+  CHECK(topics.topics(0).last_sequence() == 1);
+}
+
+TEST_CASE("events wire: a nearly full disk is RESOURCE_EXHAUSTED", "[events][rpc]") {
+  Wire w(UINT64_MAX);
+  CHECK(Publish(w, "t", "x").error_code() == Code::RESOURCE_EXHAUSTED);
+}
+
+TEST_CASE("events wire: consume delivers, takes acks, and refuses bad streams",
+          "[events][rpc]") {
+  Wire w;
+  REQUIRE(Publish(w, "t", "one").ok());
+  REQUIRE(Publish(w, "t", "two").ok());
+  {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    REQUIRE(stream->Write(Subscribe("t", "g")));
+    v1::Event event;
+    REQUIRE(stream->Read(&event));
+    CHECK(event.sequence() == 1);
+    CHECK(event.delivery_count() == 1);
+    v1::ConsumeRequest ack;
+    ack.mutable_ack()->set_id(event.id());
+    ack.mutable_ack()->set_success(true);
+    REQUIRE(stream->Write(ack));
+    REQUIRE(stream->Read(&event));
+    CHECK(event.sequence() == 2);
+    // A second subscription on the stream ends it.
+    REQUIRE(stream->Write(Subscribe("t", "g")));
+    while (stream->Read(&event)) {
+    }
+    CHECK(stream->Finish().error_code() == Code::INVALID_ARGUMENT);
+  }
+  SECTION("an ack before the subscription") {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    v1::ConsumeRequest ack;
+    ack.mutable_ack()->set_id("x");
+    stream->Write(ack);
+    v1::Event event;
+    CHECK_FALSE(stream->Read(&event));
+    CHECK(stream->Finish().error_code() == Code::INVALID_ARGUMENT);
+  }
+  SECTION("an empty message") {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    stream->Write(v1::ConsumeRequest());
+    v1::Event event;
+    CHECK_FALSE(stream->Read(&event));
+    CHECK(stream->Finish().error_code() == Code::INVALID_ARGUMENT);
+  }
+  SECTION("a stream closed before its subscription") {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    stream->WritesDone();
+    v1::Event event;
+    CHECK_FALSE(stream->Read(&event));
+    CHECK(stream->Finish().error_code() == Code::INVALID_ARGUMENT);
+  }
+  SECTION("a bad subscription") {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    auto sub = Subscribe("t", "g");
+    sub.mutable_subscription()->set_start_unix_ms(5);  // and start_sequence 1
+    stream->Write(sub);
+    v1::Event event;
+    CHECK_FALSE(stream->Read(&event));
+    auto status = stream->Finish();
+    CHECK(status.error_code() == Code::INVALID_ARGUMENT);
+    CHECK(status.error_message().find("start_sequence") != std::string::npos);
+  }
+  SECTION("no stream slot left") {
+    w.contexts.streams().set_max(0);
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    stream->Write(Subscribe("t", "g"));
+    v1::Event event;
+    CHECK_FALSE(stream->Read(&event));
+    CHECK(stream->Finish().error_code() == Code::RESOURCE_EXHAUSTED);
+  }
+  SECTION("the service stopping ends consumers with UNAVAILABLE") {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    stream->Write(Subscribe("t", "other", 10));
+    REQUIRE(micro::testing::WaitFor([&] { return w.contexts.streams().open() == 1; }, 10s));
+    w.h.events->CloseConsumers();
+    v1::Event event;
+    CHECK_FALSE(stream->Read(&event));
+    CHECK(stream->Finish().error_code() == Code::UNAVAILABLE);
+  }
+}
+
+}  // namespace
+}  // namespace micro::events::testing
