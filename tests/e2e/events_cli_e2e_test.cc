@@ -134,10 +134,16 @@ size_t Drain(v1::Events::Stub& stub, const std::string& group, size_t want,
   return seen.size();
 }
 
-// The bound: the daemon's start-up footprint, RocksDB's memtables and block cache, the slow
-// consumers' queues (4 MiB each at most) and gRPC's per-stream buffers.
+// The bound: the daemon's base (start-up footprint, RocksDB's memtables and block cache), the
+// slow consumers' queues (4 MiB each at most) and gRPC's per-stream buffers. The base is 160 MiB
+// (115 MiB peak measured in this test in all); under AddressSanitizer, whose shadow memory and
+// allocator caches hold more, 352 MiB (354 MiB measured in all, about 290 MiB of it base).
+// RssMeasuredEnv is empty except under ASan.
 constexpr int kSlowConsumers = 8;
-constexpr int64_t kBoundBytes = 160 * kMiB + kSlowConsumers * (4 + 4) * kMiB;
+int64_t BoundBytes() {
+  const int64_t base = RssMeasuredEnv().empty() ? 160 * kMiB : 352 * kMiB;
+  return base + kSlowConsumers * (4 + 4) * kMiB;
+}
 
 TEST_CASE("consumers that stop reading hold a bounded amount of memory and hold up no one",
           "[e2e][events][budget]") {
@@ -168,9 +174,9 @@ TEST_CASE("consumers that stop reading hold a bounded amount of memory and hold 
   CHECK(Drain(*stub, "shared", kEvents, 1000) == kEvents);
 
   const int64_t rss = ResidentBytes(daemon.process().pid());
-  INFO("daemon RSS " << rss / kMiB << " MiB; bound " << kBoundBytes / kMiB << " MiB");
+  INFO("daemon RSS " << rss / kMiB << " MiB; bound " << BoundBytes() / kMiB << " MiB");
   CHECK(rss > 0);
-  CHECK(rss < kBoundBytes);
+  CHECK(rss < BoundBytes());
   for (auto& context : contexts) context->TryCancel();
   for (auto& stream : slow) (void)stream->Finish();
 }
