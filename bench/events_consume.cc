@@ -28,12 +28,18 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--target") target = value();
-    else if (arg == "--topic") topic = value();
-    else if (arg == "--group") group = value();
-    else if (arg == "--count") count = std::atol(value().c_str());
-    else if (arg == "--max-in-flight") in_flight = static_cast<unsigned>(std::atol(value().c_str()));
-    else if (arg == "--auto-ack") auto_ack = true;
+    if (arg == "--target")
+      target = value();
+    else if (arg == "--topic")
+      topic = value();
+    else if (arg == "--group")
+      group = value();
+    else if (arg == "--count")
+      count = std::atol(value().c_str());
+    else if (arg == "--max-in-flight")
+      in_flight = static_cast<unsigned>(std::atol(value().c_str()));
+    else if (arg == "--auto-ack")
+      auto_ack = true;
     else {
       std::fprintf(stderr,
                    "usage: micro-bench-events-consume --target HOST:PORT [--topic T] [--group G] "

@@ -51,10 +51,10 @@ Result<int64_t> ParseDuration(const std::string& flag, const std::string& text) 
   if (unit == "m") scale = 60'000;
   if (unit == "h") scale = 3'600'000;
   if (unit == "d") scale = 86'400'000;
-  if (ec != std::errc() || n <= 0 || scale == 0 || n > std::numeric_limits<int64_t>::max() / scale) {
-    return absl::InvalidArgumentError("--" + flag +
-                                      " takes a positive duration like 90s, 15m, 2h or 7d, not '" +
-                                      text + "'");
+  if (ec != std::errc() || n <= 0 || scale == 0 ||
+      n > std::numeric_limits<int64_t>::max() / scale) {
+    return absl::InvalidArgumentError(
+        "--" + flag + " takes a positive duration like 90s, 15m, 2h or 7d, not '" + text + "'");
   }
   return n * scale;
 }
@@ -263,12 +263,14 @@ int ConsumeCommand(const std::vector<std::string>& args, const Env& env) {
       "Without --group the consumer has a group of its own that is not kept.",
       {{"group", 'g', "GROUP", "the consumer group (default: one of its own)"},
        {"start-sequence", 0, "N", "a new group starts at sequence N"},
-       {"since", 0, "DURATION", "a new group starts at the first event of the last DURATION "
-                                "(90s, 15m, 2h, 7d)"},
+       {"since", 0, "DURATION",
+        "a new group starts at the first event of the last DURATION "
+        "(90s, 15m, 2h, 7d)"},
        {"auto-ack", 0, "", "the daemon acknowledges each event as it sends it"},
        {"ack-wait", 0, "DURATION", "redeliver an event not acknowledged this long (default 30s)"},
-       {"retry-limit", 0, "N", "after N redeliveries an event goes to the dead-letter topic "
-                               "(default 0: no limit)"},
+       {"retry-limit", 0, "N",
+        "after N redeliveries an event goes to the dead-letter topic "
+        "(default 0: no limit)"},
        {"dead-letter", 0, "TOPIC", "the dead-letter topic (default: TOPIC.dead)"},
        {"max-in-flight", 0, "N", "unacknowledged events at once (default 256, at most 4096)"},
        {"count", 'n', "N", "exit after N events"},
@@ -330,7 +332,8 @@ int EventsCommand(const std::vector<std::string>& args, const Env& env) {
     return args.empty() ? 2 : 0;
   }
   for (const Subcommand& c : kSubcommands) {
-    if (args[0] == c.name) return c.run(std::vector<std::string>(args.begin() + 1, args.end()), env);
+    if (args[0] == c.name)
+      return c.run(std::vector<std::string>(args.begin() + 1, args.end()), env);
   }
   std::cerr << "error: unknown events command '" << args[0]
             << "'; run 'micro events --help' for the list\n";

@@ -527,8 +527,7 @@ void ProcessDriver::AwaitGone(std::vector<pid_t> pids, int polls, std::function<
   });
 }
 
-void ProcessDriver::AwaitGoneStep(std::vector<pid_t> pids, int polls,
-                                  std::function<void()> done) {
+void ProcessDriver::AwaitGoneStep(std::vector<pid_t> pids, int polls, std::function<void()> done) {
   if (pids.empty() || polls == 0) {
     for (pid_t pid : pids) ::kill(pid, SIGKILL);
     if (cgroups_) {

@@ -112,8 +112,7 @@ const std::vector<Key>& Keys() {
          c.registry.backend = v;
          return absl::OkStatus();
        }},
-      {"broker.backend", "MICRO_BROKER_BACKEND", "broker-backend", "NAME",
-       "broker backend: memory",
+      {"broker.backend", "MICRO_BROKER_BACKEND", "broker-backend", "NAME", "broker backend: memory",
        [](DaemonConfig& c, const std::string& v) {
          if (v != "memory") {
            return absl::InvalidArgumentError(

@@ -40,7 +40,7 @@ class MemoryBroker final : public Broker {
                       const std::shared_ptr<const Message>& message, size_t bytes);
 
   const Limits limits_;
-  std::shared_mutex mu_;  // guards the three below
+  std::shared_mutex mu_;                                           // guards the three below
   std::unordered_map<std::string, std::unique_ptr<Node>> spaces_;  // by namespace
   std::unordered_set<Sub*> subs_;
   // The round robin of each queue group, by namespace and queue name.

@@ -61,8 +61,8 @@ struct Dispatcher::Group {
   bool attaching = false;
   Status error;
   uint64_t first = 1, last = 0;
-  uint64_t floor = 1;  // every event below is done
-  uint64_t next = 1;   // the next event never delivered to this group
+  uint64_t floor = 1;   // every event below is done
+  uint64_t next = 1;    // the next event never delivered to this group
   uint64_t stored = 0;  // the last position handed to the log
   std::map<uint64_t, Pending> pending;
   std::set<std::pair<Clock::TimePoint, uint64_t>> deadlines;
@@ -92,11 +92,7 @@ class Dispatcher::ConsumerHandle final : public Consumer {
 };
 
 Dispatcher::Dispatcher(EventLog& log, const Clock& clock, Limits limits, StreamBytes* stream_bytes)
-    : log_(log),
-      clock_(clock),
-      limits_(limits),
-      stream_bytes_(stream_bytes),
-      thread_([this] {
+    : log_(log), clock_(clock), limits_(limits), stream_bytes_(stream_bytes), thread_([this] {
         pthread_setname_np(pthread_self(), "events-deliver");
         Loop();
       }) {}
@@ -195,7 +191,8 @@ void Dispatcher::CloseAll() {
     std::lock_guard lock(mu_);
     for (auto& [key, group] : groups_) {
       for (auto& core : group->consumers) {
-        if (core->status.ok()) core->status = absl::UnavailableError("the events service is stopping");
+        if (core->status.ok())
+          core->status = absl::UnavailableError("the events service is stopping");
         cores.push_back(core);
       }
     }
@@ -235,8 +232,8 @@ void Dispatcher::Loop() {
     }
     if (work_) continue;
     // The fake clock of tests does not move by itself: they wake the loop with every change.
-    const auto timeout = std::max<Clock::TimePoint::duration>(
-        wake - clock_.Now(), std::chrono::milliseconds(1));
+    const auto timeout =
+        std::max<Clock::TimePoint::duration>(wake - clock_.Now(), std::chrono::milliseconds(1));
     cv_.wait_for(lock, std::min<Clock::TimePoint::duration>(timeout, kIdleWake),
                  [&] { return work_ || stopping_; });
   }
@@ -456,8 +453,9 @@ void Dispatcher::DeadLetter(const Delivery& delivery, Event event) {
                     // loop: store its position here.
                     if (group->consumers.empty()) StorePosition(*group);
                   } else {
-                    spdlog::warn("events: cannot move event {} of '{}' to its dead-letter topic: {}",
-                                 sequence, group->topic, std::string(result.status().message()));
+                    spdlog::warn(
+                        "events: cannot move event {} of '{}' to its dead-letter topic: {}",
+                        sequence, group->topic, std::string(result.status().message()));
                     group->redeliver[sequence] = count;
                   }
                   work_ = true;

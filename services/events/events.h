@@ -70,10 +70,10 @@ struct Subscription {
   uint64_t start_sequence = 0;
   int64_t start_unix_ms = 0;
   bool auto_ack = false;
-  int64_t ack_wait_ms = 0;         // 0: Limits::default_ack_wait_ms
-  int32_t retry_limit = 0;         // redeliveries after the first delivery; 0: no limit
-  std::string dead_letter_topic;   // empty: topic + ".dead"
-  uint32_t max_in_flight = 0;      // 0: Limits::default_in_flight
+  int64_t ack_wait_ms = 0;        // 0: Limits::default_ack_wait_ms
+  int32_t retry_limit = 0;        // redeliveries after the first delivery; 0: no limit
+  std::string dead_letter_topic;  // empty: topic + ".dead"
+  uint32_t max_in_flight = 0;     // 0: Limits::default_in_flight
 };
 
 // One member of a group, receiving events. Thread-safe. Destroying it leaves the group: the
@@ -127,8 +127,9 @@ class Events {
   // Joins `subscription.group` of `subscription.topic`. `notify` runs (on any thread, without
   // the consumer's locks held) when Next has something new or status changes. Errors:
   // INVALID_ARGUMENT (names, both starts given, out-of-range ack_wait or max_in_flight).
-  [[nodiscard]] virtual Result<std::unique_ptr<Consumer>> Consume(
-      const std::string& ns, const Subscription& subscription, std::function<void()> notify) = 0;
+  [[nodiscard]] virtual Result<std::unique_ptr<Consumer>> Consume(const std::string& ns,
+                                                                  const Subscription& subscription,
+                                                                  std::function<void()> notify) = 0;
 
   // Ends every consumer (status UNAVAILABLE), for the daemon's shutdown.
   virtual void CloseConsumers() = 0;

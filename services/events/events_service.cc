@@ -37,8 +37,7 @@ Subscription FromProto(const v1::Subscription& in) {
 // write is done, so a client that stops reading holds at most the consumer's bounded queue.
 class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, v1::Event> {
  public:
-  ConsumeReactor(Events& events, const CallContexts& contexts,
-                 grpc::CallbackServerContext* context)
+  ConsumeReactor(Events& events, const CallContexts& contexts, grpc::CallbackServerContext* context)
       : events_(&events), slots_(&contexts.streams()) {
     call_ = contexts.Get(context);
     if (!call_.error.ok()) {
@@ -137,8 +136,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
       consumer_->Ack(request_.ack().id(), request_.ack().success());
       return absl::OkStatus();
     }
-    return absl::InvalidArgumentError(
-        "an empty message: send a subscription first, then acks");
+    return absl::InvalidArgumentError("an empty message: send a subscription first, then acks");
   }
 
   void Pump() {

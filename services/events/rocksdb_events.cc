@@ -109,10 +109,10 @@ struct RocksDbEvents::Batch {
   int64_t now = 0;
   bool disk_low = false;
   rocksdb::WriteBatch writes;
-  std::unordered_map<std::string, TopicMeta> metas;        // topics this batch changes
-  std::unordered_map<std::string, uint64_t> dedup;         // ids this batch stores
-  std::unordered_map<std::string, uint64_t> positions;     // group positions this batch stores
-  std::unordered_set<std::string> appended, trimmed;       // topic keys
+  std::unordered_map<std::string, TopicMeta> metas;     // topics this batch changes
+  std::unordered_map<std::string, uint64_t> dedup;      // ids this batch stores
+  std::unordered_map<std::string, uint64_t> positions;  // group positions this batch stores
+  std::unordered_set<std::string> appended, trimmed;    // topic keys
 };
 
 Result<std::unique_ptr<RocksDbEvents>> RocksDbEvents::Open(storage::RocksDb& db, const Clock& clock,
@@ -232,8 +232,8 @@ void RocksDbEvents::CommitLoop() {
 void RocksDbEvents::Commit(std::deque<Op>& ops) {
   Batch batch;
   batch.now = clock_.UnixMillis();
-  batch.disk_low = options_.disk_reserve_bytes != 0 &&
-                   rocks_.Space().free_bytes < options_.disk_reserve_bytes;
+  batch.disk_low =
+      options_.disk_reserve_bytes != 0 && rocks_.Space().free_bytes < options_.disk_reserve_bytes;
   std::vector<Result<Published>> results(ops.size(), Published{});
   for (size_t i = 0; i < ops.size(); ++i) {
     switch (ops[i].kind) {
@@ -270,8 +270,10 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
       if (!cached) cached = std::make_unique<TopicMeta>();
       *cached = meta;
       auto [ns, topic] = SplitTopicKey(topic_key);
-      if (batch.appended.count(topic_key) != 0) dispatcher_->Appended(ns, topic, meta.last_sequence());
-      if (batch.trimmed.count(topic_key) != 0) dispatcher_->Trimmed(ns, topic, meta.first_sequence());
+      if (batch.appended.count(topic_key) != 0)
+        dispatcher_->Appended(ns, topic, meta.last_sequence());
+      if (batch.trimmed.count(topic_key) != 0)
+        dispatcher_->Trimmed(ns, topic, meta.first_sequence());
     }
   } else {
     spdlog::error("events: {}", std::string(status.message()));
@@ -292,7 +294,8 @@ TopicMeta& RocksDbEvents::Meta(Batch& batch, const std::string& topic_key) {
     meta = *it->second;
   } else {
     std::string value;
-    rocksdb::Status s = rocks_.db().Get(rocksdb::ReadOptions(), family_, MetaKey(topic_key), &value);
+    rocksdb::Status s =
+        rocks_.db().Get(rocksdb::ReadOptions(), family_, MetaKey(topic_key), &value);
     if (!s.ok() || !meta.ParseFromString(value)) {
       meta.Clear();
       meta.set_first_sequence(1);
@@ -425,8 +428,8 @@ Result<std::vector<TopicInfo>> RocksDbEvents::Topics(const std::string& ns) {
   std::vector<TopicInfo> out;
   std::unique_ptr<rocksdb::Iterator> it(rocks_.db().NewIterator(rocksdb::ReadOptions(), family_));
   TopicMeta meta;
-  for (it->Seek(prefix); it->Valid() && StartsWith(it->key(), prefix) && out.size() < kMaxTopicsListed;
-       it->Next()) {
+  for (it->Seek(prefix);
+       it->Valid() && StartsWith(it->key(), prefix) && out.size() < kMaxTopicsListed; it->Next()) {
     if (!meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
     TopicInfo info;
     info.name = it->key().ToString().substr(prefix.size());
@@ -450,7 +453,7 @@ Result<std::unique_ptr<Consumer>> RocksDbEvents::Consume(const std::string& ns,
 void RocksDbEvents::CloseConsumers() { dispatcher_->CloseAll(); }
 
 Result<EventLog::Bounds> RocksDbEvents::TopicBounds(const std::string& ns,
-                                                   const std::string& topic) {
+                                                    const std::string& topic) {
   std::string value;
   rocksdb::Status s =
       rocks_.db().Get(rocksdb::ReadOptions(), family_, MetaKey(TopicKey(ns, topic)), &value);
@@ -548,7 +551,8 @@ void RocksDbEvents::TrimTopic(const std::string& topic_key, const TopicMeta& met
 }
 
 void RocksDbEvents::ExpireDedup(int64_t now) {
-  const uint64_t before = static_cast<uint64_t>(std::max<int64_t>(0, now - limits_.dedup_window_ms));
+  const uint64_t before =
+      static_cast<uint64_t>(std::max<int64_t>(0, now - limits_.dedup_window_ms));
   Op op;
   op.kind = Op::Kind::kDedupExpiry;
   std::unique_ptr<rocksdb::Iterator> it(rocks_.db().NewIterator(rocksdb::ReadOptions(), family_));

@@ -48,11 +48,9 @@ class RocksDbEvents final : public Events, private EventLog {
   using Options = RocksDbEventsOptions;
 
   // `db`, `clock` and `stream_bytes` (nullable) must outlive the result.
-  [[nodiscard]] static Result<std::unique_ptr<RocksDbEvents>> Open(storage::RocksDb& db,
-                                                                   const Clock& clock,
-                                                                   Limits limits = {},
-                                                                   Options options = {},
-                                                                   StreamBytes* stream_bytes = nullptr);
+  [[nodiscard]] static Result<std::unique_ptr<RocksDbEvents>> Open(
+      storage::RocksDb& db, const Clock& clock, Limits limits = {}, Options options = {},
+      StreamBytes* stream_bytes = nullptr);
   // Ends the consumers (which must be destroyed before this), commits what is queued, stops.
   ~RocksDbEvents() override;
 

@@ -26,14 +26,14 @@ Status CheckPublish(const std::string& topic, const std::string& payload, const 
   }
   for (const auto& [key, value] : metadata) {
     if (key.empty() || key.size() > limits::kMetadataKeyBytes) {
-      return absl::InvalidArgumentError(
-          fmt::format("metadata key '{}' is {} bytes; use 1 to {}", key.substr(0, 64), key.size(),
-                      limits::kMetadataKeyBytes));
+      return absl::InvalidArgumentError(fmt::format("metadata key '{}' is {} bytes; use 1 to {}",
+                                                    key.substr(0, 64), key.size(),
+                                                    limits::kMetadataKeyBytes));
     }
     if (value.size() > limits::kMetadataValueBytes) {
-      return absl::InvalidArgumentError(fmt::format("metadata value of '{}' is {} bytes; the limit is {}",
-                                                    key, value.size(),
-                                                    limits::kMetadataValueBytes));
+      return absl::InvalidArgumentError(
+          fmt::format("metadata value of '{}' is {} bytes; the limit is {}", key, value.size(),
+                      limits::kMetadataValueBytes));
     }
   }
   return absl::OkStatus();
@@ -70,9 +70,9 @@ Status CheckSubscription(const Subscription& sub, const Limits& limits) {
         fmt::format("start_unix_ms is {}; use 0 or a time after 1970", sub.start_unix_ms));
   }
   if (sub.ack_wait_ms < 0 || sub.ack_wait_ms > limits.max_ack_wait_ms) {
-    return absl::InvalidArgumentError(fmt::format(
-        "ack_wait_ms is {}; use 0 (the default, {} ms) up to {}", sub.ack_wait_ms,
-        limits.default_ack_wait_ms, limits.max_ack_wait_ms));
+    return absl::InvalidArgumentError(
+        fmt::format("ack_wait_ms is {}; use 0 (the default, {} ms) up to {}", sub.ack_wait_ms,
+                    limits.default_ack_wait_ms, limits.max_ack_wait_ms));
   }
   if (sub.retry_limit < 0) {
     return absl::InvalidArgumentError(

@@ -6,8 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <new>
-#include <stdexcept>
 #include <set>
+#include <stdexcept>
 
 #include "micro/broker/v1/broker.grpc.pb.h"
 #include "services/broker/memory_broker.h"

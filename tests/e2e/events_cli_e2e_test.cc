@@ -59,9 +59,8 @@ TEST_CASE("events through the CLI: publish, read, topics and consume with a grou
   CHECK(listed[0]["name"] == "orders");
   CHECK(listed[0]["last_sequence"] == "2");
 
-  ProgramResult consumed = Events(
-      daemon, {"consume", "orders", "--group", "billing", "--start-sequence", "1", "--count", "2",
-               "-o", "json"});
+  ProgramResult consumed = Events(daemon, {"consume", "orders", "--group", "billing",
+                                           "--start-sequence", "1", "--count", "2", "-o", "json"});
   REQUIRE(consumed.exit_code == 0);
   auto lines = JsonLines(consumed.out);
   REQUIRE(lines.size() == 2);
@@ -87,8 +86,7 @@ TEST_CASE("events CLI usage errors exit 2 and bad input exits 1 naming the field
   CHECK(Events(daemon, {"publish", "t", "x", "-m", "novalue"}).exit_code == 2);
   CHECK(Events(daemon, {"read"}).exit_code == 2);
   CHECK(Events(daemon, {"read", "t", "--limit", "5000"}).exit_code == 2);
-  CHECK(Events(daemon, {"consume", "t", "--since", "1h", "--start-sequence", "3"}).exit_code ==
-        2);
+  CHECK(Events(daemon, {"consume", "t", "--since", "1h", "--start-sequence", "3"}).exit_code == 2);
   CHECK(Events(daemon, {"consume", "t", "--since", "soon"}).exit_code == 2);
   CHECK(Events(daemon, {"consume", "t", "--max-in-flight", "5000"}).exit_code == 2);
   ProgramResult help = Events(daemon, {"consume", "--help"});

@@ -101,9 +101,8 @@ TEST_CASE("acknowledged events survive kill -9 and every group gets every one of
       for (int c = 0; c < 2; ++c) {
         contexts.push_back(std::make_unique<grpc::ClientContext>());
         grpc::ClientContext* context = contexts.back().get();
-        threads.emplace_back([&, group, context] {
-          Consume(daemon, group, round, seen, stop, *context);
-        });
+        threads.emplace_back(
+            [&, group, context] { Consume(daemon, group, round, seen, stop, *context); });
       }
     }
     for (int p = 0; p < kPublishers; ++p) {

@@ -91,8 +91,7 @@ TEST_CASE("bad input is INVALID_ARGUMENT naming the field and stores nothing",
   Metadata many;
   for (int i = 0; i < 65; ++i) many["k" + std::to_string(i)] = "v";
   CHECK(h.Publish("t", "x", "", many).status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(h.Publish("t", "x", "", {{"", "v"}}).status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(h.Publish("t", "x", "", {{"", "v"}}).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.ReadAll("t").empty());
   CHECK(h.events->Read("ns", "bad topic", 0, 0).status().code() ==
         absl::StatusCode::kInvalidArgument);

@@ -86,8 +86,7 @@ TEST_CASE("events wire: a nearly full disk is RESOURCE_EXHAUSTED", "[events][rpc
   CHECK(Publish(w, "t", "x").error_code() == Code::RESOURCE_EXHAUSTED);
 }
 
-TEST_CASE("events wire: consume delivers, takes acks, and refuses bad streams",
-          "[events][rpc]") {
+TEST_CASE("events wire: consume delivers, takes acks, and refuses bad streams", "[events][rpc]") {
   Wire w;
   REQUIRE(Publish(w, "t", "one").ok());
   REQUIRE(Publish(w, "t", "two").ok());

@@ -109,9 +109,8 @@ TEST_CASE("bad addresses are refused at start-up", "[config]") {
 }
 
 TEST_CASE("a non-loopback address is refused unless --insecure accepts the risk", "[config]") {
-  for (const char* exposed :
-       {"0.0.0.0:8081", "10.0.0.1:8081", "[::]:8081", "example.com:80", "127.0.0:80",
-        "127.0.0.1.5:80", "127.evil.com:80", "[::2]:80"}) {
+  for (const char* exposed : {"0.0.0.0:8081", "10.0.0.1:8081", "[::]:8081", "example.com:80",
+                              "127.0.0:80", "127.0.0.1.5:80", "127.evil.com:80", "[::2]:80"}) {
     INFO(exposed);
     auto refused = LoadDaemonConfig(Flags({"--address", exposed}), {});
     REQUIRE(refused.status().code() == absl::StatusCode::kInvalidArgument);
@@ -124,7 +123,8 @@ TEST_CASE("a non-loopback address is refused unless --insecure accepts the risk"
   auto from_file = LoadDaemonConfig(
       Flags({"--config", WriteFile(dir, "address: 0.0.0.0:1\ninsecure: true\n")}), {});
   CHECK(from_file.ok());
-  auto not_bool = LoadDaemonConfig(Flags({"--address", "0.0.0.0:1"}), {{"MICRO_INSECURE", "maybe"}});
+  auto not_bool =
+      LoadDaemonConfig(Flags({"--address", "0.0.0.0:1"}), {{"MICRO_INSECURE", "maybe"}});
   CHECK(not_bool.status().code() == absl::StatusCode::kInvalidArgument);
 }
 
