@@ -116,4 +116,26 @@ int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& ar
   return body(flags, *options);
 }
 
+int RunSubcommand(const std::string& group, const std::string& about,
+                  const std::vector<Subcommand>& commands, const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env) {
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::ostream& out = args.empty() ? std::cerr : std::cout;
+    out << "Usage: micro " << group << " <command> [flags]\n\n" << about << "\n\nCommands:\n";
+    for (const Subcommand& c : commands) {
+      const std::string name = c.name;
+      out << "  " << name << std::string(12 - name.size(), ' ') << c.summary << "\n";
+    }
+    out << "\nRun 'micro " << group << " <command> --help' for the flags of a command.\n";
+    return args.empty() ? 2 : 0;
+  }
+  for (const Subcommand& c : commands) {
+    if (args[0] == c.name)
+      return c.run(std::vector<std::string>(args.begin() + 1, args.end()), env);
+  }
+  std::cerr << "error: unknown " << group << " command '" << args[0] << "'; run 'micro " << group
+            << " --help' for the list\n";
+  return 2;
+}
+
 }  // namespace micro::cli

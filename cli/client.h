@@ -54,4 +54,18 @@ int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& ar
                      const std::map<std::string, std::string>& env,
                      int (*body)(const ParsedArgs&, const ClientOptions&));
 
+// One command of a group (`micro store read`, `micro events publish`).
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+};
+
+// Runs `micro GROUP <command> ...`: the usage (`about`, then the commands) on --help (exit 0) or
+// with no command (stderr, exit 2), the command named by args[0] with the rest, or a usage
+// error for an unknown one.
+int RunSubcommand(const std::string& group, const std::string& about,
+                  const std::vector<Subcommand>& commands, const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env);
+
 }  // namespace micro::cli

@@ -299,45 +299,21 @@ int TopicsCommand(const std::vector<std::string>& args, const Env& env) {
   return RunClientCommand(spec, args, env, &Topics);
 }
 
-struct Subcommand {
-  const char* name;
-  const char* summary;
-  int (*run)(const std::vector<std::string>&, const Env&);
-};
-
-const Subcommand kSubcommands[] = {
+const std::vector<Subcommand> kSubcommands = {
     {"publish", "append an event to a topic", &PublishCommand},
     {"consume", "receive a topic's events as a member of a group", &ConsumeCommand},
     {"read", "print stored events of a topic", &ReadCommand},
     {"topics", "list the topics", &TopicsCommand},
 };
 
-void PrintEventsUsage(std::ostream& out) {
-  out << "Usage: micro events <command> [flags]\n\n"
-         "Durable event streams: topics of events with sequence numbers, consumer groups with\n"
-         "acknowledgements and redelivery, and replay. See docs/events.md.\n\n"
-         "Commands:\n";
-  for (const Subcommand& c : kSubcommands) {
-    const std::string name = c.name;
-    out << "  " << name << std::string(12 - name.size(), ' ') << c.summary << "\n";
-  }
-  out << "\nRun 'micro events <command> --help' for the flags of a command.\n";
-}
-
 }  // namespace
 
 int EventsCommand(const std::vector<std::string>& args, const Env& env) {
-  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    PrintEventsUsage(args.empty() ? std::cerr : std::cout);
-    return args.empty() ? 2 : 0;
-  }
-  for (const Subcommand& c : kSubcommands) {
-    if (args[0] == c.name)
-      return c.run(std::vector<std::string>(args.begin() + 1, args.end()), env);
-  }
-  std::cerr << "error: unknown events command '" << args[0]
-            << "'; run 'micro events --help' for the list\n";
-  return 2;
+  return RunSubcommand(
+      "events",
+      "Durable event streams: topics of events with sequence numbers, consumer groups "
+      "with\nacknowledgements and redelivery, and replay. See docs/events.md.",
+      kSubcommands, args, env);
 }
 
 }  // namespace micro::cli

@@ -461,13 +461,7 @@ int RestoreCommand(const std::vector<std::string>& args, const Env& env) {
   return Restore(std::get<ParsedArgs>(parsed), env);
 }
 
-struct Subcommand {
-  const char* name;
-  const char* summary;
-  int (*run)(const std::vector<std::string>&, const Env&);
-};
-
-const Subcommand kSubcommands[] = {
+const std::vector<Subcommand> kSubcommands = {
     {"read", "show a record, or the records of a prefix or suffix scan", &ReadCommand},
     {"write", "write a record", &WriteCommand},
     {"delete", "delete a record", &DeleteCommand},
@@ -478,32 +472,13 @@ const Subcommand kSubcommands[] = {
     {"restore", "put a snapshot back, with the daemon stopped", &RestoreCommand},
 };
 
-void PrintStoreUsage(std::ostream& out) {
-  out << "Usage: micro store <command> [flags]\n\n"
-         "Reads and writes records in the daemon's store: databases (default: the namespace)\n"
-         "of tables (default: default) of records.\n\n"
-         "Commands:\n";
-  for (const Subcommand& c : kSubcommands) {
-    const std::string name = c.name;
-    out << "  " << name << std::string(12 - name.size(), ' ') << c.summary << "\n";
-  }
-  out << "\nRun 'micro store <command> --help' for the flags of a command.\n";
-}
-
 }  // namespace
 
 int StoreCommand(const std::vector<std::string>& args, const Env& env) {
-  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    PrintStoreUsage(args.empty() ? std::cerr : std::cout);
-    return args.empty() ? 2 : 0;
-  }
-  for (const Subcommand& c : kSubcommands) {
-    if (args[0] == c.name)
-      return c.run(std::vector<std::string>(args.begin() + 1, args.end()), env);
-  }
-  std::cerr << "error: unknown store command '" << args[0]
-            << "'; run 'micro store --help' for the list\n";
-  return 2;
+  return RunSubcommand("store",
+                       "Reads and writes records in the daemon's store: databases (default: the "
+                       "namespace)\nof tables (default: default) of records.",
+                       kSubcommands, args, env);
 }
 
 }  // namespace micro::cli
