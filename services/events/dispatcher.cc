@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <unordered_set>
 
 namespace micro::events {
 namespace {
@@ -511,13 +512,24 @@ void Dispatcher::Leave(const std::shared_ptr<Core>& core) {
     std::lock_guard lock(mu_);
     core->left = true;
     if (stream_bytes_ != nullptr) stream_bytes_->Refund(core->queued_bytes);
-    core->queued_bytes = 0;
-    core->queue.clear();
-    core->ids.clear();
     std::shared_ptr<Group> group = core->group;
+    // A consumer that left can no longer acknowledge: what it held goes to the group's other
+    // consumers at once. Events written to its stream count as delivered; the others do not.
+    std::unordered_set<uint64_t> sent;
+    for (const auto& [id, sequence] : core->ids) sent.insert(sequence);
+    for (const Event& event : core->queue) sent.erase(event.sequence);
+    core->ids.clear();
+    std::vector<std::pair<uint64_t, uint32_t>> held;
+    for (const auto& [sequence, pending] : group->pending) {
+      if (pending.owner != core->serial) continue;
+      held.emplace_back(sequence, sent.count(sequence) != 0 ? pending.count : pending.count - 1);
+    }
+    for (const auto& [sequence, count] : held) {
+      Release(*group, sequence);
+      group->redeliver[sequence] = count;
+    }
     auto& consumers = group->consumers;
     consumers.erase(std::remove(consumers.begin(), consumers.end(), core), consumers.end());
-    // The events it held stay pending until their ack_wait passes, then go to the others.
     if (consumers.empty()) {
       // The group leaves memory; its stored position is where the next consumer resumes.
       StorePosition(*group);
@@ -530,6 +542,7 @@ void Dispatcher::Leave(const std::shared_ptr<Core>& core) {
         topic_last_.erase(topic_key);  // the topic's last group left
       }
     }
+    core->queue.clear();
     core->group.reset();
     // Keep the group reachable for Done callbacks through other shared_ptrs only.
     (void)group;

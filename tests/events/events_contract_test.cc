@@ -298,18 +298,17 @@ TEST_CASE("auto_ack moves the group's position without acks", "[events][contract
   CHECK(e->sequence == 4);
 }
 
-TEST_CASE("a member that leaves: its unacknowledged events go to another after ack_wait",
+TEST_CASE("a member that leaves: its unacknowledged events go to another at once",
           "[events][contract]") {
   Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   Subscription sub = Sub("t", "g", 1);
-  sub.ack_wait_ms = 2000;
+  sub.ack_wait_ms = 3600 * 1000;  // the fake clock never gets there
   auto leaving = std::make_unique<TestConsumer>(*h.events, sub);
   REQUIRE(h.Publish("t", "x").ok());
   auto taken = leaving->Next();
   REQUIRE(taken);
   TestConsumer staying(*h.events, sub);
   leaving.reset();  // without acknowledging
-  h.clock.Advance(3s);
   auto e = staying.Next();
   REQUIRE(e);
   CHECK(e->sequence == taken->sequence);
