@@ -157,6 +157,92 @@ int Topics(const ParsedArgs&, const ClientOptions& options) {
   return 0;
 }
 
+// "7d", "36h", "90s", "1500ms": the largest unit that divides the age.
+std::string FormatAge(int64_t ms) {
+  for (auto [unit, scale] : {std::pair{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000},
+                             {"s", 1000}}) {
+    if (ms % scale == 0) return std::to_string(ms / scale) + unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+std::string Bound(const std::string& value, bool zero, bool own) {
+  std::string text = zero ? "none" : value;
+  return own ? text : text + " (default)";
+}
+
+// What applies to the topic, and which bounds it set itself rather than follow the default.
+void PrintRetention(const std::string& topic, const v1::Retention& r, const v1::Retention& own) {
+  Table table({"TOPIC", "MAX AGE", "MAX EVENTS", "MAX BYTES"});
+  table.Add({topic, Bound(FormatAge(r.max_age_ms()), r.max_age_ms() == 0, own.has_max_age_ms()),
+             Bound(std::to_string(r.max_events()), r.max_events() == 0, own.has_max_events()),
+             Bound(std::to_string(r.max_bytes()), r.max_bytes() == 0, own.has_max_bytes())});
+  table.Print(std::cout);
+}
+
+int Retention(const ParsedArgs& args, const ClientOptions& options) {
+  if (args.positionals.empty()) return UsageError("retention", "missing TOPIC");
+  const std::string& topic = args.positionals[0];
+  const bool change = args.Has("max-age") || args.Has("max-events") || args.Has("max-bytes") ||
+                      args.Has("reset");
+  if (!change) {  // show
+    grpc::ClientContext context;
+    Prepare(context, options);
+    v1::TopicsResponse response;
+    grpc::Status status = Stub(options)->Topics(&context, v1::TopicsRequest(), &response);
+    if (!status.ok()) return ReportError(status, options);
+    for (const v1::Topic& t : response.topics()) {
+      if (t.name() != topic) continue;
+      if (options.output == Output::kJson) {
+        v1::ConfigureResponse shown;
+        *shown.mutable_retention() = t.retention();
+        *shown.mutable_configured() = t.configured();
+        PrintJson(shown);
+      } else {
+        PrintRetention(topic, t.retention(), t.configured());
+      }
+      return 0;
+    }
+    std::cerr << "error: topic '" << topic
+              << "' has no events and no retention of its own; see 'micro events topics'\n";
+    return 1;
+  }
+  v1::ConfigureRequest request;
+  request.set_topic(topic);
+  request.set_reset(args.Has("reset"));
+  if (args.Has("max-age")) {
+    const std::string text = args.Get("max-age");
+    if (text == "0") {
+      request.mutable_retention()->set_max_age_ms(0);
+    } else {
+      auto age = ParseDuration("max-age", text);
+      if (!age.ok()) return UsageError("retention", std::string(age.status().message()));
+      request.mutable_retention()->set_max_age_ms(*age);
+    }
+  }
+  if (args.Has("max-events")) {
+    auto n = NumberFlag(args, "max-events", 0, std::numeric_limits<uint64_t>::max());
+    if (!n.ok()) return UsageError("retention", std::string(n.status().message()));
+    request.mutable_retention()->set_max_events(*n);
+  }
+  if (args.Has("max-bytes")) {
+    auto n = NumberFlag(args, "max-bytes", 0, std::numeric_limits<uint64_t>::max());
+    if (!n.ok()) return UsageError("retention", std::string(n.status().message()));
+    request.mutable_retention()->set_max_bytes(*n);
+  }
+  grpc::ClientContext context;
+  Prepare(context, options);
+  v1::ConfigureResponse response;
+  grpc::Status status = Stub(options)->Configure(&context, request, &response);
+  if (!status.ok()) return ReportError(status, options);
+  if (options.output == Output::kJson) {
+    PrintJson(response);
+  } else {
+    PrintRetention(topic, response.retention(), response.configured());
+  }
+  return 0;
+}
+
 Result<v1::Subscription> BuildSubscription(const ParsedArgs& args) {
   v1::Subscription sub;
   sub.set_topic(args.positionals[0]);
@@ -299,11 +385,26 @@ int TopicsCommand(const std::vector<std::string>& args, const Env& env) {
   return RunClientCommand(spec, args, env, &Topics);
 }
 
+int RetentionCommand(const std::vector<std::string>& args, const Env& env) {
+  const CommandSpec spec{
+      "micro events retention TOPIC [flags]",
+      "Prints TOPIC's retention, or with flags sets the topic's own bounds, which replace the\n"
+      "daemon's defaults (events.retention_*) for that topic; the bounds not given stay as they\n"
+      "are. The oldest events past any bound are removed within a second. 0: no bound.",
+      {{"max-age", 0, "DURATION", "remove events older than this (90s, 15m, 2h, 7d; 0: none)"},
+       {"max-events", 0, "N", "keep at most N events (0: none)"},
+       {"max-bytes", 0, "N", "keep at most N bytes of keys and events (0: none)"},
+       {"reset", 0, "", "drop the topic's own bounds first: the defaults apply again"}},
+      1};
+  return RunClientCommand(spec, args, env, &Retention);
+}
+
 const std::vector<Subcommand> kSubcommands = {
     {"publish", "append an event to a topic", &PublishCommand},
     {"consume", "receive a topic's events as a member of a group", &ConsumeCommand},
     {"read", "print stored events of a topic", &ReadCommand},
     {"topics", "list the topics", &TopicsCommand},
+    {"retention", "show or set a topic's retention", &RetentionCommand},
 };
 
 }  // namespace

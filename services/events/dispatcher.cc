@@ -136,6 +136,7 @@ std::unique_ptr<Consumer> Dispatcher::Join(const std::string& ns, const Subscrip
       group->start = subscription;
     }
     if (!group->error.ok()) core->status = group->error;
+    if (closed_) core->status = absl::UnavailableError("the events service is stopping");
     group->consumers.push_back(core);
     core->group = group;
     work_ = true;
@@ -190,6 +191,7 @@ void Dispatcher::CloseAll() {
   std::vector<std::shared_ptr<Core>> cores;
   {
     std::lock_guard lock(mu_);
+    closed_ = true;  // and every consumer that joins later
     for (auto& [key, group] : groups_) {
       for (auto& core : group->consumers) {
         if (core->status.ok())

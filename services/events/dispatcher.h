@@ -46,6 +46,7 @@ class Dispatcher {
   // Retention removed the topic's events below `first`.
   void Trimmed(const std::string& ns, const std::string& topic, uint64_t first);
 
+  // Ends every consumer with UNAVAILABLE, and those that join afterwards too.
   void CloseAll();
 
   // For tests and docs: the groups in memory (with at least one consumer).
@@ -89,6 +90,7 @@ class Dispatcher {
   bool work_ = false;
   bool backoff_ = false;  // a read failed: the next pass waits a little
   bool stopping_ = false;
+  bool closed_ = false;  // CloseAll ran: consumers that join are ended at once
   uint64_t next_serial_ = 1;
   std::map<std::string, std::shared_ptr<Group>> groups_;  // by ns \0 topic \0 group
   std::unordered_map<std::string, uint64_t> topic_last_;  // by ns \0 topic, from Appended

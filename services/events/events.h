@@ -32,13 +32,23 @@ struct Limits {
   int64_t dedup_window_ms = 120'000;  // a client-given id deduplicates for 2 minutes
 };
 
-// Retention of every topic: events past any of the bounds are trimmed in the background,
-// oldest first. 0: no bound of that kind.
+// Retention of a topic: events past any of the bounds are trimmed in the background, oldest
+// first. 0: no bound of that kind. The defaults are the daemon's, for every topic.
 struct Retention {
   int64_t max_age_ms = int64_t{7} * 24 * 3600 * 1000;  // 7 days
   uint64_t max_events = 0;
   uint64_t max_bytes = uint64_t{1} << 30;  // 1 GiB per topic
 };
+
+// A topic's own retention bounds (Configure): each one present replaces the default's.
+struct TopicRetention {
+  std::optional<int64_t> max_age_ms;
+  std::optional<uint64_t> max_events;
+  std::optional<uint64_t> max_bytes;
+};
+
+// The bounds that apply to a topic with `own` bounds under the daemon's `defaults`.
+Retention Effective(const Retention& defaults, const TopicRetention& own);
 
 struct Event {
   std::string id;
@@ -62,6 +72,8 @@ struct TopicInfo {
   uint64_t last_sequence = 0;
   uint64_t count = 0;
   uint64_t bytes = 0;
+  Retention retention;     // what applies
+  TopicRetention own;      // the topic's own bounds
 };
 
 struct Subscription {
@@ -77,7 +89,7 @@ struct Subscription {
 };
 
 // One member of a group, receiving events. Thread-safe. Destroying it leaves the group: the
-// events it held unacknowledged are delivered to the others once their ack_wait passes.
+// events it held unacknowledged go to the group's other consumers at once.
 class Consumer {
  public:
   virtual ~Consumer() = default;
@@ -121,8 +133,17 @@ class Events {
                                                         uint64_t start_sequence,
                                                         uint32_t limit) = 0;
 
-  // The topics of `ns` that hold or held events.
+  // The topics of `ns` that hold or held events, or were configured.
   [[nodiscard]] virtual Result<std::vector<TopicInfo>> Topics(const std::string& ns) = 0;
+
+  // Sets `topic`'s own retention: with `reset`, drops every bound it set before; then each
+  // bound present in `retention` replaces the topic's. `done` runs once that is durable (on a
+  // thread of the backend) with the topic's info (no counters); the trimmer applies it on its
+  // next pass. Errors: INVALID_ARGUMENT (topic, a negative age), RESOURCE_EXHAUSTED (the disk is
+  // nearly full), UNAVAILABLE.
+  using ConfigureDone = std::function<void(Result<TopicInfo>)>;
+  virtual void Configure(const std::string& ns, const std::string& topic,
+                         const TopicRetention& retention, bool reset, ConfigureDone done) = 0;
 
   // Joins `subscription.group` of `subscription.topic`. `notify` runs (on any thread, without
   // the consumer's locks held) when Next has something new or status changes. Errors:
@@ -131,7 +152,8 @@ class Events {
                                                                   const Subscription& subscription,
                                                                   std::function<void()> notify) = 0;
 
-  // Ends every consumer (status UNAVAILABLE), for the daemon's shutdown.
+  // Ends every consumer (status UNAVAILABLE), and those that join later, for the daemon's
+  // shutdown.
   virtual void CloseConsumers() = 0;
 };
 
@@ -141,6 +163,7 @@ class Events {
                                   const Metadata& metadata, const std::string& id,
                                   const Limits& limits);
 [[nodiscard]] Status CheckSubscription(const Subscription& subscription, const Limits& limits);
+[[nodiscard]] Status CheckRetention(const TopicRetention& retention);
 
 // The dead-letter topic of a subscription.
 std::string DeadLetterTopic(const Subscription& subscription);

@@ -18,6 +18,26 @@ void ToProto(const Event& in, v1::Event* out) {
   out->set_delivery_count(in.delivery_count);
 }
 
+void ToProto(const Retention& in, v1::Retention* out) {
+  out->set_max_age_ms(in.max_age_ms);
+  out->set_max_events(in.max_events);
+  out->set_max_bytes(in.max_bytes);
+}
+
+void ToProto(const TopicRetention& in, v1::Retention* out) {
+  if (in.max_age_ms) out->set_max_age_ms(*in.max_age_ms);
+  if (in.max_events) out->set_max_events(*in.max_events);
+  if (in.max_bytes) out->set_max_bytes(*in.max_bytes);
+}
+
+TopicRetention FromProto(const v1::Retention& in) {
+  TopicRetention out;
+  if (in.has_max_age_ms()) out.max_age_ms = in.max_age_ms();
+  if (in.has_max_events()) out.max_events = in.max_events();
+  if (in.has_max_bytes()) out.max_bytes = in.max_bytes();
+  return out;
+}
+
 Subscription FromProto(const v1::Subscription& in) {
   Subscription out;
   out.topic = in.topic();
@@ -250,11 +270,32 @@ grpc::ServerUnaryReactor* EventsService::Topics(grpc::CallbackServerContext* con
         out->set_last_sequence(info.last_sequence);
         out->set_count(info.count);
         out->set_bytes(info.bytes);
+        ToProto(info.retention, out->mutable_retention());
+        ToProto(info.own, out->mutable_configured());
       }
       return absl::OkStatus();
     });
     reactor->Finish(ToGrpc(status));
   });
+  return reactor;
+} catch (...) {
+  return FailedUnary();
+}
+
+grpc::ServerUnaryReactor* EventsService::Configure(grpc::CallbackServerContext* context,
+                                                   const v1::ConfigureRequest* request,
+                                                   v1::ConfigureResponse* response) try {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return FinishUnary(context, call.error);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  events_.Configure(call.ns, request->topic(), FromProto(request->retention()), request->reset(),
+                    [reactor, response](Result<TopicInfo> info) {
+                      if (info.ok()) {
+                        ToProto(info->retention, response->mutable_retention());
+                        ToProto(info->own, response->mutable_configured());
+                      }
+                      reactor->Finish(ToGrpc(info.status()));
+                    });
   return reactor;
 } catch (...) {
   return FailedUnary();

@@ -29,6 +29,9 @@ class EventsService final : public v1::Events::CallbackService {
   grpc::ServerUnaryReactor* Topics(grpc::CallbackServerContext* context,
                                    const v1::TopicsRequest* request,
                                    v1::TopicsResponse* response) override;
+  grpc::ServerUnaryReactor* Configure(grpc::CallbackServerContext* context,
+                                      const v1::ConfigureRequest* request,
+                                      v1::ConfigureResponse* response) override;
 
  private:
   Events& events_;

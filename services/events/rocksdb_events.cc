@@ -82,11 +82,34 @@ Event ToEvent(const std::string& topic, uint64_t sequence, StoredEvent&& stored)
   return event;
 }
 
+internal::TopicRetention ToStored(const TopicRetention& in) {
+  internal::TopicRetention out;
+  if (in.max_age_ms) out.set_max_age_ms(*in.max_age_ms);
+  if (in.max_events) out.set_max_events(*in.max_events);
+  if (in.max_bytes) out.set_max_bytes(*in.max_bytes);
+  return out;
+}
+
+TopicRetention FromStored(const internal::TopicRetention& in) {
+  TopicRetention out;
+  if (in.has_max_age_ms()) out.max_age_ms = in.max_age_ms();
+  if (in.has_max_events()) out.max_events = in.max_events();
+  if (in.has_max_bytes()) out.max_bytes = in.max_bytes();
+  return out;
+}
+
 }  // namespace
 
 struct RocksDbEvents::Op {
   // kFlush writes nothing: its answer says every op before it is committed and answered.
-  enum class Kind { kPublish, kTrim, kDedupExpiry, kPosition, kFlush } kind = Kind::kPublish;
+  enum class Kind {
+    kPublish,
+    kTrim,
+    kDedupExpiry,
+    kPosition,
+    kConfigure,
+    kFlush
+  } kind = Kind::kPublish;
   std::string topic_key;
   // kPublish
   std::string payload;
@@ -103,6 +126,10 @@ struct RocksDbEvents::Op {
   // kPosition
   std::string key;
   uint64_t position = 0;
+  // kConfigure
+  internal::TopicRetention retention;
+  bool reset = false;
+  ConfigureDone configured;
 };
 
 struct RocksDbEvents::Batch {
@@ -191,6 +218,20 @@ void RocksDbEvents::StorePosition(const std::string& ns, const std::string& topi
   Submit(std::move(op));
 }
 
+void RocksDbEvents::Configure(const std::string& ns, const std::string& topic,
+                              const TopicRetention& retention, bool reset,
+                              ConfigureDone done) {
+  if (Status s = CheckTopic(topic, limits_); !s.ok()) return done(s);
+  if (Status s = CheckRetention(retention); !s.ok()) return done(s);
+  Op op;
+  op.kind = Op::Kind::kConfigure;
+  op.topic_key = TopicKey(ns, topic);
+  op.retention = ToStored(retention);
+  op.reset = reset;
+  op.configured = std::move(done);
+  Submit(std::move(op));
+}
+
 void RocksDbEvents::Flush() {
   std::promise<void> done;
   Op op;
@@ -209,7 +250,9 @@ void RocksDbEvents::Submit(Op op) {
       return;
     }
   }
-  if (op.done) op.done(absl::UnavailableError("the events service is stopping"));
+  const Status stopping = absl::UnavailableError("the events service is stopping");
+  if (op.done) op.done(stopping);
+  if (op.configured) op.configured(stopping);
 }
 
 void RocksDbEvents::CommitLoop() {
@@ -235,6 +278,7 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
   batch.disk_low =
       options_.disk_reserve_bytes != 0 && rocks_.Space().free_bytes < options_.disk_reserve_bytes;
   std::vector<Result<Published>> results(ops.size(), Published{});
+  std::vector<Result<TopicInfo>> configured(ops.size(), TopicInfo{});
   for (size_t i = 0; i < ops.size(); ++i) {
     switch (ops[i].kind) {
       case Op::Kind::kPublish:
@@ -248,6 +292,9 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
         break;
       case Op::Kind::kPosition:
         ApplyPosition(batch, ops[i]);
+        break;
+      case Op::Kind::kConfigure:
+        configured[i] = ApplyConfigure(batch, ops[i]);
         break;
       case Op::Kind::kFlush:
         break;
@@ -278,10 +325,13 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
   } else {
     spdlog::error("events: {}", std::string(status.message()));
   }
-  acknowledger_->Submit([ops = std::move(ops), results = std::move(results), status]() mutable {
+  acknowledger_->Submit([ops = std::move(ops), results = std::move(results),
+                         configured = std::move(configured), status]() mutable {
     for (size_t i = 0; i < ops.size(); ++i) {
-      if (!ops[i].done) continue;
-      ops[i].done(status.ok() ? std::move(results[i]) : Result<Published>(status));
+      if (ops[i].done) ops[i].done(status.ok() ? std::move(results[i]) : Result<Published>(status));
+      if (ops[i].configured) {
+        ops[i].configured(status.ok() ? std::move(configured[i]) : Result<TopicInfo>(status));
+      }
     }
   });
 }
@@ -402,6 +452,32 @@ void RocksDbEvents::ApplyPosition(Batch& batch, const Op& op) {
   batch.positions[op.key] = op.position;
 }
 
+// Sets the topic's own retention in its counters' record (creating the topic if it has none).
+Result<TopicInfo> RocksDbEvents::ApplyConfigure(Batch& batch, const Op& op) {
+  if (batch.disk_low) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "the data dir's disk is nearly full: changes stop while it has less than {} bytes free",
+        options_.disk_reserve_bytes));
+  }
+  TopicMeta& meta = Meta(batch, op.topic_key);
+  internal::TopicRetention* own = meta.mutable_retention();
+  if (op.reset) own->Clear();
+  own->MergeFrom(op.retention);
+  return Info(SplitTopicKey(op.topic_key).second, meta);
+}
+
+TopicInfo RocksDbEvents::Info(const std::string& name, const TopicMeta& meta) const {
+  TopicInfo info;
+  info.name = name;
+  info.count = meta.count();
+  info.bytes = meta.bytes();
+  info.last_sequence = meta.last_sequence();
+  info.first_sequence = meta.count() == 0 ? 0 : meta.first_sequence();
+  info.own = FromStored(meta.retention());
+  info.retention = Effective(options_.retention, info.own);
+  return info;
+}
+
 Result<std::vector<Event>> RocksDbEvents::Read(const std::string& ns, const std::string& topic,
                                                uint64_t start_sequence, uint32_t limit) {
   if (Status s = CheckTopic(topic, limits_); !s.ok()) return s;
@@ -431,13 +507,7 @@ Result<std::vector<TopicInfo>> RocksDbEvents::Topics(const std::string& ns) {
   for (it->Seek(prefix);
        it->Valid() && StartsWith(it->key(), prefix) && out.size() < kMaxTopicsListed; it->Next()) {
     if (!meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
-    TopicInfo info;
-    info.name = it->key().ToString().substr(prefix.size());
-    info.count = meta.count();
-    info.bytes = meta.bytes();
-    info.last_sequence = meta.last_sequence();
-    info.first_sequence = meta.count() == 0 ? 0 : meta.first_sequence();
-    out.push_back(std::move(info));
+    out.push_back(Info(it->key().ToString().substr(prefix.size()), meta));
   }
   if (Status s = storage::FromRocks(it->status(), "listing topics failed"); !s.ok()) return s;
   return out;
@@ -504,14 +574,11 @@ void RocksDbEvents::TrimLoop() {
 
 void RocksDbEvents::TrimNow() {
   const int64_t now = clock_.UnixMillis();
-  const Retention& r = options_.retention;
-  if (r.max_age_ms != 0 || r.max_events != 0 || r.max_bytes != 0) {
-    std::unique_ptr<rocksdb::Iterator> it(rocks_.db().NewIterator(rocksdb::ReadOptions(), family_));
-    TopicMeta meta;
-    for (it->Seek("t"); it->Valid() && it->key().starts_with("t"); it->Next()) {
-      if (!meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
-      TrimTopic(it->key().ToString().substr(1), meta, now);
-    }
+  std::unique_ptr<rocksdb::Iterator> it(rocks_.db().NewIterator(rocksdb::ReadOptions(), family_));
+  TopicMeta meta;
+  for (it->Seek("t"); it->Valid() && it->key().starts_with("t"); it->Next()) {
+    if (!meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+    TrimTopic(it->key().ToString().substr(1), meta, now);
   }
   ExpireDedup(now);
 }
@@ -519,7 +586,8 @@ void RocksDbEvents::TrimNow() {
 // Queues the removal of the topic's oldest events that are past a retention bound.
 void RocksDbEvents::TrimTopic(const std::string& topic_key, const TopicMeta& meta, int64_t now) {
   if (meta.count() == 0) return;
-  const Retention& r = options_.retention;
+  const Retention r = Effective(options_.retention, FromStored(meta.retention()));
+  if (r.max_age_ms == 0 && r.max_events == 0 && r.max_bytes == 0) return;
   const uint64_t over_count =
       r.max_events != 0 && meta.count() > r.max_events ? meta.count() - r.max_events : 0;
   const bool over_bytes = r.max_bytes != 0 && meta.bytes() > r.max_bytes;

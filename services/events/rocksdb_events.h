@@ -33,7 +33,8 @@ struct RocksDbEventsOptions {
 // Durable event logs in the daemon's RocksDB, in the column family "events":
 //
 //   'e' ns \0 topic \0 sequence (8 bytes, big-endian)  -> StoredEvent   one ordered range a topic
-//   't' ns \0 topic                                    -> TopicMeta     first/last sequence, counts
+//   't' ns \0 topic                                    -> TopicMeta     first/last sequence, counts,
+//                                                                     the topic's own retention
 //   'g' ns \0 topic \0 group                           -> position (8 bytes, big-endian)
 //   'd' ns \0 topic \0 id                              -> DedupEntry    client ids in the window
 //   'x' time (8 bytes) ns \0 topic \0 id               -> ""            dedup ids by expiry
@@ -62,6 +63,8 @@ class RocksDbEvents final : public Events, private EventLog {
   Result<std::unique_ptr<Consumer>> Consume(const std::string& ns, const Subscription& subscription,
                                             std::function<void()> notify) override;
   void CloseConsumers() override;
+  void Configure(const std::string& ns, const std::string& topic, const TopicRetention& retention,
+                 bool reset, ConfigureDone done) override;
 
   // One retention pass now (the trimmer runs it every trim_interval). For tests.
   void TrimNow();
@@ -92,9 +95,11 @@ class RocksDbEvents final : public Events, private EventLog {
   void ApplyTrim(Batch& batch, const Op& op);
   void ApplyDedupExpiry(Batch& batch, const Op& op);
   void ApplyPosition(Batch& batch, const Op& op);
+  Result<TopicInfo> ApplyConfigure(Batch& batch, const Op& op);
   internal::TopicMeta& Meta(Batch& batch, const std::string& topic_key);
   void TrimLoop();
   void TrimTopic(const std::string& topic_key, const internal::TopicMeta& meta, int64_t now);
+  TopicInfo Info(const std::string& name, const internal::TopicMeta& meta) const;
   void ExpireDedup(int64_t now);
 
   storage::RocksDb& rocks_;

@@ -85,6 +85,22 @@ Status CheckSubscription(const Subscription& sub, const Limits& limits) {
   return absl::OkStatus();
 }
 
+Status CheckRetention(const TopicRetention& retention) {
+  if (retention.max_age_ms && *retention.max_age_ms < 0) {
+    return absl::InvalidArgumentError(fmt::format(
+        "retention max_age_ms is {}; use 0 (no age bound) or more", *retention.max_age_ms));
+  }
+  return absl::OkStatus();
+}
+
+Retention Effective(const Retention& defaults, const TopicRetention& own) {
+  Retention out = defaults;
+  if (own.max_age_ms) out.max_age_ms = *own.max_age_ms;
+  if (own.max_events) out.max_events = *own.max_events;
+  if (own.max_bytes) out.max_bytes = *own.max_bytes;
+  return out;
+}
+
 std::string DeadLetterTopic(const Subscription& subscription) {
   return subscription.dead_letter_topic.empty() ? subscription.topic + ".dead"
                                                 : subscription.dead_letter_topic;

@@ -99,6 +99,29 @@ def run_checks(binary, tmp, daemon_holder):
     check(any(t.name == TOPIC and t.last_sequence == 2 for t in listed.topics),
           "Topics lists the topic with its last sequence")
 
+    # --- per-topic retention ---------------------------------------------------------------
+    configure, ConfigureRequest = api.method(EVENTS, "Configure")
+    Retention = api.message("micro.events.v1.Retention")
+    configured = configure(ConfigureRequest(topic="kept", retention=Retention(max_events=2)),
+                           timeout=RPC_TIMEOUT)
+    check(configured.retention.max_events == 2 and configured.configured.HasField("max_events")
+          and not configured.configured.HasField("max_bytes"),
+          "Configure sets one bound and reports the others as the defaults")
+    for n in range(4):
+        publish(PublishRequest(topic="kept", payload=b"%d" % n), timeout=RPC_TIMEOUT)
+    check(wait_until(lambda: [e.payload for e in
+                              read(ReadRequest(topic="kept"), timeout=RPC_TIMEOUT).events]
+                     == [b"2", b"3"], 15),
+          "a topic's own max_events trims its oldest events")
+    listed = topics(TopicsRequest(), timeout=RPC_TIMEOUT)
+    check(any(t.name == "kept" and t.configured.max_events == 2 for t in listed.topics),
+          "Topics shows a topic's own retention")
+    code, details = rpc_status(configure,
+                               ConfigureRequest(topic="kept", retention=Retention(max_age_ms=-1)),
+                               timeout=RPC_TIMEOUT)
+    check(code == grpc.StatusCode.INVALID_ARGUMENT and "max_age_ms" in details,
+          "a negative max_age_ms is INVALID_ARGUMENT (%s)" % details)
+
     # --- error codes -----------------------------------------------------------------------
     code, details = rpc_status(publish, PublishRequest(topic="bad topic"), timeout=RPC_TIMEOUT)
     check(code == grpc.StatusCode.INVALID_ARGUMENT and "topic" in details,

@@ -76,6 +76,40 @@ TEST_CASE("events through the CLI: publish, read, topics and consume with a grou
   CHECK(resumed.out.find("three") != std::string::npos);
 }
 
+TEST_CASE("events retention through the CLI: a topic's own bounds, shown and applied",
+          "[e2e][events]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  ProgramResult set = Events(daemon, {"retention", "audit", "--max-events", "2", "--max-age", "36h"});
+  REQUIRE(set.exit_code == 0);
+  CHECK(set.out.find("36h") != std::string::npos);
+  CHECK(set.out.find("1073741824 (default)") != std::string::npos);  // max bytes: the default
+  for (int i = 0; i < 5; ++i) REQUIRE(Events(daemon, {"publish", "audit", "x"}).exit_code == 0);
+  // The trimmer runs once a second.
+  REQUIRE(WaitFor(
+      [&] {
+        auto read = Events(daemon, {"read", "audit", "-o", "json"});
+        return read.exit_code == 0 && nlohmann::json::parse(read.out)["events"].size() == 2;
+      },
+      std::chrono::seconds(10)));
+  ProgramResult shown = Events(daemon, {"retention", "audit", "-o", "json"});
+  REQUIRE(shown.exit_code == 0);
+  auto json = nlohmann::json::parse(shown.out);
+  CHECK(json["configured"]["max_events"] == "2");
+  CHECK(json["retention"]["max_age_ms"] == "129600000");
+  CHECK(!json["configured"].contains("max_bytes"));
+  ProgramResult reset = Events(daemon, {"retention", "audit", "--reset", "-o", "json"});
+  REQUIRE(reset.exit_code == 0);
+  CHECK(nlohmann::json::parse(reset.out)["retention"]["max_age_ms"] == "604800000");
+
+  CHECK(Events(daemon, {"retention"}).exit_code == 2);
+  CHECK(Events(daemon, {"retention", "audit", "--max-age", "soon"}).exit_code == 2);
+  CHECK(Events(daemon, {"retention", "audit", "--max-events", "-1"}).exit_code == 2);
+  ProgramResult unknown = Events(daemon, {"retention", "nothing-here"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err.find("nothing-here") != std::string::npos);
+}
+
 TEST_CASE("events CLI usage errors exit 2 and bad input exits 1 naming the field",
           "[e2e][events]") {
   MicroDaemon daemon;

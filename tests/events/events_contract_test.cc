@@ -357,6 +357,70 @@ TEST_CASE("retention trims the oldest events by count, bytes and age", "[events]
   }
 }
 
+TEST_CASE("a topic's own retention replaces the defaults for it alone and survives a restart",
+          "[events][contract]") {
+  const bool memory = GENERATE(false, true);
+  Harness h({0, 3, 0}, {}, 0, memory);  // the daemon keeps 3 events a topic
+  TopicRetention keep_two;
+  keep_two.max_events = 2;
+  auto configured = h.Configure("two", keep_two);
+  REQUIRE(configured.ok());
+  CHECK(configured->retention.max_events == 2);
+  CHECK(configured->own.max_events == 2);
+  CHECK(!configured->own.max_age_ms);
+  TopicRetention unbounded;
+  unbounded.max_events = 0;  // 0: no bound, not "the default"
+  REQUIRE(h.Configure("all", unbounded).ok());
+  auto listed = h.Topic("all");  // configured before its first event: listed, empty
+  REQUIRE(listed);
+  CHECK(listed->count == 0);
+  CHECK(listed->first_sequence == 0);
+
+  for (const char* topic : {"two", "all", "default"}) {
+    for (int i = 0; i < 6; ++i) REQUIRE(h.Publish(topic, "x").ok());
+  }
+  h.events->TrimNow();
+  REQUIRE(micro::testing::WaitFor(
+      [&] { return h.FirstSequence("two") == 5 && h.FirstSequence("default") == 4; }, 10s));
+  CHECK(h.ReadAll("two").size() == 2);
+  CHECK(h.ReadAll("default").size() == 3);
+  CHECK(h.ReadAll("all").size() == 6);
+
+  // Another bound leaves the first one as it was.
+  TopicRetention age;
+  age.max_age_ms = 60'000;
+  auto merged = h.Configure("two", age);
+  REQUIRE(merged.ok());
+  CHECK(merged->own.max_events == 2);
+  CHECK(merged->own.max_age_ms == 60'000);
+
+  h.Reopen();
+  auto after = h.Topic("two");
+  REQUIRE(after);
+  CHECK(after->own.max_events == 2);
+  CHECK(after->retention.max_age_ms == 60'000);
+  CHECK(after->count == 2);
+
+  // reset: the defaults apply again.
+  auto reset = h.Configure("all", {}, /*reset=*/true);
+  REQUIRE(reset.ok());
+  CHECK(!reset->own.max_events);
+  CHECK(reset->retention.max_events == 3);
+  h.events->TrimNow();
+  REQUIRE(micro::testing::WaitFor([&] { return h.FirstSequence("all") == 4; }, 10s));
+}
+
+TEST_CASE("bad retention is INVALID_ARGUMENT and changes nothing", "[events][contract]") {
+  Harness h({0, 3, 0});
+  TopicRetention negative;
+  negative.max_age_ms = -1;
+  auto refused = h.Configure("t", negative);
+  REQUIRE(refused.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(refused.status().message().find("max_age_ms") != std::string::npos);
+  CHECK(h.Configure("bad topic", {}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(!h.Topic("t"));
+}
+
 TEST_CASE("Read is bounded by its limit and by 3 MiB", "[events][contract]") {
   Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   for (int i = 0; i < 5; ++i) REQUIRE(h.Publish("t", std::string(1 << 20, 'x')).ok());
@@ -376,6 +440,8 @@ TEST_CASE("CloseConsumers ends every consumer with UNAVAILABLE", "[events][contr
   h.events->CloseConsumers();
   CHECK(c.consumer->status().code() == absl::StatusCode::kUnavailable);
   CHECK_FALSE(c.consumer->Next());
+  TestConsumer late(*h.events, Sub("t", "g"));  // joins after: ended too
+  CHECK(late.consumer->status().code() == absl::StatusCode::kUnavailable);
 }
 
 TEST_CASE("queued events count against the daemon's stream bytes and are refunded",

@@ -57,6 +57,23 @@ struct Harness {
     return done.get_future().get();
   }
 
+  Result<TopicInfo> Configure(const std::string& topic, TopicRetention retention,
+                              bool reset = false) {
+    std::promise<Result<TopicInfo>> done;
+    events->Configure("ns", topic, retention, reset,
+                      [&](Result<TopicInfo> r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  }
+
+  std::optional<TopicInfo> Topic(const std::string& topic) {
+    auto topics = events->Topics("ns");
+    REQUIRE(topics.ok());
+    for (const auto& t : *topics) {
+      if (t.name == topic) return t;
+    }
+    return std::nullopt;
+  }
+
   std::vector<Event> ReadAll(const std::string& topic, uint64_t start = 0) {
     auto read = events->Read("ns", topic, start, 0);
     REQUIRE(read.ok());

@@ -84,6 +84,43 @@ TEST_CASE("events wire: publish, read and topics, with their error codes", "[eve
 TEST_CASE("events wire: a nearly full disk is RESOURCE_EXHAUSTED", "[events][rpc]") {
   Wire w(UINT64_MAX);
   CHECK(Publish(w, "t", "x").error_code() == Code::RESOURCE_EXHAUSTED);
+  v1::ConfigureRequest request;
+  request.set_topic("t");
+  request.mutable_retention()->set_max_events(5);
+  v1::ConfigureResponse response;
+  CHECK(w.stub->Configure(Context().get(), request, &response).error_code() ==
+        Code::RESOURCE_EXHAUSTED);
+}
+
+TEST_CASE("events wire: configure sets a topic's retention, per namespace", "[events][rpc]") {
+  Wire w;
+  v1::ConfigureRequest request;
+  request.set_topic("t");
+  request.mutable_retention()->set_max_events(5);
+  request.mutable_retention()->set_max_age_ms(0);
+  v1::ConfigureResponse response;
+  REQUIRE(w.stub->Configure(Context("team-a").get(), request, &response).ok());
+  CHECK(response.retention().max_events() == 5);
+  CHECK(response.retention().has_max_bytes());  // what applies: every field present
+  CHECK(response.configured().has_max_events());
+  CHECK(response.configured().has_max_age_ms());
+  CHECK(!response.configured().has_max_bytes());
+
+  v1::TopicsResponse topics;
+  REQUIRE(w.stub->Topics(Context("team-a").get(), v1::TopicsRequest(), &topics).ok());
+  REQUIRE(topics.topics_size() == 1);
+  CHECK(topics.topics(0).configured().max_events() == 5);
+  topics.Clear();
+  REQUIRE(w.stub->Topics(Context().get(), v1::TopicsRequest(), &topics).ok());
+  CHECK(topics.topics_size() == 0);  // another namespace
+
+  request.mutable_retention()->set_max_age_ms(-5);
+  CHECK(w.stub->Configure(Context().get(), request, &response).error_code() ==
+        Code::INVALID_ARGUMENT);
+  request.set_topic("bad topic");
+  request.mutable_retention()->clear_max_age_ms();
+  CHECK(w.stub->Configure(Context().get(), request, &response).error_code() ==
+        Code::INVALID_ARGUMENT);
 }
 
 TEST_CASE("events wire: consume delivers, takes acks, and refuses bad streams", "[events][rpc]") {
