@@ -1,5 +1,9 @@
 #include "services/events/events_service.h"
 
+#include <fmt/format.h>
+
+#include <deque>
+#include <memory>
 #include <mutex>
 
 #include "rpc/grpc_status.h"
@@ -203,6 +207,200 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   bool finished_ = false;
 };
 
+// PublishStream: reads batches of events, hands every event to the backend at once (so the
+// group commit takes many of them in one synced write), and writes each batch's acks once all
+// of its events are answered, in the order of the batches. It reads the next batch only while
+// the stream has room (kMaxBatches and kMaxBytes unanswered, and the daemon's stream byte
+// budget not spent), so a client that floods, or stops reading its acks, holds a bounded amount.
+// The reactor outlives OnDone until the backend has answered every event it was given.
+class PublishStreamReactor final
+    : public grpc::ServerBidiReactor<v1::PublishBatch, v1::PublishAcks> {
+ public:
+  PublishStreamReactor(Events& events, const CallContexts& contexts, std::string ns,
+                       StreamSlots::Slot slot)
+      : events_(&events), contexts_(&contexts), ns_(std::move(ns)), slot_(std::move(slot)) {
+    std::lock_guard lock(mu_);
+    reading_ = true;
+    StartRead(&batch_);
+  }
+
+  // Refuses the call with `error`.
+  explicit PublishStreamReactor(const Status& error) {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    Finish(ToGrpc(error));
+  }
+
+  ~PublishStreamReactor() override {
+    if (contexts_ != nullptr) contexts_->stream_bytes().Refund(bytes_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side (or went away): end after the last ack
+      std::lock_guard lock(mu_);
+      reading_ = false;
+      EndLocked(grpc::Status::OK);
+      return;
+    }
+    const int n = batch_.requests_size();
+    if (n > EventsService::kMaxBatchEvents) {
+      std::lock_guard lock(mu_);
+      reading_ = false;
+      EndLocked(ToGrpc(absl::InvalidArgumentError(
+          fmt::format("a batch of {} events; send at most {} per PublishBatch", n,
+                      EventsService::kMaxBatchEvents))));
+      return;
+    }
+    auto pending = std::make_shared<Pending>();
+    pending->bytes = batch_.ByteSizeLong();
+    pending->remaining = n;
+    for (int i = 0; i < n; ++i) pending->acks.add_acks();
+    const bool draining = contexts_->draining();
+    {
+      std::lock_guard lock(mu_);
+      reading_ = false;
+      queue_.push_back(pending);
+      bytes_ += pending->bytes;
+      contexts_->stream_bytes().Charge(pending->bytes);
+      if (!draining) outstanding_ += n;
+    }
+    if (draining) {
+      std::lock_guard lock(mu_);
+      for (v1::PublishAck& ack : *pending->acks.mutable_acks()) {
+        ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+        ack.set_error("the server is shutting down; publish this event to the next server");
+      }
+      pending->remaining = 0;
+      EndLocked(ToGrpc(absl::UnavailableError(
+          "the server is shutting down; the events of the last batch were not stored")));
+      WriteLocked();
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      v1::PublishRequest& request = *batch_.mutable_requests(i);
+      events_->Publish(ns_, request.topic(), std::move(*request.mutable_payload()),
+                       Metadata(request.metadata().begin(), request.metadata().end()),
+                       request.id(), [this, pending, i](Result<Published> published) {
+                         Answered(*pending, i, std::move(published));
+                       });
+    }
+    std::lock_guard lock(mu_);
+    batch_.Clear();
+    ReadMoreLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status::CANCELLED);
+      return;
+    }
+    const size_t bytes = queue_.front()->bytes;
+    queue_.pop_front();
+    bytes_ -= bytes;
+    contexts_->stream_bytes().Refund(bytes);
+    ReadMoreLocked();
+    WriteLocked();
+    if (ending_) EndLocked(end_status_);  // ends now if every ack is written
+  }
+
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    bool last;
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      last = outstanding_ == 0;
+    }
+    if (last) delete this;
+  }
+
+ private:
+  struct Pending {
+    v1::PublishAcks acks;
+    int remaining = 0;  // events of the batch the backend has not answered yet
+    size_t bytes = 0;
+  };
+
+  // The backend's answer for event `i` of a batch (on a backend thread, or inline when the
+  // event is refused before it is queued).
+  void Answered(Pending& pending, int i, Result<Published> published) {
+    bool last;
+    {
+      std::lock_guard lock(mu_);
+      v1::PublishAck& ack = *pending.acks.mutable_acks(i);
+      if (published.ok()) {
+        ack.set_id(published->id);
+        ack.set_sequence(published->sequence);
+        ack.set_duplicate(published->duplicate);
+      } else {
+        ack.set_code(static_cast<int>(published.status().code()));
+        ack.set_error(std::string(published.status().message()));
+      }
+      --pending.remaining;
+      --outstanding_;
+      WriteLocked();
+      last = done_ && outstanding_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  bool RoomLocked() const {
+    if (queue_.empty()) return true;  // one batch always: a stream is never stuck
+    const StreamBytes& budget = contexts_->stream_bytes();
+    return queue_.size() < EventsService::kMaxBatchesInFlight &&
+           bytes_ < EventsService::kMaxBytesInFlight && budget.used() < budget.max();
+  }
+
+  void ReadMoreLocked() {
+    if (reading_ || ending_ || finished_ || !RoomLocked()) return;
+    reading_ = true;
+    StartRead(&batch_);
+  }
+
+  void WriteLocked() {
+    if (writing_ || finished_ || queue_.empty() || queue_.front()->remaining > 0) return;
+    writing_ = true;
+    StartWrite(&queue_.front()->acks);
+  }
+
+  // The stream ends with `status` once no read is pending and every ack is written.
+  void EndLocked(const grpc::Status& status) {
+    if (!ending_) {
+      ending_ = true;
+      end_status_ = status;
+    }
+    if (!reading_ && !writing_ && queue_.empty()) FinishLocked(end_status_);
+  }
+
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  Events* events_ = nullptr;
+  const CallContexts* contexts_ = nullptr;
+  std::string ns_;
+  StreamSlots::Slot slot_;
+  v1::PublishBatch batch_;
+  std::mutex mu_;
+  std::deque<std::shared_ptr<Pending>> queue_;  // batches not yet acknowledged, in order
+  size_t bytes_ = 0;                            // their request bytes
+  int64_t outstanding_ = 0;                     // events the backend has not answered
+  grpc::Status end_status_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool ending_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+};
+
 }  // namespace
 
 grpc::ServerUnaryReactor* EventsService::Publish(grpc::CallbackServerContext* context,
@@ -224,6 +422,17 @@ grpc::ServerUnaryReactor* EventsService::Publish(grpc::CallbackServerContext* co
   return reactor;
 } catch (...) {
   return FailedUnary();
+}
+
+grpc::ServerBidiReactor<v1::PublishBatch, v1::PublishAcks>* EventsService::PublishStream(
+    grpc::CallbackServerContext* context) try {
+  CallContext call = contexts_.Get(context);
+  if (!call.error.ok()) return new PublishStreamReactor(call.error);
+  auto slot = contexts_.streams().Acquire();
+  if (!slot.ok()) return new PublishStreamReactor(slot.status());
+  return new PublishStreamReactor(events_, contexts_, call.ns, std::move(*slot));
+} catch (...) {
+  return FailedStream<PublishStreamReactor>();
 }
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::Event>* EventsService::Consume(

@@ -14,6 +14,12 @@ namespace micro::events {
 // against max_stream_bytes.
 class EventsService final : public v1::Events::CallbackService {
  public:
+  // PublishStream's bounds: events in one batch; batches and request bytes a stream may have
+  // unanswered before the daemon stops reading it.
+  static constexpr int kMaxBatchEvents = 4096;
+  static constexpr size_t kMaxBatchesInFlight = 64;
+  static constexpr size_t kMaxBytesInFlight = size_t{16} << 20;
+
   // Both must outlive the service.
   EventsService(Events& events, const CallContexts& contexts)
       : events_(events), contexts_(contexts) {}
@@ -21,6 +27,8 @@ class EventsService final : public v1::Events::CallbackService {
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
                                     v1::PublishResponse* response) override;
+  grpc::ServerBidiReactor<v1::PublishBatch, v1::PublishAcks>* PublishStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerBidiReactor<v1::ConsumeRequest, v1::Event>* Consume(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* context,

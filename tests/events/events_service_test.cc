@@ -3,6 +3,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <thread>
+
 #include "micro/events/v1/events.grpc.pb.h"
 #include "tests/events/events_harness.h"
 #include "tests/support/in_process_server.h"
@@ -121,6 +124,141 @@ TEST_CASE("events wire: configure sets a topic's retention, per namespace", "[ev
   request.mutable_retention()->clear_max_age_ms();
   CHECK(w.stub->Configure(Context().get(), request, &response).error_code() ==
         Code::INVALID_ARGUMENT);
+}
+
+v1::PublishBatch Batch(const std::string& topic, int n, size_t payload_bytes = 8) {
+  v1::PublishBatch batch;
+  for (int i = 0; i < n; ++i) {
+    v1::PublishRequest* request = batch.add_requests();
+    request->set_topic(topic);
+    request->set_payload(std::string(payload_bytes, 'p'));
+  }
+  return batch;
+}
+
+TEST_CASE("events wire: PublishStream answers each batch in order, an ack per event",
+          "[events][rpc]") {
+  Wire w;
+  auto context = Context("team-a");
+  auto stream = w.stub->PublishStream(context.get());
+  REQUIRE(stream->Write(Batch("t", 100)));
+  v1::PublishBatch mixed = Batch("t", 3);
+  mixed.mutable_requests(1)->set_topic("bad topic");  // refused alone
+  mixed.mutable_requests(2)->set_id("once");
+  REQUIRE(stream->Write(mixed));
+  v1::PublishBatch again = Batch("t", 1);
+  again.mutable_requests(0)->set_id("once");
+  REQUIRE(stream->Write(again));
+  REQUIRE(stream->Write(v1::PublishBatch()));  // an empty batch gets an empty answer
+  stream->WritesDone();
+
+  v1::PublishAcks acks;
+  REQUIRE(stream->Read(&acks));
+  REQUIRE(acks.acks_size() == 100);
+  for (int i = 0; i < 100; ++i) {
+    CHECK(acks.acks(i).code() == 0);
+    CHECK(acks.acks(i).sequence() == static_cast<uint64_t>(i + 1));
+  }
+  REQUIRE(stream->Read(&acks));
+  REQUIRE(acks.acks_size() == 3);
+  CHECK(acks.acks(0).sequence() == 101);
+  CHECK(acks.acks(1).code() == static_cast<int>(Code::INVALID_ARGUMENT));
+  CHECK(acks.acks(1).error().find("topic") != std::string::npos);
+  CHECK(acks.acks(1).sequence() == 0);
+  CHECK(acks.acks(2).sequence() == 102);
+  CHECK(acks.acks(2).id() == "once");
+  REQUIRE(stream->Read(&acks));
+  REQUIRE(acks.acks_size() == 1);
+  CHECK(acks.acks(0).duplicate());
+  CHECK(acks.acks(0).sequence() == 102);
+  REQUIRE(stream->Read(&acks));
+  CHECK(acks.acks_size() == 0);
+  CHECK_FALSE(stream->Read(&acks));
+  CHECK(stream->Finish().ok());
+
+  v1::TopicsResponse topics;
+  REQUIRE(w.stub->Topics(Context("team-a").get(), v1::TopicsRequest(), &topics).ok());
+  REQUIRE(topics.topics_size() == 1);
+  CHECK(topics.topics(0).count() == 102);
+  // The slot is freed with the reactor, just after the call ends.
+  CHECK(micro::testing::WaitFor([&] { return w.contexts.streams().open() == 0; }, 10s));
+  CHECK(w.contexts.stream_bytes().used() == 0);
+}
+
+TEST_CASE("events wire: PublishStream refuses a batch over the limit, and ends when stopping",
+          "[events][rpc]") {
+  Wire w;
+  SECTION("too many events in one batch") {
+    auto context = Context();
+    auto stream = w.stub->PublishStream(context.get());
+    REQUIRE(stream->Write(Batch("t", 2)));
+    stream->Write(Batch("t", EventsService::kMaxBatchEvents + 1));
+    v1::PublishAcks acks;
+    REQUIRE(stream->Read(&acks));  // the batch before is still answered
+    CHECK(acks.acks_size() == 2);
+    CHECK_FALSE(stream->Read(&acks));
+    auto status = stream->Finish();
+    CHECK(status.error_code() == Code::INVALID_ARGUMENT);
+    CHECK(status.error_message().find("4096") != std::string::npos);
+  }
+  SECTION("a batch read while the daemon drains is refused, event by event") {
+    auto context = Context("ns");
+    auto stream = w.stub->PublishStream(context.get());
+    REQUIRE(stream->Write(Batch("t", 1)));
+    v1::PublishAcks acks;
+    REQUIRE(stream->Read(&acks));
+    CHECK(acks.acks(0).code() == 0);
+    w.contexts.StartDraining();
+    stream->Write(Batch("t", 2));
+    REQUIRE(stream->Read(&acks));
+    REQUIRE(acks.acks_size() == 2);
+    CHECK(acks.acks(0).code() == static_cast<int>(Code::UNAVAILABLE));
+    CHECK(stream->Finish().error_code() == Code::UNAVAILABLE);
+    CHECK(w.h.ReadAll("t").size() == 1);
+  }
+  SECTION("no stream slot left") {
+    w.contexts.streams().set_max(0);
+    auto context = Context();
+    auto stream = w.stub->PublishStream(context.get());
+    stream->Write(Batch("t", 1));
+    v1::PublishAcks acks;
+    CHECK_FALSE(stream->Read(&acks));
+    CHECK(stream->Finish().error_code() == Code::RESOURCE_EXHAUSTED);
+  }
+}
+
+TEST_CASE("events wire: a PublishStream client that floods and reads no acks is held back",
+          "[events][rpc]") {
+  Wire w;
+  constexpr int kBatches = 40;
+  constexpr int kPerBatch = 16;
+  constexpr size_t kPayload = 128 << 10;  // 2 MiB a batch
+  auto context = Context("ns");
+  auto stream = w.stub->PublishStream(context.get());
+  const v1::PublishBatch batch = Batch("flood", kPerBatch, kPayload);
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kBatches && stream->Write(batch); ++i) ++written;
+    stream->WritesDone();
+  });
+  // Nobody reads the acks: once the stream holds its bound the daemon stops reading it, and the
+  // writer blocks in gRPC's flow control.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const size_t held = w.contexts.stream_bytes().used();
+  const int before = written;
+  CHECK(held <= EventsService::kMaxBytesInFlight + batch.ByteSizeLong());
+  CHECK(before < kBatches);
+  INFO("held " << held << " bytes with " << before << " batches written");
+  // Reading the acks lets it go on to the end.
+  int answered = 0;
+  v1::PublishAcks acks;
+  while (stream->Read(&acks)) answered += acks.acks_size();
+  writer.join();
+  CHECK(stream->Finish().ok());
+  CHECK(written == kBatches);
+  CHECK(answered == kBatches * kPerBatch);
+  CHECK(w.h.Topic("flood")->count == static_cast<uint64_t>(kBatches * kPerBatch));
+  CHECK(w.contexts.stream_bytes().used() == 0);
 }
 
 TEST_CASE("events wire: consume delivers, takes acks, and refuses bad streams", "[events][rpc]") {
