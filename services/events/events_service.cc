@@ -242,42 +242,43 @@ class PublishStreamReactor final
       EndLocked(grpc::Status::OK);
       return;
     }
-    const int n = batch_.requests_size();
-    if (n > EventsService::kMaxBatchEvents) {
-      std::lock_guard lock(mu_);
-      reading_ = false;
-      EndLocked(ToGrpc(absl::InvalidArgumentError(
-          fmt::format("a batch of {} events; send at most {} per PublishBatch", n,
-                      EventsService::kMaxBatchEvents))));
-      return;
-    }
+    // The batch is taken out of batch_ under the lock; the next read starts once its events
+    // are queued in the backend (submitting_), so sequences follow the order of the batches.
+    v1::PublishBatch batch;
     auto pending = std::make_shared<Pending>();
-    pending->bytes = batch_.ByteSizeLong();
-    pending->remaining = n;
-    for (int i = 0; i < n; ++i) pending->acks.add_acks();
     const bool draining = contexts_->draining();
     {
       std::lock_guard lock(mu_);
+      batch.Swap(&batch_);
       reading_ = false;
+      if (batch.requests_size() > EventsService::kMaxBatchEvents) {
+        EndLocked(ToGrpc(absl::InvalidArgumentError(
+            fmt::format("a batch of {} events; send at most {} per PublishBatch",
+                        batch.requests_size(), EventsService::kMaxBatchEvents))));
+        return;
+      }
+      pending->bytes = batch.ByteSizeLong();
+      pending->remaining = batch.requests_size();
+      for (int i = 0; i < batch.requests_size(); ++i) pending->acks.add_acks();
       queue_.push_back(pending);
       bytes_ += pending->bytes;
       contexts_->stream_bytes().Charge(pending->bytes);
-      if (!draining) outstanding_ += n;
-    }
-    if (draining) {
-      std::lock_guard lock(mu_);
-      for (v1::PublishAck& ack : *pending->acks.mutable_acks()) {
-        ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
-        ack.set_error("the server is shutting down; publish this event to the next server");
+      if (draining) {
+        for (v1::PublishAck& ack : *pending->acks.mutable_acks()) {
+          ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+          ack.set_error("the server is shutting down; publish this event to the next server");
+        }
+        pending->remaining = 0;
+        EndLocked(ToGrpc(absl::UnavailableError(
+            "the server is shutting down; the events of the last batch were not stored")));
+        WriteLocked();
+        return;
       }
-      pending->remaining = 0;
-      EndLocked(ToGrpc(absl::UnavailableError(
-          "the server is shutting down; the events of the last batch were not stored")));
-      WriteLocked();
-      return;
+      outstanding_ += batch.requests_size();
+      submitting_ = true;  // the next batch is read once this one is queued: order holds
     }
-    for (int i = 0; i < n; ++i) {
-      v1::PublishRequest& request = *batch_.mutable_requests(i);
+    for (int i = 0; i < batch.requests_size(); ++i) {
+      v1::PublishRequest& request = *batch.mutable_requests(i);
       events_->Publish(ns_, request.topic(), std::move(*request.mutable_payload()),
                        Metadata(request.metadata().begin(), request.metadata().end()),
                        request.id(), [this, pending, i](Result<Published> published) {
@@ -285,7 +286,7 @@ class PublishStreamReactor final
                        });
     }
     std::lock_guard lock(mu_);
-    batch_.Clear();
+    submitting_ = false;
     ReadMoreLocked();
   }
 
@@ -358,7 +359,7 @@ class PublishStreamReactor final
   }
 
   void ReadMoreLocked() {
-    if (reading_ || ending_ || finished_ || !RoomLocked()) return;
+    if (reading_ || submitting_ || ending_ || finished_ || !RoomLocked()) return;
     reading_ = true;
     StartRead(&batch_);
   }
@@ -395,6 +396,7 @@ class PublishStreamReactor final
   int64_t outstanding_ = 0;                     // events the backend has not answered
   grpc::Status end_status_;
   bool reading_ = false;
+  bool submitting_ = false;  // OnReadDone hands a batch's events to the backend
   bool writing_ = false;
   bool ending_ = false;
   bool finished_ = false;

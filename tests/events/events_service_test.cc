@@ -185,6 +185,26 @@ TEST_CASE("events wire: PublishStream answers each batch in order, an ack per ev
   CHECK(w.contexts.stream_bytes().used() == 0);
 }
 
+TEST_CASE("events wire: PublishStream keeps the order of pipelined batches", "[events][rpc]") {
+  Wire w;
+  auto context = Context();
+  auto stream = w.stub->PublishStream(context.get());
+  std::thread writer([&] {
+    for (int i = 0; i < 300; ++i) stream->Write(Batch("t", 5));
+    stream->WritesDone();
+  });
+  uint64_t expected = 1;
+  bool ordered = true;
+  v1::PublishAcks acks;
+  while (stream->Read(&acks)) {
+    for (const auto& ack : acks.acks()) ordered = ordered && ack.sequence() == expected++;
+  }
+  writer.join();
+  CHECK(stream->Finish().ok());
+  CHECK(ordered);
+  CHECK(expected == 1501);
+}
+
 TEST_CASE("events wire: PublishStream refuses a batch over the limit, and ends when stopping",
           "[events][rpc]") {
   Wire w;
