@@ -6,9 +6,11 @@
 # dirs for every run; runs interleaved; medians. See bench/README.md.
 #
 #   bench/events.sh        # after: ninja -C build micro micro-loadgen micro-bench-events-consume
+#                          #        micro-bench-events-publish
 #
 # Environment: BUILD_DIR (build), COUNT (50000 events per run), SIZE (128-byte payloads),
-# CONCURRENCY (64 publishes in flight, for both), RUNS (3), RESULTS (bench/results/events.md).
+# CONCURRENCY (64 publishes unacknowledged at most, for both; micro's PublishStream sends them
+# in batches of CONCURRENCY/4), RUNS (3), RESULTS (bench/results/events.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,12 +26,14 @@ COMMAND="BUILD_DIR=${BUILD_DIR#"$ROOT"/} COUNT=$COUNT SIZE=$SIZE CONCURRENCY=$CO
 MICRO=$BUILD_DIR/micro
 LOADGEN=$BUILD_DIR/bench/micro-loadgen
 CONSUME=$BUILD_DIR/bench/micro-bench-events-consume
+PUBLISH=$BUILD_DIR/bench/micro-bench-events-publish
+BATCH=$(( CONCURRENCY / 4 > 0 ? CONCURRENCY / 4 : 1 ))
 PY=/usr/bin/python3
 
 log() { echo "events.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-for tool in "$LOADGEN" "$MICRO" "$CONSUME"; do
+for tool in "$LOADGEN" "$MICRO" "$CONSUME" "$PUBLISH"; do
   [[ -x $tool ]] || die "$tool is missing; build it first (see bench/README.md)"
 done
 apt_install() {
@@ -65,7 +69,10 @@ run_micro() {  # run number
     --request-type micro.events.v1.PublishRequest --concurrency "$CONCURRENCY" --warmup 0 \
     --duration 600 --max-calls "$COUNT" --json)
   [[ $(json_get "$out" errors) = 0 ]] || die "micro publish errors: $out"
-  record publish micro "$1" "$(json_get "$out" qps)"
+  record publish_unary micro "$1" "$(json_get "$out" qps)"
+  out=$("$PUBLISH" --target "$addr" --topic bench --count "$COUNT" --size "$SIZE" \
+    --batch "$BATCH" --in-flight "$CONCURRENCY") || die "micro stream publish failed: $out"
+  record publish micro "$1" "$(json_get "$out" per_second)"
   out=$("$CONSUME" --target "$addr" --topic bench --group acked --count "$COUNT")
   record consume micro "$1" "$(json_get "$out" per_second)"
   out=$("$CONSUME" --target "$addr" --topic bench --group auto --count "$COUNT" --auto-ack)
@@ -111,8 +118,8 @@ for line in open(data):
 med = {k: statistics.median(v) for k, v in values.items()}
 def cell(kind, system):
     return f"{med[(kind, system)]:,.0f}" if (kind, system) in med else "-"
-def ratio(kind, other="nats", mine="micro"):
-    a, b = med.get((kind, mine)), med.get((kind, other))
+def ratio(kind, other="nats", mine="micro", other_kind=None):
+    a, b = med.get((kind, mine)), med.get((other_kind or kind, other))
     return f"{a / b:.2f}" if a and b else "-"
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -123,17 +130,21 @@ out = [
     f"Command: `{command}`", "",
     f"{count} events of {size} bytes per run, {conc} publishes in flight; medians of "
     f"{len(values.get(('publish', 'micro'), []))} runs (runs: " +
-    ", ".join(f"{v:,.0f}" for v in values.get(("publish", "micro"), [])) + " micro publish/s).", "",
+    ", ".join(f"{v:,.0f}" for v in values.get(("publish", "micro"), [])) + " micro publish/s; "
+    "JetStream: " + ", ".join(f"{v:,.0f}" for v in values.get(("publish", "nats"), [])) + ").", "",
     "| measure | micro | JetStream | micro/JetStream |",
     "|---|---|---|---|",
-    f"| durable publish, events/s | {cell('publish', 'micro')} | {cell('publish', 'nats')} | {ratio('publish')} |",
+    f"| durable publish, events/s (micro: PublishStream) | {cell('publish', 'micro')} | {cell('publish', 'nats')} | {ratio('publish')} |",
+    f"| durable publish, one unary Publish per event, events/s | {cell('publish_unary', 'micro')} | - | {ratio('publish_unary', other_kind='publish')} |",
     f"| consume with an ack per event, events/s | {cell('consume', 'micro')} | {cell('consume', 'nats')} | {ratio('consume')} |",
     f"| consume with auto_ack (micro only), events/s | {cell('consume_auto', 'micro')} | - | - |",
     f"| RSS after the run, MiB | {cell('rss', 'micro')} | {cell('rss', 'nats')} | - |",
     "",
-    "- micro: `Events/Publish` through micro-loadgen (gRPC, closed loop); each answer comes after a "
-    "synced WAL write (group commit). Consume: `micro-bench-events-consume`, a new group from "
-    "sequence 1, `max_in_flight` 1024.",
+    f"- micro: `Events/PublishStream` through `micro-bench-events-publish`: batches of {max(int(conc) // 4, 1)} "
+    f"events, at most {conc} unacknowledged; a batch's acks come after a synced WAL write (group "
+    "commit). The unary row: `Events/Publish` through micro-loadgen, closed loop, "
+    f"{conc} calls in flight; its ratio is to JetStream's publish. Consume: "
+    "`micro-bench-events-consume`, a new group from sequence 1, `max_in_flight` 1024.",
     "- JetStream: `js_PublishAsync` with at most the same number pending, stream `BENCH` with "
     "file storage; consume: a durable pull consumer fetching 256 at a time, `natsMsg_Ack` each. "
     "JetStream 2.9's file store does not fsync each message (it syncs in the background), so its "
