@@ -39,9 +39,10 @@ inline constexpr size_t kMetadataEntries = 64;
 inline constexpr size_t kMetadataKeyBytes = 128;
 inline constexpr size_t kMetadataValueBytes = 4096;
 
-// Broker topics: tokens separated by single dots, each token printable ASCII without spaces or
-// dots. A subscription may use the NATS wildcards as whole tokens: `*` (any one token) and `>`
-// (one or more tokens; last token only). A publish names a concrete topic: no wildcards.
+// Topics, of the broker and of events alike (a service can use one name for both): tokens
+// separated by single dots, each token printable ASCII without spaces or dots. A broker
+// subscription may use the NATS wildcards as whole tokens: `*` (any one token) and `>` (one or
+// more tokens; last token only). A publish, and every events topic, names a concrete topic.
 inline constexpr size_t kTopicBytes = 256;
 inline constexpr size_t kTopicTokens = 32;
 // Broker queue groups: the service name rule, so a service can name its group after itself.

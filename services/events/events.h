@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/status.h"
 
 namespace micro::events {
@@ -16,7 +17,9 @@ using Metadata = std::map<std::string, std::string>;
 
 // The limits of the events service; docs/events.md and docs/limits.md list them.
 struct Limits {
-  size_t max_topic_bytes = 255;        // [A-Za-z0-9._-], first character alphanumeric
+  // Topics follow the broker's rule (core/limits.h): dot-separated tokens, no wildcards.
+  size_t max_topic_bytes = limits::kTopicBytes;
+  size_t max_topic_tokens = limits::kTopicTokens;
   size_t max_group_bytes = 128;        // the same charset
   size_t max_id_bytes = 128;           // printable ASCII without spaces
   size_t max_payload_bytes = 1 << 20;  // 1 MiB, as NATS
@@ -158,7 +161,9 @@ class Events {
 };
 
 // Input checks shared by the backends: INVALID_ARGUMENT naming the field and the limit.
-[[nodiscard]] Status CheckTopic(const std::string& topic, const Limits& limits);
+// `what` names the field in the error.
+[[nodiscard]] Status CheckTopic(const std::string& topic, const Limits& limits,
+                                const char* what = "topic");
 [[nodiscard]] Status CheckPublish(const std::string& topic, const std::string& payload,
                                   const Metadata& metadata, const std::string& id,
                                   const Limits& limits);

@@ -6,8 +6,9 @@
 
 namespace micro::events {
 
-Status CheckTopic(const std::string& topic, const Limits& limits) {
-  return CheckName("topic", topic, limits.max_topic_bytes, Charset::kName);
+Status CheckTopic(const std::string& topic, const Limits& limits, const char* what) {
+  return CheckSubject(what, topic, limits.max_topic_bytes, limits.max_topic_tokens,
+                      /*wildcards=*/false);
 }
 
 Status CheckPublish(const std::string& topic, const std::string& payload, const Metadata& metadata,
@@ -47,19 +48,17 @@ Status CheckSubscription(const Subscription& sub, const Limits& limits) {
     }
   }
   if (!sub.dead_letter_topic.empty()) {
-    if (Status s = CheckName("dead_letter_topic", sub.dead_letter_topic, limits.max_topic_bytes,
-                             Charset::kName);
-        !s.ok()) {
+    if (Status s = CheckTopic(sub.dead_letter_topic, limits, "dead_letter_topic"); !s.ok()) {
       return s;
     }
     if (sub.dead_letter_topic == sub.topic) {
       return absl::InvalidArgumentError("dead_letter_topic must differ from topic");
     }
-  } else if (sub.topic.size() + 5 > limits.max_topic_bytes && sub.retry_limit > 0) {
-    return absl::InvalidArgumentError(fmt::format(
-        "the dead-letter topic '{}.dead' would be longer than the topic limit of {} bytes; name "
-        "one with dead_letter_topic",
-        sub.topic, limits.max_topic_bytes));
+  } else if (sub.retry_limit > 0) {
+    if (Status s = CheckTopic(DeadLetterTopic(sub), limits, "the dead-letter topic"); !s.ok()) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}; name one with dead_letter_topic", std::string(s.message())));
+    }
   }
   if (sub.start_sequence != 0 && sub.start_unix_ms != 0) {
     return absl::InvalidArgumentError(

@@ -82,8 +82,17 @@ TEST_CASE("bad input is INVALID_ARGUMENT naming the field and stores nothing",
   CHECK(h.Publish("", "x").status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.Publish("a b", "x").status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.Publish(".a", "x").status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(h.Publish(std::string(256, 't'), "x").status().code() ==
+  // The topic rule is the broker's (core/limits.h): 256 bytes, 32 tokens, no wildcards.
+  CHECK(h.Publish(std::string(257, 't'), "x").status().code() ==
         absl::StatusCode::kInvalidArgument);
+  CHECK(h.Publish("a..b", "x").status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(h.Publish("orders.*", "x").status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(h.Publish("orders.>", "x").status().code() == absl::StatusCode::kInvalidArgument);
+  std::string tokens = "t";
+  for (int i = 1; i < 33; ++i) tokens += ".t";
+  CHECK(h.Publish(tokens, "x").status().code() == absl::StatusCode::kInvalidArgument);
+  REQUIRE(h.Publish(std::string(256, 't'), "x").ok());  // and what the broker takes is taken
+  REQUIRE(h.Publish("Orders_EU:created.v2", "x").ok());
   auto big = h.Publish("t", std::string(h.limits.max_payload_bytes + 1, 'x'));
   CHECK(big.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(std::string(big.status().message()).find("payload") != std::string::npos);
@@ -93,6 +102,7 @@ TEST_CASE("bad input is INVALID_ARGUMENT naming the field and stores nothing",
   CHECK(h.Publish("t", "x", "", many).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.Publish("t", "x", "", {{"", "v"}}).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(h.ReadAll("t").empty());
+  CHECK(h.ReadAll("orders").empty());
   CHECK(h.events->Read("ns", "bad topic", 0, 0).status().code() ==
         absl::StatusCode::kInvalidArgument);
 
@@ -117,6 +127,11 @@ TEST_CASE("bad input is INVALID_ARGUMENT naming the field and stores nothing",
   sub = Sub("t", "g");
   sub.dead_letter_topic = "t";
   CHECK(refused(sub));
+  sub = Sub(tokens.substr(2), "g");  // 32 tokens: "<topic>.dead" would have 33
+  sub.retry_limit = 1;
+  CHECK(refused(sub));
+  sub.dead_letter_topic = "dead";
+  CHECK_FALSE(refused(sub));
 }
 
 TEST_CASE("the disk reserve refuses publishes with RESOURCE_EXHAUSTED", "[events][contract]") {
