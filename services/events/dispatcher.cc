@@ -86,6 +86,10 @@ class Dispatcher::ConsumerHandle final : public Consumer {
     std::lock_guard lock(dispatcher_.mu_);
     return core_->status;
   }
+  bool attached() override {
+    std::lock_guard lock(dispatcher_.mu_);
+    return core_->group && core_->group->attached;
+  }
 
  private:
   Dispatcher& dispatcher_;
@@ -313,6 +317,11 @@ void Dispatcher::Attach(const std::shared_ptr<Group>& group, std::unique_lock<st
   group->stored = 0;  // a new group's position is stored by the next pass; a stored one again
   group->attached = true;
   work_ = true;
+  // Its consumers can tell their clients they are in the group now.
+  std::vector<std::shared_ptr<Core>> cores = group->consumers;
+  lock.unlock();
+  Notify(std::move(cores));
+  lock.lock();
 }
 
 bool Dispatcher::HasRoom(const Core& core) const {

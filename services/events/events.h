@@ -110,6 +110,11 @@ class Consumer {
   // OK while the consumer is open; UNAVAILABLE once the events service is stopping, or the
   // error that ended the consumer. Once not OK, Next returns nullopt for good.
   virtual Status status() = 0;
+
+  // True once the group has its start position (on the delivery thread, just after Consume;
+  // the notify callback runs then): every event published from then on reaches the group. A
+  // new group without a start begins with the events published after this point.
+  virtual bool attached() = 0;
 };
 
 // Durable per-topic event logs in one namespace per caller. Thread-safe. No method blocks on

@@ -148,8 +148,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
       std::lock_guard lock(mu_);
       slot_ = std::move(*slot);
       consumer_ = std::move(*consumer);
-      // Headers tell the client it is a member of the group now.
-      StartSendInitialMetadata();
+      SendHeadersIfAttachedLocked();
       return absl::OkStatus();
     }
     if (request_.has_ack()) {
@@ -163,9 +162,25 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
     return absl::InvalidArgumentError("an empty message: send a subscription first, then acks");
   }
 
+  // The headers tell the client its group has its start: events published after they arrive
+  // reach the group (a new group without a start begins there).
+  void SendHeadersIfAttachedLocked() {
+    if (headers_ || finished_ || !consumer_->attached()) return;
+    headers_ = true;
+    StartSendInitialMetadata();
+  }
+
   void Pump() {
     std::lock_guard lock(mu_);
-    if (!consumer_ || !live_ || writing_ || finished_) return;
+    if (!consumer_ || finished_) return;
+    if (!headers_) {
+      SendHeadersIfAttachedLocked();
+      if (!headers_) {
+        if (Status status = consumer_->status(); !status.ok()) FinishLocked(ToGrpc(status));
+        return;
+      }
+    }
+    if (!live_ || writing_) return;
     std::optional<Event> event;
     const Status converted = Guarded([&] {
       event = consumer_->Next();
@@ -202,6 +217,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   v1::ConsumeRequest request_;
   v1::Event message_;
   bool subscribed_ = false;
+  bool headers_ = false;  // initial metadata started: the group is attached
   bool live_ = false;
   bool writing_ = false;
   bool finished_ = false;

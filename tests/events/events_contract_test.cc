@@ -272,8 +272,8 @@ TEST_CASE("a new group starts by time, or with the next event", "[events][contra
   CHECK(e->sequence == 4);
 
   TestConsumer fresh(*h.events, Sub("t", "fresh"));
-  // Wait until the group is placed (it has taken no event), then publish.
-  std::this_thread::sleep_for(500ms);
+  // Once attached, the group gets every event published from then on.
+  REQUIRE(micro::testing::WaitFor([&] { return fresh.consumer->attached(); }, 10s));
   REQUIRE(h.Publish("t", "latest").ok());
   auto f = fresh.Next();
   REQUIRE(f);

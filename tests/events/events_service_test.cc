@@ -305,6 +305,17 @@ TEST_CASE("events wire: consume delivers, takes acks, and refuses bad streams", 
     }
     CHECK(stream->Finish().error_code() == Code::INVALID_ARGUMENT);
   }
+  SECTION("a new group without a start gets what is published once its headers arrive") {
+    auto context = Context();
+    auto stream = w.stub->Consume(context.get());
+    REQUIRE(stream->Write(Subscribe("t", "from-now", 0)));
+    stream->WaitForInitialMetadata();
+    REQUIRE(Publish(w, "t", "three").ok());
+    v1::Event event;
+    REQUIRE(stream->Read(&event));
+    CHECK(event.sequence() == 3);
+    context->TryCancel();
+  }
   SECTION("an ack before the subscription") {
     auto context = Context();
     auto stream = w.stub->Consume(context.get());
