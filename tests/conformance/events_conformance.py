@@ -99,6 +99,27 @@ def run_checks(binary, tmp, daemon_holder):
     check(any(t.name == TOPIC and t.last_sequence == 2 for t in listed.topics),
           "Topics lists the topic with its last sequence")
 
+    # --- PublishStream ---------------------------------------------------------------------
+    PublishBatch = api.message("micro.events.v1.PublishBatch")
+    PublishAcks = api.message("micro.events.v1.PublishAcks")
+    publish_stream = channel.stream_stream("/%s/PublishStream" % EVENTS,
+                                           request_serializer=PublishBatch.SerializeToString,
+                                           response_deserializer=PublishAcks.FromString)
+    batches = [PublishBatch(requests=[PublishRequest(topic="streamed", payload=b"%d" % i)
+                                      for i in range(10)]),
+               PublishBatch(requests=[PublishRequest(topic="streamed", payload=b"a"),
+                                      PublishRequest(topic="bad topic", payload=b"b"),
+                                      PublishRequest(topic="streamed", payload=b"c")])]
+    answers = list(publish_stream(iter(batches), timeout=RPC_TIMEOUT))
+    check(len(answers) == 2 and [len(a.acks) for a in answers] == [10, 3],
+          "PublishStream answers each batch with one ack per event")
+    check([a.sequence for a in answers[0].acks] == list(range(1, 11)) and
+          answers[1].acks[0].sequence == 11 and answers[1].acks[2].sequence == 12,
+          "streamed events get sequences in the order they were sent")
+    check(answers[1].acks[1].code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and
+          "topic" in answers[1].acks[1].error,
+          "a refused event gets its code and error in its ack; the others are stored")
+
     # --- per-topic retention ---------------------------------------------------------------
     configure, ConfigureRequest = api.method(EVENTS, "Configure")
     Retention = api.message("micro.events.v1.Retention")
