@@ -121,6 +121,31 @@ const std::vector<Key>& Keys() {
          c.broker.backend = v;
          return absl::OkStatus();
        }},
+      {"broker.subscriber_buffer_bytes", "MICRO_BROKER_SUBSCRIBER_BUFFER_BYTES",
+       "broker-subscriber-buffer-bytes", "BYTES",
+       "undelivered bytes one broker subscriber may hold before its new messages are dropped "
+       "and counted (default 8388608; 65536 to 1073741824)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 65536 || *n > (int64_t{1} << 30)) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 65536..1073741824", *n));
+         }
+         c.broker.subscriber_buffer_bytes = static_cast<size_t>(*n);
+         return absl::OkStatus();
+       }},
+      {"broker.max_subscriptions", "MICRO_BROKER_MAX_SUBSCRIPTIONS", "broker-max-subscriptions",
+       "N", "broker subscriptions open at once, all namespaces together (default 10000; 1 to "
+       "1000000)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 1000000) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..1000000", *n));
+         }
+         c.broker.max_subscriptions = static_cast<size_t>(*n);
+         return absl::OkStatus();
+       }},
       {"store.backend", "MICRO_STORE_BACKEND", "store-backend", "NAME",
        "store backend: rocksdb (durable, in the data dir) or memory",
        [](DaemonConfig& c, const std::string& v) {

@@ -12,6 +12,9 @@ namespace micro::broker {
 // The `broker:` section of micro.yaml.
 struct BrokerConfig {
   std::string backend = "memory";
+  // broker.subscriber_buffer_bytes and broker.max_subscriptions (Limits has the defaults).
+  size_t subscriber_buffer_bytes = Limits{}.subscriber_buffer_bytes;
+  size_t max_subscriptions = Limits{}.max_subscriptions;
 };
 
 // Builds the backend named in `config`. INVALID_ARGUMENT, listing the valid names, for an unknown

@@ -214,6 +214,24 @@ TEST_CASE("broker.backend is read from every layer and names the valid choices",
   CHECK(std::string(bad.status().message()).find("valid: memory") != std::string::npos);
 }
 
+TEST_CASE("the broker's buffer and subscription limits are read and checked", "[config]") {
+  auto defaults = LoadDaemonConfig(ParsedArgs(), {});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->broker.subscriber_buffer_bytes == size_t{8} << 20);
+  CHECK(defaults->broker.max_subscriptions == 10000);
+  auto flags = ParseArgs({"--broker-subscriber-buffer-bytes", "1048576"}, DaemonFlags());
+  REQUIRE(flags.ok());
+  auto set = LoadDaemonConfig(*flags, {{"MICRO_BROKER_MAX_SUBSCRIPTIONS", "50"}});
+  REQUIRE(set.ok());
+  CHECK(set->broker.subscriber_buffer_bytes == size_t{1} << 20);
+  CHECK(set->broker.max_subscriptions == 50);
+  auto small = LoadDaemonConfig(ParsedArgs(), {{"MICRO_BROKER_SUBSCRIBER_BUFFER_BYTES", "100"}});
+  REQUIRE_FALSE(small.ok());
+  CHECK(std::string(small.status().message()).find("broker.subscriber_buffer_bytes") !=
+        std::string::npos);
+  CHECK_FALSE(LoadDaemonConfig(ParsedArgs(), {{"MICRO_BROKER_MAX_SUBSCRIPTIONS", "0"}}).ok());
+}
+
 TEST_CASE("max_stream_bytes is read from every layer and checked", "[config]") {
   CHECK(LoadDaemonConfig(ParsedArgs(), {})->max_stream_bytes == size_t{256} << 20);
   auto flags = ParseArgs({"--max-stream-bytes", "2097152"}, DaemonFlags());
