@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ $BUILD_DIR = /* ]] || BUILD_DIR=$ROOT/$BUILD_DIR
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 MESSAGES=${MESSAGES:-200000}
 LAT_MESSAGES=${LAT_MESSAGES:-20000}
 LAT_RATE=${LAT_RATE:-10000}
@@ -45,7 +45,10 @@ read -r NATS_PORT < <(free_ports 1)
 "$NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" >"$TMP/nats.log" 2>&1 &
 NATS_PID=$!
 PIDS+=("$NATS_PID")
-"$MICRO" server --address 127.0.0.1:0 --data-dir "$TMP/data" --log-level warn >"$TMP/micro.log" 2>&1 &
+# The subscriber buffer as nats-server's default max_pending (64 MiB per connection), so both
+# hold the same backlog before they drop (micro) or cut off a slow consumer (NATS).
+"$MICRO" server --address 127.0.0.1:0 --data-dir "$TMP/data" --log-level warn \
+  --broker-subscriber-buffer-bytes 67108864 >"$TMP/micro.log" 2>&1 &
 MICRO_PID=$!
 PIDS+=("$MICRO_PID")
 for _ in $(seq 200); do
@@ -66,7 +69,7 @@ log "micro on $MICRO_ADDRESS (pid $MICRO_PID), nats-server on $NATS_URL (pid $NA
 # --- the runs ---------------------------------------------------------------------------------------
 # case: name, subscribers, size, messages, rate
 CASES=(
-  "1to1-16B 1 16 $MESSAGES 0"
+  "1to1-16B 1 16 $((MESSAGES * 5)) 0"  # 200,000 small messages pass in about 0.1 s: too short to time
   "1to1-1KiB 1 1024 $MESSAGES 0"
   "1to5-16B 5 16 $MESSAGES 0"
   "1to5-1KiB 5 1024 $((MESSAGES / 2)) 0"
@@ -104,7 +107,7 @@ NATS_C_VERSION=$(pkg-config --modversion libnats 2>/dev/null || echo unknown)
   echo "- command: \`$COMMAND\`"
   echo "- also running on the machine during the run: ${OTHERS:-nothing else of note (no ninja, compiler or ctest)}"
   echo "- each cell: median of $RUNS runs; publisher, subscribers and servers share the machine's cores"
-  echo "- micro: one PublishStream, $BATCH messages per write (1 in the paced latency case); each subscriber SubscribeBatches on a connection of its own"
+  echo "- micro: one PublishStream, $BATCH messages per write (1 in the paced latency case); each subscriber SubscribeBatches on a connection of its own; daemon with \`--broker-subscriber-buffer-bytes 67108864\` (64 MiB, nats-server's default max_pending; the default is 8 MiB); the client keeps large receive buffers in the heap (mallopt M_MMAP_THRESHOLD 64 MiB, M_TRIM_THRESHOLD 256 MiB)"
   echo "- NATS: libnats publisher (buffered, flushed at the end); each subscriber an async subscription on a connection of its own"
   echo "- msgs/s: messages that reached each subscriber per second, first publish to last receive; latency: publish call to receive, same clock"
   echo

@@ -103,13 +103,18 @@ class PublishReader final : public grpc::ServerReadReactor<v1::PublishBatch> {
           "the next server",
           published_));
     }
+    messages_.clear();
+    messages_.reserve(static_cast<size_t>(batch_.requests_size()));
     for (v1::PublishRequest& request : *batch_.mutable_requests()) {
-      if (Status s = broker_->Publish(ns_, FromProto(&request)); !s.ok()) {
-        return Status(s.code(), fmt::format("message {} of the stream: {} (the {} before it were "
-                                            "published)",
-                                            published_ + 1, std::string(s.message()), published_));
-      }
-      ++published_;
+      messages_.push_back(FromProto(&request));
+    }
+    size_t published = 0;
+    const Status s = broker_->PublishMany(ns_, messages_, &published);
+    published_ += published;
+    if (!s.ok()) {
+      return Status(s.code(), fmt::format("message {} of the stream: {} (the {} before it were "
+                                          "published)",
+                                          published_ + 1, std::string(s.message()), published_));
     }
     return absl::OkStatus();
   }
@@ -120,6 +125,7 @@ class PublishReader final : public grpc::ServerReadReactor<v1::PublishBatch> {
   StreamSlots::Slot slot_;  // freed with the reactor
   v1::PublishStreamResponse* response_ = nullptr;
   v1::PublishBatch batch_;
+  std::vector<Message> messages_;  // the batch's messages, reused
   uint64_t published_ = 0;
 };
 

@@ -178,6 +178,61 @@ Status MemoryBroker::Publish(const std::string& ns, Message message) {
   return absl::OkStatus();
 }
 
+Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& messages,
+                                 size_t* published) {
+  *published = 0;
+  Status refused;
+  size_t count = messages.size();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (Status s = CheckPublish(messages[i], limits_); !s.ok()) {
+      refused = s;
+      count = i;
+      break;
+    }
+  }
+  thread_local std::vector<std::string> tokens;
+  thread_local Matched matched;
+  thread_local std::vector<std::pair<std::shared_ptr<const Message>, size_t>> run;
+  {
+    std::shared_lock lock(mu_);
+    auto space = spaces_.find(ns);
+    for (size_t i = 0; i < count && space != spaces_.end();) {
+      size_t end = i + 1;
+      while (end < count && messages[end].topic == messages[i].topic) ++end;
+      tokens = SplitTopic(messages[i].topic);
+      matched.Clear();
+      Collect(*space->second, tokens, 0, &matched);
+      if (!matched.plain.empty() || !matched.groups.empty()) {
+        run.clear();
+        for (size_t j = i; j < end; ++j) {
+          const size_t bytes = MessageBytes(messages[j]);
+          run.emplace_back(std::make_shared<const Message>(std::move(messages[j])), bytes);
+        }
+        for (Sub* sub : matched.plain) sub->buffer.PushMany(run);
+        if (!matched.groups.empty()) {
+          std::sort(matched.groups.begin(), matched.groups.end(),
+                    [](const auto& a, const auto& b) { return *a.first < *b.first; });
+          for (const auto& [message, bytes] : run) {
+            for (size_t first = 0; first < matched.groups.size();) {
+              size_t last = first + 1;
+              while (last < matched.groups.size() &&
+                     *matched.groups[last].first == *matched.groups[first].first) {
+                ++last;
+              }
+              DeliverToGroup(matched, first, last, message, bytes);
+              first = last;
+            }
+          }
+        }
+        run.clear();  // the shared messages go with the buffers that hold them
+      }
+      i = end;
+    }
+  }
+  *published = count;
+  return refused;
+}
+
 // One member of the group formed by matched.groups[first, last) gets the message: the next in
 // round robin, or after it the first with room; if none has room, the round-robin one counts
 // the drop.

@@ -21,6 +21,10 @@ class MemoryBroker final : public Broker {
   ~MemoryBroker() override;
 
   [[nodiscard]] Status Publish(const std::string& ns, Message message) override;
+  // One lock and one topic match for each run of messages to the same topic, and one push per
+  // subscriber for the run.
+  [[nodiscard]] Status PublishMany(const std::string& ns, std::vector<Message>& messages,
+                                   size_t* published) override;
   [[nodiscard]] Result<std::unique_ptr<Subscription>> Subscribe(
       const std::string& ns, const std::string& topic, const std::string& queue,
       std::function<void()> notify) override;

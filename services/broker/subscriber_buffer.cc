@@ -28,6 +28,35 @@ bool SubscriberBuffer::TryPush(const std::shared_ptr<const Message>& message, si
   return true;
 }
 
+void SubscriberBuffer::PushMany(
+    const std::vector<std::pair<std::shared_ptr<const Message>, size_t>>& items) {
+  bool was_empty = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!status_.ok() || items.empty()) return;
+    was_empty = items_.empty();
+    for (const auto& [message, bytes] : items) {
+      const bool empty = items_.empty();
+      if (!empty && bytes_ + bytes > max_bytes_) {
+        ++dropped_;
+        continue;
+      }
+      if (shared_ != nullptr) {
+        if (empty) {
+          shared_->Charge(bytes);
+        } else if (!shared_->TryCharge(bytes)) {
+          ++dropped_;
+          continue;
+        }
+      }
+      items_.emplace_back(message, bytes);
+      bytes_ += bytes;
+    }
+    was_empty = was_empty && !items_.empty();
+  }
+  if (was_empty) notify_();
+}
+
 void SubscriberBuffer::CountDrop() {
   std::lock_guard lock(mu_);
   if (status_.ok()) ++dropped_;

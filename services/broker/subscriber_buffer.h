@@ -6,6 +6,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
 #include "core/stream_bytes.h"
@@ -39,6 +41,9 @@ class SubscriberBuffer {
   void Push(const std::shared_ptr<const Message>& message, size_t bytes) {
     if (!TryPush(message, bytes)) CountDrop();
   }
+
+  // Queues each of `items` (message, bytes) as Push does, under one lock.
+  void PushMany(const std::vector<std::pair<std::shared_ptr<const Message>, size_t>>& items);
 
   // As Subscription::Take.
   bool Take(size_t max_messages, size_t max_bytes, Delivery* out);

@@ -299,6 +299,42 @@ TEMPLATE_TEST_CASE(
   CHECK(later == 0);
 }
 
+TEMPLATE_TEST_CASE("PublishMany delivers as Publish does and stops before a refused message",
+                   "[broker][contract]", BROKER_BACKENDS) {
+  Limits limits;
+  limits.subscriber_buffer_bytes = 16 << 10;
+  Fixture<TestType> f(limits);
+  Sub all = f.Subscribe("a.>");
+  Sub only_b = f.Subscribe("a.b");
+  Sub q1 = f.Subscribe("a.*", "workers");
+  Sub q2 = f.Subscribe("a.*", "workers");
+  Sub small = f.Subscribe("big");
+  std::vector<Message> batch;
+  for (int i = 0; i < 6; ++i) batch.push_back({i < 3 ? "a.b" : "a.c", {}, std::to_string(i)});
+  for (int i = 0; i < 40; ++i) batch.push_back({"big", {}, std::string(1000, 'x')});
+  batch.push_back({"a.b", {}, "after"});
+  batch.push_back({"a.*", {}, "refused"});  // a wildcard in a publish
+  batch.push_back({"a.b", {}, "never"});
+  size_t published = 0;
+  Status s = f.broker->PublishMany("micro", batch, &published);
+  CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(published == 47);
+  CHECK(all.Drain() == std::vector<std::string>{"0", "1", "2", "3", "4", "5", "after"});
+  CHECK(only_b.Drain() == std::vector<std::string>{"0", "1", "2", "after"});
+  std::vector<std::string> shared = q1.Drain();
+  const std::vector<std::string> other = q2.Drain();
+  CHECK(shared.size() == 4);  // round robin over 7 messages, as Publish
+  CHECK(other.size() == 3);
+  shared.insert(shared.end(), other.begin(), other.end());
+  std::sort(shared.begin(), shared.end());
+  CHECK(shared == std::vector<std::string>{"0", "1", "2", "3", "4", "5", "after"});
+  uint64_t dropped = 0;
+  const size_t kept = small.Drain(&dropped).size();
+  CHECK(dropped > 0);  // a 16 KiB buffer holds some of the 40 KiB, the rest is counted
+  CHECK(kept + dropped == 40);
+  CHECK(*small.notified == 1);  // one notify for the run, when the buffer stopped being empty
+}
+
 TEMPLATE_TEST_CASE("the daemon-wide byte budget drops for the subscribers that fell behind",
                    "[broker][contract][flow]", BROKER_BACKENDS) {
   Limits limits;
