@@ -32,11 +32,13 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
       ns_ = context.ns;
       // Streams that live as long as the client wants are not waited for at shutdown.
       const std::string_view method = info_->method();
-      // A broker PublishStream may sit idle between batches for as long as its client likes.
+      // A broker or events PublishStream may sit idle between batches for as long as its
+      // client likes.
       context.long_lived =
           method == "/grpc.health.v1.Health/Watch" || method == "/micro.runtime.v1.Runtime/Logs" ||
           method == "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" ||
-          method == "/micro.broker.v1.Broker/PublishStream";
+          method == "/micro.broker.v1.Broker/PublishStream" ||
+          method == "/micro.events.v1.Events/PublishStream";
       contexts_.Put(info_->server_context(), std::move(context));
       registered_ = true;
       log_ = spdlog::should_log(spdlog::level::debug);
