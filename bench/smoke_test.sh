@@ -23,6 +23,12 @@ ECHO=$(awk '/^listening/ {print $2; exit}' "$TMP/echo.out")
 READY=$("$BUILD_DIR/bench/micro-loadgen" wait-ready --address-file "$TMP/data/server.json" \
   --since-ns "$(date +%s%N)" --timeout-ms 10000) || fail "micro server did not become ready"
 MICRO=$(sed -n 's/.*address=\([^ ]*\).*/\1/p' <<<"$READY")
+# Every call to the daemon needs a token: the admin's, as the CLI keeps it after micro login.
+HOME="$TMP/home" "$BUILD_DIR/micro" login --admin --data-dir "$TMP/data" --address "$MICRO" \
+  >/dev/null || fail "micro login --admin failed"
+TOKEN=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+  "$TMP/home/.micro/tokens/${MICRO//:/_}.json")
+AUTH=(--metadata "authorization=Bearer $TOKEN")
 
 check() {  # name, then loadgen run flags; asserts calls > 0 and no errors
   local name=$1 out
@@ -42,14 +48,15 @@ PY
 "$BUILD_DIR/bench/micro-loadgen" call --target "$MICRO" --method /micro.registry.v1.Registry/Register \
   --request-type micro.registry.v1.RegisterRequest \
   --request-text 'service { name: "smoke" version: "1" nodes { id: "n" address: "127.0.0.1:1" } }' \
-  >/dev/null || fail "Register through the load generator failed"
+  "${AUTH[@]}" >/dev/null || fail "Register through the load generator failed"
 check echo --target "$ECHO" --method /micro.bench.v1.Echo/Echo \
   --request-type micro.bench.v1.EchoRequest --request-text 'response_size: 100'
 check registry --target "$MICRO" --method /micro.registry.v1.Registry/GetService \
-  --request-type micro.registry.v1.GetServiceRequest --request-text 'name: "smoke"'
+  --request-type micro.registry.v1.GetServiceRequest --request-text 'name: "smoke"' "${AUTH[@]}"
 # A failing call is counted as an error, not as a success.
 out=$("$BUILD_DIR/bench/micro-loadgen" run --target "$MICRO" --concurrency 1 --duration 0.3 \
   --warmup 0 --max-calls 1000 --json --method /micro.registry.v1.Registry/GetService \
-  --request-type micro.registry.v1.GetServiceRequest --request-text 'name: "absent"' || true)
+  --request-type micro.registry.v1.GetServiceRequest --request-text 'name: "absent"' \
+  "${AUTH[@]}" || true)
 grep -q '"errors":[1-9]' <<<"$out" || fail "NOT_FOUND calls were not counted as errors: $out"
 echo "ok errors are counted"

@@ -1,5 +1,7 @@
 #include "cli/client.h"
 
+#include "cli/credentials.h"
+
 #include <absl/status/status.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
@@ -65,6 +67,7 @@ void Prepare(grpc::ClientContext& context, const ClientOptions& options) {
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(options.timeout_seconds));
   if (!options.ns.empty()) context.AddMetadata("micro-namespace", options.ns);
+  if (!options.token.empty()) context.AddMetadata("authorization", "Bearer " + options.token);
 }
 
 int ReportError(const grpc::Status& status, const ClientOptions& options) {
@@ -112,6 +115,10 @@ int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& ar
   if (!options.ok()) {
     std::cerr << "error: " << options.status().message() << "\n";
     return 2;
+  }
+  if (Status s = AttachToken(&*options, env); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 1;
   }
   return body(flags, *options);
 }

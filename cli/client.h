@@ -22,6 +22,7 @@ struct ClientOptions {
   std::string ns;  // empty: the daemon's default
   Output output = Output::kTable;
   int64_t timeout_seconds = 10;
+  std::string token;  // the access token sent with every call (see credentials.h)
 };
 
 // The flags every client command takes (--address, --namespace, --output, --timeout).
@@ -36,7 +37,7 @@ std::vector<FlagSpec> ClientFlags();
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options);
 inline constexpr int kMaxResponseBytes = 64 << 20;
 
-// Sets the deadline and namespace metadata of one call.
+// Sets the deadline, namespace and authorization metadata of one call.
 void Prepare(grpc::ClientContext& context, const ClientOptions& options);
 
 // Prints `error: <CODE>: <message>` to stderr, or for an unreachable daemon one line saying

@@ -15,8 +15,8 @@ std::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.siz
 class CallContextInterceptor final : public grpc::experimental::Interceptor {
  public:
   CallContextInterceptor(grpc::experimental::ServerRpcInfo* info, CallContexts& contexts,
-                         const Clock& clock)
-      : info_(info), contexts_(contexts), clock_(clock) {}
+                         const Clock& clock, CallGuard* guard)
+      : info_(info), contexts_(contexts), clock_(clock), guard_(guard) {}
 
   ~CallContextInterceptor() override {
     if (registered_) contexts_.Erase(info_->server_context());
@@ -26,12 +26,16 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       CallContext context = ResolveCallContext(*methods->GetRecvInitialMetadata());
+      const std::string_view method = info_->method();
       if (contexts_.draining()) {
         context.error = absl::UnavailableError("the server is shutting down; retry shortly");
       }
+      if (guard_ != nullptr && context.error.ok()) {
+        context.peer = Peer(info_->server_context()->peer());
+        context.error = guard_->Check(method, &context);
+      }
       ns_ = context.ns;
       // Streams that live as long as the client wants are not waited for at shutdown.
-      const std::string_view method = info_->method();
       // A broker or events PublishStream may sit idle between batches for as long as its
       // client likes.
       context.long_lived =
@@ -55,9 +59,16 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
   }
 
  private:
+  // "ipv4:127.0.0.1:5000" -> "ipv4:127.0.0.1", "ipv6:[::1]:5000" -> "ipv6:[::1]".
+  static std::string Peer(const std::string& peer) {
+    const size_t colon = peer.rfind(':');
+    return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
+  }
+
   grpc::experimental::ServerRpcInfo* info_;
   CallContexts& contexts_;
   const Clock& clock_;
+  CallGuard* guard_;
   bool registered_ = false;
   bool log_ = false;
   std::string ns_;
@@ -67,9 +78,11 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
 }  // namespace
 
 CallContext ResolveCallContext(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
-  CallContext context{kDefaultNamespace, "", absl::OkStatus()};
+  CallContext context;
+  context.ns = kDefaultNamespace;
   if (auto it = metadata.find("micro-namespace"); it != metadata.end()) {
     context.ns = std::string(View(it->second));
+    context.ns_explicit = true;
     if (auto s = CheckNamespace(context.ns); !s.ok()) context.error = s;
   }
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
@@ -94,7 +107,9 @@ CallContext CallContexts::Get(const grpc::ServerContextBase* server_context) con
   std::lock_guard lock(shard.mu);
   auto it = shard.contexts.find(server_context);
   if (it == shard.contexts.end()) {
-    return CallContext{"", "", absl::InternalError("the call context was not resolved")};
+    CallContext missing;
+    missing.error = absl::InternalError("the call context was not resolved");
+    return missing;
   }
   return it->second;
 }
@@ -122,7 +137,7 @@ void CallContexts::Erase(const grpc::ServerContextBase* server_context) {
 
 grpc::experimental::Interceptor* CallContextInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new CallContextInterceptor(info, contexts_, clock_);
+  return new CallContextInterceptor(info, contexts_, clock_, guard_);
 }
 
 }  // namespace micro

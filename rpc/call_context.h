@@ -2,12 +2,14 @@
 
 #include <grpcpp/support/server_interceptor.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -20,12 +22,40 @@ class ServerContextBase;
 
 namespace micro {
 
+// The account a call's token belongs to (empty id: no token was checked).
+struct CallIdentity {
+  std::string id;
+  std::string ns;  // the account's namespace
+  std::string type;
+  std::vector<std::string> scopes;
+  bool admin = false;     // the admin scope in the namespace "micro": every namespace
+  bool ns_admin = false;  // the admin scope in its own namespace
+
+  bool HasScope(const std::string& scope) const {
+    return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
+  }
+};
+
 // Who is calling and in which namespace, resolved once per call from its metadata.
 struct CallContext {
-  std::string ns;           // from `micro-namespace`, default "micro"
-  std::string token;        // from `authorization: Bearer <token>`, kept for the auth service
-  Status error;             // INVALID_ARGUMENT when the metadata was malformed; handlers return it
-  bool long_lived = false;  // a stream that ends only when the client says (health Watch, ...)
+  std::string ns;             // from `micro-namespace`, else the account's, else "micro"
+  bool ns_explicit = false;   // the client sent `micro-namespace`
+  std::string token;          // from `authorization: Bearer <token>`
+  Status error;               // why the call may not proceed; handlers return it
+  bool long_lived = false;    // a stream that ends only when the client says (health Watch, ...)
+  CallIdentity identity;      // filled by the CallGuard
+  std::string peer;           // the client's address, without the port
+};
+
+// Decides whether a call may proceed (the auth service implements it; the daemon installs it).
+class CallGuard {
+ public:
+  virtual ~CallGuard() = default;
+  // Checks a call to `method` ("/package.Service/Method") whose metadata `context` holds: fills
+  // context->identity (and context->ns, when the client named none, with the account's) and
+  // returns UNAUTHENTICATED or PERMISSION_DENIED when it may not proceed. Memory only: runs on
+  // gRPC's threads for every call.
+  [[nodiscard]] virtual Status Check(std::string_view method, CallContext* context) = 0;
 };
 
 // Resolves `micro-namespace` and `authorization` metadata into a CallContext.
@@ -75,9 +105,11 @@ class CallContexts {
 class CallContextInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  // Both must outlive the gRPC server.
-  CallContextInterceptorFactory(CallContexts& contexts, const Clock& clock)
-      : contexts_(contexts), clock_(clock) {}
+  // All must outlive the gRPC server. Without a guard every call proceeds (tests of single
+  // services).
+  CallContextInterceptorFactory(CallContexts& contexts, const Clock& clock,
+                                CallGuard* guard = nullptr)
+      : contexts_(contexts), clock_(clock), guard_(guard) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
@@ -85,6 +117,7 @@ class CallContextInterceptorFactory final
  private:
   CallContexts& contexts_;
   const Clock& clock_;
+  CallGuard* guard_;
 };
 
 }  // namespace micro

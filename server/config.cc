@@ -70,6 +70,15 @@ const std::vector<Key>& Keys() {
          c.insecure = *on;
          return absl::OkStatus();
        }},
+      {"auth.enabled", "MICRO_AUTH_ENABLED", "auth-enabled", "BOOL",
+       "every call needs an access token (default true; false only for development and "
+       "benchmarks)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto on = ParseBool(v);
+         if (!on.ok()) return on.status();
+         c.auth_enabled = *on;
+         return absl::OkStatus();
+       }},
       {"data_dir", "MICRO_HOME", "data-dir", "DIR", "where the daemon keeps its state",
        [](DaemonConfig& c, const std::string& v) {
          if (v.empty()) return absl::InvalidArgumentError("the data dir must not be empty");

@@ -38,6 +38,9 @@ struct DaemonConfig {
   config::ConfigConfig config;
   broker::BrokerConfig broker;
   events::EventsConfig events;
+  // Every call needs an access token (auth.enabled). false: none is checked, for development
+  // and benchmarks only; the daemon warns at start.
+  bool auth_enabled = true;
   // The Docker Engine socket of the container driver: DOCKER_HOST (unix://PATH) or the default.
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_timeout_seconds = 30;  // each Docker Engine call

@@ -108,7 +108,7 @@ Status Daemon::OpenStorage() {
       db_path,
       {store::RocksDbStore::kRecordsFamily, store::RocksDbStore::kExpiryFamily,
        config::RocksDbDocuments::kFamily, runtime::RocksDbDesiredState::kFamily,
-       events::RocksDbEvents::kFamily}};
+       events::RocksDbEvents::kFamily, auth::RocksDbAuth::kFamily}};
   db_options.created_marker = data_dir_->path() + "/db.created";
   auto rocks_db = storage::RocksDb::Open(db_options);
   if (!rocks_db.ok()) return rocks_db.status();
@@ -139,6 +139,32 @@ Status Daemon::MakeServices() {
   if (!events.ok()) return events.status();
   events_ = std::move(*events);
   events_service_ = std::make_unique<events::EventsService>(*events_, contexts_);
+  auth::RocksDbAuth::Options auth_options;
+  auth_options.keys_dir = data_dir_->path() + "/auth";
+  auto auth = auth::RocksDbAuth::Open(*rocks_db_, clock_, auth_options);
+  if (!auth.ok()) return auth.status();
+  auth_ = std::move(*auth);
+  const std::string secret_path = data_dir_->path() + "/admin.secret";
+  auto admin = auth_->Bootstrap([&](const std::string& secret) {
+    return auth::WriteSecretFile(secret_path, secret + "\n");
+  });
+  if (!admin.ok()) return admin.status();
+  if (admin->has_value()) {
+    // Once, on the first start. The secret goes to a terminal only, never into a log that a
+    // service manager or a redirect keeps: the file is where to find it.
+    spdlog::warn("auth: created the account 'admin' (namespace micro); its secret is in {} "
+                 "(mode 0600). Log in with: micro login --admin",
+                 secret_path);
+    if (::isatty(STDERR_FILENO) == 1) {
+      std::fprintf(stderr, "\n  admin secret (shown once): %s\n\n", (*admin)->c_str());
+    }
+  }
+  auth_guard_ = std::make_unique<auth::AuthGuard>(*auth_);
+  auth_services_ = std::make_unique<auth::AuthServices>(*auth_, contexts_);
+  if (!config_.auth_enabled) {
+    spdlog::warn("auth: DISABLED (auth.enabled false): every caller can do everything, in every "
+                 "namespace; use this only for development and benchmarks");
+  }
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
   info_service_->set_alarms([store = store_.get()] {
     std::vector<std::string> alarms;
@@ -193,12 +219,16 @@ Status Daemon::Serve() {
   builder.RegisterService(runtime_service_.get());
   builder.RegisterService(broker_service_.get());
   builder.RegisterService(events_service_.get());
+  builder.RegisterService(auth_services_->auth());
+  builder.RegisterService(auth_services_->accounts());
+  builder.RegisterService(auth_services_->rules());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
                                        "micro.config.v1.Config",     "micro.server.v1.Server",
                                        "micro.runtime.v1.Runtime",   "micro.broker.v1.Broker",
                                        "micro.events.v1.Events"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(contexts_, clock_));
+  interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(
+      contexts_, clock_, config_.auth_enabled ? auth_guard_.get() : nullptr));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {

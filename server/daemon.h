@@ -25,6 +25,9 @@
 #include "services/broker/broker_service.h"
 #include "services/config/config.h"
 #include "services/config/config_service.h"
+#include "services/auth/auth_guard.h"
+#include "services/auth/auth_service.h"
+#include "services/auth/rocksdb_auth.h"
 #include "services/events/events.h"
 #include "services/events/events_service.h"
 #include "services/registry/registry.h"
@@ -82,6 +85,9 @@ class Daemon {
   std::unique_ptr<config::Config> settings_;
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<events::Events> events_;
+  std::unique_ptr<auth::RocksDbAuth> auth_;
+  std::unique_ptr<auth::AuthGuard> auth_guard_;
+  std::unique_ptr<auth::AuthServices> auth_services_;
   std::unique_ptr<registry::RegistryService> registry_service_;
   std::unique_ptr<store::StoreService> store_service_;
   std::unique_ptr<config::ConfigService> config_service_;

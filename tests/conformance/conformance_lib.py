@@ -6,6 +6,7 @@ daemon by server reflection. Needs Debian's /usr/bin/python3 with python3-grpcio
 python3-protobuf, protobuf-compiler, protobuf-compiler-grpc and grpc-proto.
 """
 
+import collections
 import json
 import os
 import shutil
@@ -282,9 +283,53 @@ def start(binary, tmp, daemon_holder):
     address = daemon.wait_address()
     check(True, "daemon pid %d serving on %s" % (daemon.proc.pid, address))
 
-    channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=STARTUP_TIMEOUT)
-    return Session(daemon, channel, Reflection(channel, pb2, pb2_grpc))
+    raw = grpc.insecure_channel(address)
+    grpc.channel_ready_future(raw).result(timeout=STARTUP_TIMEOUT)
+    session = Session(daemon, raw, Reflection(raw, pb2, pb2_grpc))
+    # Every call but health, reflection and Auth.Token needs a token: log in as the daemon's
+    # admin with the secret it wrote to its data dir, through the reflected Auth service.
+    session.load("micro.auth.v1.Auth")
+    token_call, TokenRequest = session.api.method("micro.auth.v1.Auth", "Token")
+    with open(os.path.join(daemon.data_dir, "admin.secret")) as f:
+        secret = f.read().strip()
+    session.token = token_call(TokenRequest(id="admin", secret=secret, ttl_seconds=3600),
+                               timeout=RPC_TIMEOUT).token.access_token
+    check(bool(session.token), "logged in as admin with <data dir>/admin.secret")
+    session.raw_channel = raw
+    session.channel = grpc.intercept_channel(raw, BearerInterceptor(session.token))
+    session.api = Api(session.channel, session.pool)
+    return session
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class BearerInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                        grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token):
+        self.header = ("authorization", "Bearer " + token)
+
+    def _details(self, d):
+        metadata = list(d.metadata or []) + [self.header]
+        return _CallDetails(d.method, d.timeout, metadata, d.credentials,
+                            getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
 
 
 # --------------------------------------------------------------------------------------------

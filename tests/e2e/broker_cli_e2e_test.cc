@@ -18,7 +18,8 @@ struct Subscriber {
           args.insert(args.begin(), {MicroBinary(), "broker", "subscribe"});
           args.insert(args.end(), {"--address", daemon.address()});
           return args;
-        }()) {
+        }(),
+                daemon.CliEnv()) {
     live = WaitFor([&] { return process.Stderr().find("subscribed to") != std::string::npos; },
                    std::chrono::seconds(15));
   }

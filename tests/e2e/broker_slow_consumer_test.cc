@@ -74,7 +74,7 @@ TEST_CASE(
     "[e2e][broker][flow]") {
   MicroDaemon daemon({}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
-  auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  auto channel = daemon.Channel();
   auto stub = v1::Broker::NewStub(channel);
 
   auto stalled_context = Context(300);

@@ -41,7 +41,7 @@ TEST_CASE("slow watchers and registrations without a TTL keep the daemon's memor
           "[e2e][budget]") {
   MicroDaemon daemon({"--max-streams", std::to_string(kMaxStreams)}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
-  auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  auto channel = daemon.Channel();
   auto registry = micro::registry::v1::Registry::NewStub(channel);
   auto config = micro::config::v1::Config::NewStub(channel);
 
@@ -152,7 +152,7 @@ TEST_CASE("many Logs streams that never read stay within max_stream_bytes togeth
   REQUIRE(run.exit_code == 0);
   REQUIRE(WaitFor([&] { return LinesWritten(counter) > 0; }, std::chrono::seconds(20)));
 
-  auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  auto channel = daemon.Channel();
   auto runtime = micro::runtime::v1::Runtime::NewStub(channel);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<micro::runtime::v1::LogRecord>>> streams;

@@ -40,8 +40,7 @@ int RunningPid(const MicroDaemon& daemon, const std::string& name) {
 // Background load through the public API from a few client threads, bounded in time and count.
 class Load {
  public:
-  explicit Load(const std::string& address)
-      : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {
+  explicit Load(const MicroDaemon& daemon) : channel_(daemon.Channel()) {
     Spawn([this](int i) { WriteExpiring(i); });
     Spawn([this](int i) { SetSettings(i); });
     Spawn([this](int i) { Snapshot(i); });
@@ -145,7 +144,7 @@ TEST_CASE("a crashed instance restarts promptly while the daemon is busy", "[e2e
   int pid = -1;
   REQUIRE(WaitFor([&] { return (pid = RunningPid(daemon, "victim")) > 0; }, 10s));
 
-  Load load(daemon.address());
+  Load load(daemon);
   REQUIRE(WaitFor([&] { return load.calls() > 200; }, 20s));
   for (int round = 0; round < 5; ++round) {
     INFO("round " << round);

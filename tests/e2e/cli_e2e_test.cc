@@ -16,7 +16,7 @@ namespace v1 = micro::registry::v1;
 
 void RegisterGreeter(const MicroDaemon& daemon, const std::string& ns = "") {
   auto stub = v1::Registry::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+      daemon.Channel());
   for (const char* version : {"1.0.0", "2.0.0"}) {
     v1::RegisterRequest request;
     v1::Service* s = request.mutable_service();
@@ -109,8 +109,10 @@ TEST_CASE("the namespace comes from --namespace or MICRO_NAMESPACE", "[e2e][cli]
   RegisterGreeter(daemon, "team-b");
   CHECK(daemon.Cli({"services"}).out == "no services registered\n");
   CHECK(daemon.Cli({"services", "-n", "team-b"}).out.find("greeter") != std::string::npos);
-  ProgramResult env = RunProgram({MicroBinary(), "services"}, {{"MICRO_ADDRESS", daemon.address()},
-                                                               {"MICRO_NAMESPACE", "team-b"}});
+  std::map<std::string, std::string> vars = daemon.CliEnv();
+  vars["MICRO_ADDRESS"] = daemon.address();
+  vars["MICRO_NAMESPACE"] = "team-b";
+  ProgramResult env = RunProgram({MicroBinary(), "services"}, vars);
   CHECK(env.exit_code == 0);
   CHECK(env.out.find("greeter") != std::string::npos);
   ProgramResult bad = daemon.Cli({"services", "-n", "Team B"});

@@ -23,7 +23,7 @@ std::unique_ptr<grpc::ClientContext> Context() {
 }
 
 std::shared_ptr<grpc::Channel> Channel(const MicroDaemon& daemon) {
-  return grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  return daemon.Channel();
 }
 
 v1::RegisterRequest Request(const std::string& name, const std::string& node, int64_t ttl) {

@@ -181,7 +181,7 @@ TEST_CASE("consumers that stop reading hold a bounded amount of memory and hold 
           "[e2e][events][budget]") {
   MicroDaemon daemon({}, RssMeasuredEnv());
   REQUIRE(daemon.WaitUntilServing());
-  auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  auto channel = daemon.Channel();
   auto stub = v1::Events::NewStub(channel);
   // Slow consumers, each in a group of its own and one in the shared group: they subscribe and
   // never read.

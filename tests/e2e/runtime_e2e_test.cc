@@ -183,11 +183,12 @@ TEST_CASE(
         return true;
       },
       20s));
+  const std::string token = AdminToken(data_dir, address);
   auto cli = [&](std::vector<std::string> args) {
     args.insert(args.begin(), MicroBinary());
     auto end = std::find(args.begin(), args.end(), "--");
     args.insert(end, {"--address", address});
-    return RunProgram(args);
+    return RunProgram(args, {{"MICRO_TOKEN", token}});
   };
   const std::string marker = Marker("fd-budget");
   for (const char* name : {"many-a", "many-b"}) {
@@ -242,7 +243,8 @@ TEST_CASE("logs -f -n 0 prints only the lines written after it started", "[e2e][
   REQUIRE(WaitFor([&] { return last_tick(daemon.Cli({"logs", "ticker"}).out) >= 5; }, 10s));
   const int seen = last_tick(daemon.Cli({"logs", "ticker", "-n", "all"}).out);
   ChildProcess follower(
-      {MicroBinary(), "logs", "ticker", "-f", "-n", "0", "--address", daemon.address()});
+      {MicroBinary(), "logs", "ticker", "-f", "-n", "0", "--address", daemon.address()},
+      daemon.CliEnv());
   REQUIRE(WaitFor([&] { return last_tick(follower.Stdout()) >= seen + 5; }, 10s));
   CHECK(first_tick(follower.Stdout()) > seen);
   CHECK(follower.Stop(SIGINT) == 0);
@@ -406,7 +408,8 @@ TEST_CASE("logs -f follows across a restart", "[e2e][runtime]") {
                                                   "args: [-c, 'echo run $$; sleep 0.3; exit 1']\n"
                                                   "backoff: {initial: 100ms, max: 200ms}\n";
   REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
-  ChildProcess follower({MicroBinary(), "logs", "flaky", "-f", "--address", daemon.address()});
+  ChildProcess follower({MicroBinary(), "logs", "flaky", "-f", "--address", daemon.address()},
+                        daemon.CliEnv());
   REQUIRE(WaitFor(
       [&] {
         const std::string out = follower.Stdout();

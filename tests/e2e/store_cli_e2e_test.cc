@@ -18,9 +18,11 @@ ProgramResult Store(const MicroDaemon& daemon, std::vector<std::string> args) {
   return daemon.Cli(std::move(args));
 }
 
-// Runs `command` with /bin/sh in `dir`, for a pipe or a working directory.
-ProgramResult Shell(const std::string& command, const std::string& dir = ".") {
-  return RunProgram({"/bin/sh", "-c", "cd '" + dir + "' && " + command});
+// Runs `command` with /bin/sh in `dir`, for a pipe or a working directory, logged in as the
+// daemon's CLI is.
+ProgramResult Shell(const MicroDaemon& daemon, const std::string& command,
+                    const std::string& dir = ".") {
+  return RunProgram({"/bin/sh", "-c", "cd '" + dir + "' && " + command}, daemon.CliEnv());
 }
 
 TEST_CASE("a record written through the CLI reads back as a table and as JSON", "[e2e][store]") {
@@ -53,7 +55,7 @@ TEST_CASE("a record written through the CLI reads back as a table and as JSON", 
 TEST_CASE("a value from stdin and a binary value survive the round trip", "[e2e][store]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
-  ProgramResult piped = Shell("printf 'line one\\nline two' | '" + MicroBinary() +
+  ProgramResult piped = Shell(daemon, "printf 'line one\\nline two' | '" + MicroBinary() +
                               "' store write doc - --address " + daemon.address());
   CHECK(piped.exit_code == 0);
   ProgramResult json = Store(daemon, {"read", "doc", "-o", "json"});
@@ -179,7 +181,7 @@ TEST_CASE("a snapshot restored offline brings the store back to the snapshot's s
     REQUIRE(Store(daemon, {"write", "colour", "blue"}).exit_code == 0);
     // A name goes into the daemon's snapshot folder, whatever the CLI's working directory.
     ProgramResult snap = Shell(
-        "'" + MicroBinary() + "' store snapshot snap --address " + daemon.address(), dir.path());
+        daemon, "'" + MicroBinary() + "' store snapshot snap --address " + daemon.address(), dir.path());
     CHECK(snap.exit_code == 0);
     CHECK(snap.out == "snapshot written to " + snapshot + " (revision 1)\n");
     CHECK(std::filesystem::exists(snapshot + "/CURRENT"));
@@ -330,7 +332,8 @@ TEST_CASE("a scan larger than one response comes in pages with a continuation", 
     ProgramResult write = RunProgram({"/bin/sh", "-c",
                                       "head -c 921600 /dev/zero | tr '\\0' v | '" + MicroBinary() +
                                           "' store write k" + std::to_string(i) + " - --address " +
-                                          daemon.address()});
+                                          daemon.address()},
+                                     daemon.CliEnv());
     REQUIRE(write.exit_code == 0);
   }
   ProgramResult page = Store(daemon, {"read", "k", "--prefix", "-o", "json"});

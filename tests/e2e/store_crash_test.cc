@@ -38,7 +38,7 @@ struct Daemon {
         },
         std::chrono::seconds(15));
     REQUIRE(up);
-    stub = v1::Store::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub = v1::Store::NewStub(AuthedChannel(address, AdminToken(data_dir, address)));
   }
   std::unique_ptr<ChildProcess> process;
   std::string address;

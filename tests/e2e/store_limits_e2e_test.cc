@@ -22,7 +22,7 @@ std::unique_ptr<v1::Store::Stub> Stub(const MicroDaemon& daemon) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // a hostile client takes whatever the daemon sends
   return v1::Store::NewStub(
-      grpc::CreateCustomChannel(daemon.address(), grpc::InsecureChannelCredentials(), args));
+      daemon.Channel(args));
 }
 
 grpc::Status Write(v1::Store::Stub& stub, const std::string& key, std::string value) {

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <grpcpp/channel.h>
+#include <grpcpp/support/channel_arguments.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -13,7 +16,17 @@ namespace micro::testing {
 // The path of the built `micro` binary.
 std::string MicroBinary();
 
-// A real `micro server` on 127.0.0.1:0 with its own temporary data dir.
+// An access token of the daemon's admin (<data dir>/admin.secret through Auth.Token), or ""
+// when the daemon does not give one.
+std::string AdminToken(const std::string& data_dir, const std::string& address);
+
+// A channel whose every call carries `authorization: Bearer <token>`.
+std::shared_ptr<grpc::Channel> AuthedChannel(const std::string& address, const std::string& token,
+                                             const grpc::ChannelArguments& args = {});
+
+// A real `micro server` on 127.0.0.1:0 with its own temporary data dir. Once serving, it is
+// logged in as admin: Cli runs with a HOME of its own that holds the tokens, and Channel's
+// calls carry the admin's access token.
 class MicroDaemon {
  public:
   // Starts the daemon with `extra_args` after the defaults (which they may override). A
@@ -32,13 +45,25 @@ class MicroDaemon {
   const std::string& data_dir() const { return data_dir_; }
   ChildProcess& process() { return *process_; }
 
-  // Runs the CLI against this daemon: `micro <args> --address <address>`.
-  ProgramResult Cli(std::vector<std::string> args) const;
+  // Runs the CLI against this daemon, logged in as admin: `micro <args> --address <address>`
+  // with HOME set to the folder holding the tokens (and `env` added).
+  ProgramResult Cli(std::vector<std::string> args,
+                    std::map<std::string, std::string> env = {}) const;
+  // The environment Cli adds (HOME), for tests that run the binary themselves.
+  std::map<std::string, std::string> CliEnv() const { return {{"HOME", home_}}; }
+
+  // A channel to the daemon whose calls carry the admin's token.
+  std::shared_ptr<grpc::Channel> Channel(const grpc::ChannelArguments& args = {}) const;
+  const std::string& token() const { return token_; }
 
  private:
+  bool LogIn();
+
   TempDir dir_;
   std::string data_dir_;
+  std::string home_;
   std::string address_;
+  std::string token_;
   std::unique_ptr<ChildProcess> process_;
 };
 
