@@ -57,6 +57,9 @@ for _ in $(seq 200); do
 done
 MICRO_ADDRESS=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["grpc_address"])' \
   "$TMP/data/server.json") || die "micro server did not start: $(tail -n 5 "$TMP/micro.log")"
+# Every call needs a token: the bench client sends MICRO_TOKEN (the admin's).
+MICRO_TOKEN=$(micro_token "$MICRO" "$TMP/data" "$MICRO_ADDRESS") || die "micro login --admin failed"
+export MICRO_TOKEN
 NATS_URL=nats://127.0.0.1:$NATS_PORT
 for _ in $(seq 200); do
   (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_auth.h"
 #include "micro/broker/v1/broker.grpc.pb.h"
 
 namespace {
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
     v1::SubscribeBatchesRequest request;
     request.set_topic(topic);
     request.set_max_messages(4096);
+    AddBenchToken(s->context);
     s->stream = stub->SubscribeBatches(&s->context, request);
     s->stream->WaitForInitialMetadata();  // subscribed: nothing published from now on is missed
     Subscriber* raw = s.get();
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
   auto publisher = v1::Broker::NewStub(Channel(address, 0));
   grpc::ClientContext publish_context;
   v1::PublishStreamResponse response;
+  AddBenchToken(publish_context);
   auto writer = publisher->PublishStream(&publish_context, &response);
   std::string payload(static_cast<size_t>(size), '\0');
   v1::PublishBatch batch;

@@ -64,6 +64,9 @@ run_micro() {  # run number
   PIDS+=("$pid")
   "$LOADGEN" wait-ready --address-file "$data/server.json" >/dev/null
   addr=$(json_get "$(cat "$data/server.json")" grpc_address)
+  # Every call needs a token: micro-loadgen and the bench clients send MICRO_TOKEN.
+  MICRO_TOKEN=$(micro_token "$MICRO" "$data" "$addr") || die "micro login --admin failed"
+  export MICRO_TOKEN
   out=$("$LOADGEN" run --target "$addr" --method /micro.events.v1.Events/Publish \
     --request-text "topic: \"bench\" payload: \"$PAYLOAD\"" \
     --request-type micro.events.v1.PublishRequest --concurrency "$CONCURRENCY" --warmup 0 \

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "bench/bench_auth.h"
 #include "micro/events/v1/events.grpc.pb.h"
 
 namespace v1 = micro::events::v1;
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
       grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), channel_args));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  AddBenchToken(context);
   auto stream = stub->Consume(&context);
   v1::ConsumeRequest sub;
   sub.mutable_subscription()->set_topic(topic);

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/bench_auth.h"
 #include "micro/events/v1/events.grpc.pb.h"
 
 namespace v1 = micro::events::v1;
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   auto stub = v1::Events::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  AddBenchToken(context);
   auto stream = stub->PublishStream(&context);
 
   std::mutex mu;

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <future>
 
+#include "bench/bench_auth.h"
+
 namespace micro::bench {
 namespace {
 
@@ -50,6 +52,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int index,
 std::unique_ptr<grpc::ClientContext> MakeContext(const CallSpec& spec) {
   auto context = std::make_unique<grpc::ClientContext>();
   for (const auto& [key, value] : spec.metadata) context->AddMetadata(key, value);
+  AddBenchToken(*context);
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(spec.deadline_ms));
   return context;

@@ -23,6 +23,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The access token of the daemon's admin (micro login --admin with the daemon's data dir), for
+# MICRO_TOKEN: micro-loadgen and the bench clients send it. Valid 24 hours.
+micro_token() {  # micro binary, data dir, address
+  local home
+  home=$(mktemp -d "$TMP/home.XXXXXX")
+  HOME=$home "$1" login --admin --ttl 86400 --data-dir "$2" --address "$3" >/dev/null || return 1
+  "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$home/.micro/tokens/${3//:/_}.json"
+}
+
 # Ports free right now on 127.0.0.1 (the kernel picks them; the peers then bind them by number).
 free_ports() {
   "$PY" -c 'import socket

@@ -73,6 +73,9 @@ start_micro() {
     --timeout-ms 20000) || { tail -n 20 "$dir.log" >&2; die "micro server did not become ready"; }
   MICRO_ADDR=$(field address <<<"$out")
   record cold micro - "$(field ready_ms <<<"$out")"
+  # Every call needs a token: micro-loadgen sends MICRO_TOKEN (the admin's).
+  MICRO_TOKEN=$(micro_token "$MICRO" "$dir" "$MICRO_ADDR") || die "micro login --admin failed"
+  export MICRO_TOKEN
 }
 
 ZONES=(a b c)

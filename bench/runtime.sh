@@ -188,6 +188,9 @@ micro_start() {
   done
   ((i < 400)) || { tail -n 30 "$TMP/micro/server.log" >&2; die "micro server did not become ready"; }
   export MICRO_ADDRESS=$addr
+  # Every call needs a token: the micro CLI sends MICRO_TOKEN (the admin's).
+  MICRO_TOKEN=$(micro_token "$MICRO" "$TMP/micro/data" "$addr") || die "micro login --admin failed"
+  export MICRO_TOKEN
   log "micro server $MICRO_PID at $addr"
 }
 mctl() { timeout 120 "$MICRO" "$@"; }

@@ -101,6 +101,9 @@ PIDS+=("$MICRO_PID")
 out=$("$LOADGEN" wait-ready --address-file "$TMP/data/server.json" --since-ns "$start" \
   --timeout-ms 20000) || { tail -n 20 "$TMP/micro.log" >&2; die "micro server did not become ready"; }
 MICRO_ADDR=$(field address <<<"$out")
+# Every call needs a token: micro-loadgen sends MICRO_TOKEN (the admin's).
+MICRO_TOKEN=$(micro_token "$MICRO" "$TMP/data" "$MICRO_ADDR") || die "micro login --admin failed"
+export MICRO_TOKEN
 log "micro at $MICRO_ADDR"
 
 # --- etcd ----------------------------------------------------------------------------------------

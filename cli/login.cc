@@ -2,6 +2,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -82,6 +83,17 @@ int Login(const ParsedArgs& args, const ClientOptions& options_in) {
                                                         std::istreambuf_iterator<char>()))
                                                   : ReadSecret("secret for " + request.id() + ": "));
   }
+  if (args.Has("ttl")) {
+    const std::string text = args.Get("ttl");
+    char* end = nullptr;
+    const long long ttl = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || ttl < 1 || ttl > 86400) {
+      std::cerr << "error: --ttl must be whole seconds from 1 to 86400, not '" << text
+                << "'; see 'micro login --help'\n";
+      return 2;
+    }
+    request.set_ttl_seconds(ttl);
+  }
   auto stub = v1::Auth::NewStub(Connect(options));
   grpc::ClientContext context;
   options.ns = ns;
@@ -133,7 +145,8 @@ int LoginCommand(const std::vector<std::string>& args, const Env& env) {
       "<data dir>/admin.secret (on the daemon's machine, as a user who may read it).",
       {{"admin", 0, "", "log in as admin with <data dir>/admin.secret"},
        {"data-dir", 0, "DIR", "the daemon's data dir, for --admin (default MICRO_HOME, ~/.micro)"},
-       {"password-stdin", 0, "", "read the secret from stdin"}},
+       {"password-stdin", 0, "", "read the secret from stdin"},
+       {"ttl", 0, "SECONDS", "the access token's lifetime (default 900, at most 86400)"}},
       1};
   return RunClientCommand(spec, args, env, &Login);
 }
