@@ -1,0 +1,33 @@
+// The cost of one Argon2id verification as the auth service does it (libsodium's
+// crypto_pwhash_str_verify with the interactive limits), for bench/auth.sh.
+//
+//   micro-bench-argon2 [RUNS]     prints {"runs": N, "p50_ms": ..., "p99_ms": ...}
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+int main(int argc, char** argv) {
+  const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 20;
+  if (sodium_init() < 0) return 1;
+  char hash[crypto_pwhash_STRBYTES];
+  const char secret[] = "a-secret-of-32-characters-long!!";
+  if (crypto_pwhash_str(hash, secret, sizeof(secret) - 1, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+    return 1;
+  }
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    if (crypto_pwhash_str_verify(hash, secret, sizeof(secret) - 1) != 0) return 1;
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("{\"runs\": %d, \"p50_ms\": %.2f, \"p99_ms\": %.2f}\n", runs, ms[ms.size() / 2],
+              ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]);
+  return 0;
+}
