@@ -15,6 +15,7 @@ int ConfigCommand(const std::vector<std::string>& args, const Env& env);
 int BrokerCommand(const std::vector<std::string>& args, const Env& env);
 int EventsCommand(const std::vector<std::string>& args, const Env& env);
 int HealthCommand(const std::vector<std::string>& args, const Env& env);
+int AuthCommand(const std::vector<std::string>& args, const Env& env);
 int LoginCommand(const std::vector<std::string>& args, const Env& env);
 int LogoutCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);

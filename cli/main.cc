@@ -29,6 +29,7 @@ const Command kCommands[] = {
     {"config", "get, set and delete settings (JSON by dotted path)", &micro::cli::ConfigCommand},
     {"broker", "publish messages and subscribe to topics", &micro::cli::BrokerCommand},
     {"events", "publish, consume and replay durable events", &micro::cli::EventsCommand},
+    {"auth", "manage accounts and rules", &micro::cli::AuthCommand},
     {"login", "log in to the daemon (tokens kept in ~/.micro/tokens)", &micro::cli::LoginCommand},
     {"logout", "forget the tokens kept for the daemon", &micro::cli::LogoutCommand},
     {"health", "show whether the daemon is serving, and its version", &micro::cli::HealthCommand},

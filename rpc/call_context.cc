@@ -98,6 +98,13 @@ CallContext ResolveCallContext(const std::multimap<grpc::string_ref, grpc::strin
   return context;
 }
 
+Status CheckNamespaceAccess(const CallContext& call, const std::string& ns) {
+  const CallIdentity& who = call.identity;
+  if (who.id.empty() || who.admin || ns == who.ns) return absl::OkStatus();
+  return absl::PermissionDeniedError("account '" + who.id + "' of namespace '" + who.ns +
+                                     "' may not use namespace '" + ns + "'");
+}
+
 CallContexts::Shard& CallContexts::ShardOf(const grpc::ServerContextBase* key) const {
   return shards_[std::hash<const void*>()(key) / alignof(std::max_align_t) % shards_.size()];
 }

@@ -58,6 +58,11 @@ class CallGuard {
   [[nodiscard]] virtual Status Check(std::string_view method, CallContext* context) = 0;
 };
 
+// Whether the caller may address namespace `ns` in a request field (the metadata's namespace
+// the guard has checked): OK without auth (no identity), for the daemon's admins and for the
+// caller's own namespace; PERMISSION_DENIED otherwise.
+[[nodiscard]] Status CheckNamespaceAccess(const CallContext& call, const std::string& ns);
+
 // Resolves `micro-namespace` and `authorization` metadata into a CallContext.
 [[nodiscard]] CallContext ResolveCallContext(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);

@@ -8,12 +8,25 @@
 namespace micro::config {
 namespace {
 
-// The namespace a request addresses: its own field, else the caller's.
+// The namespace a request addresses: its own field, else the caller's. An account reaches only
+// its own unless it is one of the daemon's admins.
 Result<std::string> Namespace(const std::string& given, const CallContext& call) {
   if (!call.error.ok()) return call.error;
   if (given.empty()) return call.ns;
   if (Status s = CheckNamespace(given); !s.ok()) return s;
+  if (Status s = CheckNamespaceAccess(call, given); !s.ok()) return s;
   return given;
+}
+
+// Secrets in clear need the scope "secrets", or an admin of the namespace or of the daemon.
+Status CheckRevealSecrets(const CallContext& call) {
+  const CallIdentity& who = call.identity;
+  if (who.id.empty() || who.admin || who.ns_admin || who.HasScope("secrets")) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError("account '" + who.id +
+                                     "' may not read secrets in clear: that needs the scope "
+                                     "'secrets' (or an admin)");
 }
 
 }  // namespace
@@ -21,8 +34,12 @@ Result<std::string> Namespace(const std::string& given, const CallContext& call)
 grpc::ServerUnaryReactor* ConfigService::Get(grpc::CallbackServerContext* context,
                                              const v1::GetRequest* request,
                                              v1::GetResponse* response) try {
-  auto ns = Namespace(request->namespace_(), contexts_.Get(context));
+  const CallContext call = contexts_.Get(context);
+  auto ns = Namespace(request->namespace_(), call);
   if (!ns.ok()) return FinishUnary(context, ns.status());
+  if (request->secret()) {
+    if (Status s = CheckRevealSecrets(call); !s.ok()) return FinishUnary(context, s);
+  }
   auto value = config_.Get(*ns, request->path(), request->secret());
   if (!value.ok()) return FinishUnary(context, value.status());
   response->set_value(std::move(*value));

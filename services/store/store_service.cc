@@ -11,6 +11,18 @@ constexpr const char* kDefaultTable = "default";
 std::string Database(const std::string& given, const CallContext& call) {
   return given.empty() ? call.ns : given;
 }
+
+// An account reaches the databases of its namespace: the one named after it and those named
+// "<namespace>.<anything>"; the daemon's admins reach every database.
+Status CheckDatabase(const std::string& db, const CallContext& call) {
+  const CallIdentity& who = call.identity;
+  if (who.id.empty() || who.admin || db == who.ns || db.rfind(who.ns + ".", 0) == 0) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError("account '" + who.id + "' of namespace '" + who.ns +
+                                     "' may use the databases '" + who.ns + "' and '" + who.ns +
+                                     ".*', not '" + db + "'");
+}
 std::string Table(const std::string& given) { return given.empty() ? kDefaultTable : given; }
 
 Order FromProto(v1::Order order) { return order == v1::ORDER_DESC ? Order::kDesc : Order::kAsc; }
@@ -82,6 +94,7 @@ grpc::ServerUnaryReactor* StoreService::Read(grpc::CallbackServerContext* contex
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   const std::string db = Database(request->database(), call);
+  if (Status s = CheckDatabase(db, call); !s.ok()) return FinishUnary(context, s);
   const std::string table = Table(request->table());
   if (!request->prefix() && !request->suffix()) {
     auto record = store_.Get(db, table, request->key());
@@ -115,6 +128,9 @@ grpc::ServerUnaryReactor* StoreService::Write(grpc::CallbackServerContext* conte
   const v1::Record& in = request->record();
   Record record{in.key(), in.value(), in.ttl_seconds(),
                 Metadata(in.metadata().begin(), in.metadata().end()), 0};
+  if (Status s = CheckDatabase(Database(request->database(), call), call); !s.ok()) {
+    return FinishUnary(context, s);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_.Write(Database(request->database(), call), Table(request->table()), std::move(record),
                Condition{request->if_revision(), request->if_absent()},
@@ -132,6 +148,9 @@ grpc::ServerUnaryReactor* StoreService::Delete(grpc::CallbackServerContext* cont
                                                v1::DeleteResponse*) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
+  if (Status s = CheckDatabase(Database(request->database(), call), call); !s.ok()) {
+    return FinishUnary(context, s);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_.Delete(Database(request->database(), call), Table(request->table()), request->key(),
                 [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
@@ -145,6 +164,9 @@ grpc::ServerWriteReactor<v1::ListResponse>* StoreService::List(grpc::CallbackSer
   CallContext call = contexts_.Get(context);
   const size_t chunk = Limits().list_chunk_keys;
   if (!call.error.ok()) return new ListReactor(call.error, chunk);
+  if (Status s = CheckDatabase(Database(request->database(), call), call); !s.ok()) {
+    return new ListReactor(s, chunk);
+  }
   Scan scan{request->prefix(), request->suffix(), request->limit(), request->offset(),
             FromProto(request->order())};
   return new ListReactor(
@@ -160,7 +182,9 @@ grpc::ServerUnaryReactor* StoreService::Databases(grpc::CallbackServerContext* c
   if (!call.error.ok()) return FinishUnary(context, call.error);
   auto databases = store_.Databases();
   if (!databases.ok()) return FinishUnary(context, databases.status());
-  for (auto& db : *databases) response->add_databases(std::move(db));
+  for (auto& db : *databases) {
+    if (CheckDatabase(db, call).ok()) response->add_databases(std::move(db));  // its own only
+  }
   return FinishUnary(context, absl::OkStatus());
 } catch (...) {
   return FailedUnary();
@@ -171,6 +195,9 @@ grpc::ServerUnaryReactor* StoreService::Tables(grpc::CallbackServerContext* cont
                                                v1::TablesResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
+  if (Status s = CheckDatabase(Database(request->database(), call), call); !s.ok()) {
+    return FinishUnary(context, s);
+  }
   auto tables = store_.Tables(Database(request->database(), call));
   if (!tables.ok()) return FinishUnary(context, tables.status());
   for (auto& t : *tables) response->add_tables(std::move(t));
@@ -184,6 +211,11 @@ grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* co
                                                  v1::SnapshotResponse* response) try {
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
+  if (!call.identity.id.empty() && !call.identity.admin) {
+    return FinishUnary(context, absl::PermissionDeniedError(
+                                    "a snapshot holds every namespace's records: only the "
+                                    "daemon's admins may take one"));
+  }
   // A checkpoint flushes the memtables and syncs files: seconds on a slow disk, so it runs on
   // the service's own thread, never on a callback thread, and snapshots run one at a time.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

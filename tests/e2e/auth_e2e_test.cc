@@ -1,0 +1,146 @@
+// Auth against the real daemon through the CLI: accounts, their namespace, what the default
+// policy keeps to admins, and secrets kept out of logs, argv and the disk.
+#include <dirent.h>
+
+#include <csignal>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/support/micro_daemon.h"
+
+namespace micro::testing {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Every file under `dir` whose bytes contain `needle`.
+std::vector<std::string> FilesContaining(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> found;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return found;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string path = dir + "/" + name;
+    if (e->d_type == DT_DIR) {
+      auto sub = FilesContaining(path, needle);
+      found.insert(found.end(), sub.begin(), sub.end());
+    } else if (ReadAll(path).find(needle) != std::string::npos) {
+      found.push_back(path);
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// `ps`-visible command lines of every process.
+std::string AllCommandLines() {
+  std::string out;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    std::string cmdline = ReadAll(std::string("/proc/") + e->d_name + "/cmdline");
+    for (char& c : cmdline) c = c == '\0' ? ' ' : c;
+    out += cmdline + "\n";
+  }
+  ::closedir(d);
+  return out;
+}
+
+TEST_CASE("accounts through the CLI: own namespace, default policy, and no secret in sight",
+          "[e2e][auth]") {
+  MicroDaemon daemon({"--log-level", "debug"});
+  REQUIRE(daemon.WaitUntilServing());
+  const std::string admin_secret = ReadAll(daemon.data_dir() + "/admin.secret");
+  REQUIRE(admin_secret.size() > 20);
+
+  const std::string secret = "alice-s3cret-value";
+  ProgramResult made = RunProgram(
+      {"/bin/sh", "-c",
+       "echo '" + secret + "' | '" + MicroBinary() + "' auth create account alice -n team-a " +
+           "--scope reader --secret-stdin --address " + daemon.address()},
+      daemon.CliEnv());
+  REQUIRE(made.exit_code == 0);
+  CHECK(made.out == "created account alice in namespace team-a\n");
+  ProgramResult listed = daemon.Cli({"auth", "list", "accounts", "-n", "team-a", "-o", "json"});
+  REQUIRE(listed.exit_code == 0);
+  CHECK(nlohmann::json::parse(listed.out)["accounts"][0]["id"] == "alice");
+  CHECK(listed.out.find(secret) == std::string::npos);
+  CHECK(daemon.Cli({"auth", "create", "account", "bob", "-n", "team-a"}).exit_code == 2);
+
+  // alice logs in with her own HOME, and works in her namespace by default.
+  TempDir home;
+  const std::map<std::string, std::string> as_alice = {{"HOME", home.path()}};
+  auto alice = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), MicroBinary());
+    args.insert(std::find(args.begin(), args.end(), "--"), {"--address", daemon.address()});
+    return RunProgram(args, as_alice);
+  };
+  ProgramResult login = RunProgram({"/bin/sh", "-c",
+                                    "echo '" + secret + "' | '" + MicroBinary() +
+                                        "' login alice -n team-a --password-stdin --address " +
+                                        daemon.address()},
+                                   as_alice);
+  REQUIRE(login.exit_code == 0);
+  CHECK(alice({"store", "write", "k", "v"}).exit_code == 0);
+  CHECK(alice({"store", "read", "k"}).out.find("v") != std::string::npos);
+  CHECK(daemon.Cli({"store", "read", "k", "-n", "team-a"}).exit_code == 0);  // admin: any ns
+
+  ProgramResult other_ns = alice({"store", "read", "k", "-n", "team-b"});
+  CHECK(other_ns.exit_code == 1);
+  CHECK(other_ns.err.find("PERMISSION_DENIED") != std::string::npos);
+  ProgramResult other_db = alice({"store", "read", "k", "--database", "team-b"});
+  CHECK(other_db.err.find("PERMISSION_DENIED") != std::string::npos);
+  CHECK(alice({"store", "write", "k", "v", "--database", "team-a.cache"}).exit_code == 0);
+  REQUIRE(daemon.Cli({"config", "set", "db.password", "\"hunter22\"", "--secret", "-n", "team-a"})
+              .exit_code == 0);
+  ProgramResult masked = alice({"config", "get", "db.password"});
+  CHECK(masked.exit_code == 0);
+  CHECK(masked.out.find("hunter22") == std::string::npos);
+  ProgramResult reveal = alice({"config", "get", "db.password", "--secret"});
+  CHECK(reveal.err.find("PERMISSION_DENIED") != std::string::npos);
+  CHECK(reveal.out.find("hunter22") == std::string::npos);
+  ProgramResult deploy = alice({"run", "--name", "x", "--", "/bin/true"});
+  CHECK(deploy.err.find("PERMISSION_DENIED") != std::string::npos);
+  CHECK(alice({"auth", "list", "accounts"}).err.find("PERMISSION_DENIED") != std::string::npos);
+
+  // A rule of her namespace denies her writes; deleting her account logs her out.
+  REQUIRE(daemon.Cli({"auth", "create", "rule", "no-writes", "-n", "team-a", "--resource",
+                      "service:store:Store.Write", "--access", "deny"})
+              .exit_code == 0);
+  CHECK(alice({"store", "write", "k", "w"}).err.find("PERMISSION_DENIED") != std::string::npos);
+  REQUIRE(daemon.Cli({"auth", "delete", "account", "alice", "-n", "team-a"}).exit_code == 0);
+  CHECK(alice({"store", "read", "k"}).err.find("UNAUTHENTICATED") != std::string::npos);
+
+  // The secrets appear in no log line (debug level logs every RPC), in no command line, and
+  // nowhere in the data dir but admin.secret.
+  REQUIRE(daemon.process().Stop(SIGTERM) == 0);
+  const std::string log = daemon.process().Stdout() + daemon.process().Stderr();
+  CHECK(log.find("rpc /micro.auth.v1.Auth/Token") != std::string::npos);  // calls are logged
+  CHECK(log.find(secret) == std::string::npos);
+  CHECK(log.find(admin_secret.substr(0, 20)) == std::string::npos);
+  CHECK(AllCommandLines().find(secret) == std::string::npos);
+  CHECK(FilesContaining(daemon.data_dir(), secret).empty());
+  CHECK(FilesContaining(daemon.data_dir(), admin_secret.substr(0, 20)) ==
+        std::vector<std::string>{daemon.data_dir() + "/admin.secret"});
+}
+
+TEST_CASE("a daemon with auth.enabled false answers without a token", "[e2e][auth]") {
+  MicroDaemon daemon({"--auth-enabled", "false"});
+  REQUIRE(daemon.WaitUntilServing());
+  ProgramResult anonymous = RunProgram(
+      {MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()},
+      {{"HOME", daemon.data_dir()}});
+  CHECK(anonymous.exit_code == 0);
+}
+
+}  // namespace
+}  // namespace micro::testing
