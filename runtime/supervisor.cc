@@ -350,6 +350,9 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
   request.env["MICRO_SERVICE_VERSION"] = spec.version;
   request.env["MICRO_NAMESPACE"] = spec.ns;
   request.env["MICRO_SERVICE_ADDRESS"] = instance->view.address;
+  if (options_.credentials) {
+    for (auto& [k, v] : options_.credentials(spec.ns, spec.name)) request.env[k] = std::move(v);
+  }
   request.working_dir = spec.working_dir;
   request.image = spec.image;
   request.network_mode = spec.network_mode;

@@ -38,6 +38,10 @@ struct SupervisorOptions {
   std::optional<FdBudget> fd_budget;
   // Shared by every service's logs: the log files held open at once. Null: no limit.
   std::shared_ptr<OpenFileBudget> open_log_files;
+  // Extra environment for each instance of service `name` in `ns`, asked at every start (the
+  // service account's credentials): never kept in the desired state. Must be quick (it runs
+  // on the io_context thread). Null: none.
+  std::function<Env(const std::string& ns, const std::string& name)> credentials;
 };
 
 // The engine: makes what runs match the desired state. It starts each service's instances with

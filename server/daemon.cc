@@ -31,6 +31,21 @@
 namespace micro::server {
 namespace {
 
+// The runtime's service accounts, kept by the auth engine.
+class ServiceAccountsOfAuth final : public runtime::ServiceAccounts {
+ public:
+  explicit ServiceAccountsOfAuth(auth::RocksDbAuth& auth) : auth_(auth) {}
+  Status Ensure(const std::string& ns, const std::string& name) override {
+    return auth_.EnsureServiceAccount(ns, name);
+  }
+  Status Remove(const std::string& ns, const std::string& name) override {
+    return auth_.RemoveServiceAccount(ns, name);
+  }
+
+ private:
+  auth::RocksDbAuth& auth_;
+};
+
 // Nodes expire at most this late; registry TTLs are whole seconds.
 constexpr std::chrono::milliseconds kMaxExpiryDelay{500};
 // Expired store records are unreadable at once; this is how often their space is reclaimed.
@@ -193,11 +208,21 @@ void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
       std::make_shared<runtime::OpenFileBudget>(fd_budget.open_log_files);
   runtime_options.logs_dir = data_dir_->path() + "/logs";
   runtime_options.base_env = InheritedEnv();
+  if (config_.auth_enabled) {
+    // Each instance logs in as its service's account with these (docs/auth.md).
+    runtime_options.credentials = [auth = auth_.get()](const std::string& ns,
+                                                       const std::string& name) {
+      return runtime::Env{{"MICRO_AUTH_ID", auth::RocksDbAuth::ServiceAccountId(name)},
+                          {"MICRO_AUTH_SECRET", auth->ServiceSecret(ns, name)}};
+    };
+  }
   runtime_options.seed = static_cast<uint64_t>(clock_.UnixMillis());
   supervisor_ = std::make_unique<runtime::Supervisor>(io_, clock_, timers_, *desired_state_,
                                                       *process_driver_, container_driver_.get(),
                                                       containers_error_, runtime_options);
-  runtime_service_ = std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_);
+  if (config_.auth_enabled) service_accounts_ = std::make_unique<ServiceAccountsOfAuth>(*auth_);
+  runtime_service_ = std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_,
+                                                               service_accounts_.get());
 }
 
 // One gRPC server on one port for every service, with health, reflection and the interceptor

@@ -111,6 +111,7 @@ class Daemon {
   std::string containers_error_;  // why there is no container driver
   std::unique_ptr<runtime::DesiredState> desired_state_;
   std::unique_ptr<runtime::Supervisor> supervisor_;
+  std::unique_ptr<runtime::ServiceAccounts> service_accounts_;
   std::unique_ptr<runtime::RuntimeService> runtime_service_;
 };
 

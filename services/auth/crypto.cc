@@ -48,6 +48,25 @@ std::string RandomToken(size_t bytes) {
   return Base64Url(raw);
 }
 
+std::string RandomBytes(size_t n) {
+  Init();
+  std::string out(n, '\0');
+  randombytes_buf(out.data(), out.size());
+  return out;
+}
+
+std::string HmacSha256(const std::string& key, std::string_view data) {
+  Init();
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(key.data()),
+                              key.size());
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(data.data()),
+                                data.size());
+  crypto_auth_hmacsha256_final(&state, mac);
+  return Base64Url(std::string_view(reinterpret_cast<const char*>(mac), sizeof(mac)));
+}
+
 uint64_t RandomNumber() {
   Init();
   uint64_t n = 0;

@@ -23,6 +23,10 @@ namespace micro::auth::crypto {
 
 // `bytes` random bytes as base64url without padding.
 std::string RandomToken(size_t bytes);
+// `n` random bytes.
+std::string RandomBytes(size_t n);
+// HMAC-SHA-256 of `data` under `key` (32 bytes), as base64url.
+std::string HmacSha256(const std::string& key, std::string_view data);
 // A random number from 1 to 2^62.
 uint64_t RandomNumber();
 // SHA-256 of `data`, hex: how refresh tokens are kept (the token itself never is).

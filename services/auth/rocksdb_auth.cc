@@ -141,6 +141,16 @@ Status RocksDbAuth::LoadKeys() {
   } else {
     return text.status();
   }
+  const std::string service_path = options_.keys_dir + "/service_key";
+  auto service_key = ReadFile(service_path);
+  if (service_key.ok() && service_key->size() == 32) {
+    service_key_ = *service_key;
+  } else if (absl::IsNotFound(service_key.status())) {
+    service_key_ = crypto::RandomBytes(32);
+    if (Status s = WriteSecretFile(service_path, service_key_); !s.ok()) return s;
+  } else {
+    return absl::InternalError(fmt::format("{} is unreadable or corrupt", service_path));
+  }
   for (const SigningKeys::Key& in : stored.keys()) {
     if (in.secret_key().size() != 64 || in.public_key().size() != 32) {
       return absl::InternalError(fmt::format("{} holds a key of the wrong size", path));
@@ -613,6 +623,29 @@ Result<Identity> RocksDbAuth::Verify(std::string_view access_token) {
   if (verified_.size() >= kMaxVerifiedCached) verified_.clear();
   verified_.emplace(std::string(access_token), cached);
   return cached.identity;
+}
+
+std::string RocksDbAuth::ServiceSecret(const std::string& ns, const std::string& name) const {
+  return crypto::HmacSha256(service_key_, "service" + std::string(1, '\0') + ns +
+                                              std::string(1, '\0') + name);
+}
+
+Status RocksDbAuth::EnsureServiceAccount(const std::string& ns, const std::string& name) {
+  const std::string id = ServiceAccountId(name);
+  if (auto account = Find(ns, id)) {
+    if (account->type == "service") return absl::OkStatus();
+    return absl::FailedPreconditionError(fmt::format(
+        "the user account '{}' holds the id of service {}'s account; delete or rename it", id,
+        name));
+  }
+  auto made = Generate(ns, id, ServiceSecret(ns, name), {}, "service", {{"service", name}});
+  if (absl::IsAlreadyExists(made.status())) return absl::OkStatus();  // a concurrent deploy
+  return made.status();
+}
+
+Status RocksDbAuth::RemoveServiceAccount(const std::string& ns, const std::string& name) {
+  Status s = Delete(ns, ServiceAccountId(name));
+  return absl::IsNotFound(s) ? absl::OkStatus() : s;
 }
 
 bool RocksDbAuth::Allowed(const Identity& identity, const std::string& ns,

@@ -93,6 +93,17 @@ class RocksDbAuth {
 
   const Limits& limits() const { return options_.limits; }
 
+  // Service accounts: the account of deployed service `name` in `ns` is "svc.<name>", of type
+  // service, and its secret is derived from the daemon's service key (auth/service_key, 0600),
+  // so the runtime hands it to every instance at start without storing it anywhere.
+  static std::string ServiceAccountId(const std::string& name) { return "svc." + name; }
+  std::string ServiceSecret(const std::string& ns, const std::string& name) const;
+  // Creates the account if missing (slow: hashing and a synced write). FAILED_PRECONDITION when
+  // a user account holds the id.
+  [[nodiscard]] Status EnsureServiceAccount(const std::string& ns, const std::string& name);
+  // Deletes it (its tokens stop at once); a missing one is not an error.
+  [[nodiscard]] Status RemoveServiceAccount(const std::string& ns, const std::string& name);
+
  private:
   struct Known {  // an account as Verify needs it
     uint64_t generation = 0;
@@ -116,6 +127,7 @@ class RocksDbAuth {
   const Clock& clock_;
   const Options options_;
   std::vector<crypto::SigningKey> keys_;  // newest first; fixed after Open
+  std::string service_key_;               // 32 bytes; fixed after Open
 
   std::mutex write_mu_;  // one writer at a time: read-modify-write of accounts and families
 

@@ -102,9 +102,23 @@ grpc::ServerUnaryReactor* RuntimeService::Create(grpc::CallbackServerContext* co
   if (!spec.ok()) return FinishUnary(context, spec.status());
   spec->ns = *ns;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  engine_.Create(std::move(*spec), [reactor, response](Result<ServiceView> view) {
-    if (view.ok()) ViewToProto(*view, response->mutable_service());
-    reactor->Finish(ToGrpc(view.status()));
+  auto create = [this, reactor, response](ServiceSpec spec) {
+    engine_.Create(std::move(spec), [reactor, response](Result<ServiceView> view) {
+      if (view.ok()) ViewToProto(*view, response->mutable_service());
+      reactor->Finish(ToGrpc(view.status()));
+    });
+  };
+  if (accounts_ == nullptr) {
+    create(std::move(*spec));
+    return reactor;
+  }
+  // The account exists before the first instance starts (hashing: off the callback thread).
+  account_worker_.Submit([this, reactor, create, spec = std::move(*spec)]() mutable {
+    if (Status s = accounts_->Ensure(spec.ns, spec.name); !s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return;
+    }
+    create(std::move(spec));
   });
   return reactor;
 } catch (...) {
@@ -171,8 +185,17 @@ grpc::ServerUnaryReactor* RuntimeService::Delete(grpc::CallbackServerContext* co
     return FinishUnary(context, s);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const bool all_versions = request->version().empty();
   engine_.Delete(*ns, request->name(), request->version(),
-                 [reactor](Status status) { reactor->Finish(ToGrpc(status)); });
+                 [this, reactor, all_versions, ns = *ns, name = request->name()](Status status) {
+                   if (!status.ok() || accounts_ == nullptr || !all_versions) {
+                     reactor->Finish(ToGrpc(status));
+                     return;
+                   }
+                   account_worker_.Submit([this, reactor, ns, name] {
+                     reactor->Finish(ToGrpc(accounts_->Remove(ns, name)));
+                   });
+                 });
   return reactor;
 } catch (...) {
   return FailedUnary();

@@ -8,17 +8,31 @@ namespace {
 
 constexpr const char* kDefaultTable = "default";
 
+// The database of a deployed service's account ("svc.<name>"): "<namespace>.<name>".
+std::string ServiceDatabase(const CallContext& call) {
+  const std::string& id = call.identity.id;
+  return call.ns + "." + (id.rfind("svc.", 0) == 0 ? id.substr(4) : id);
+}
+
+// The database a request addresses: its own field, else the caller's namespace (for a deployed
+// service's account, the service's own database).
 std::string Database(const std::string& given, const CallContext& call) {
-  return given.empty() ? call.ns : given;
+  if (!given.empty()) return given;
+  return call.identity.type == "service" ? ServiceDatabase(call) : call.ns;
 }
 
 // An account reaches the databases of its namespace: the one named after it and those named
 // "<namespace>.<anything>"; the daemon's admins reach every database.
 Status CheckDatabase(const std::string& db, const CallContext& call) {
   const CallIdentity& who = call.identity;
-  if (who.id.empty() || who.admin || db == who.ns || db.rfind(who.ns + ".", 0) == 0) {
-    return absl::OkStatus();
+  if (who.id.empty() || who.admin) return absl::OkStatus();
+  if (who.type == "service") {  // least privilege: a deployed service has its own database
+    if (db == ServiceDatabase(call)) return absl::OkStatus();
+    return absl::PermissionDeniedError("the account of a deployed service may use its own "
+                                       "database '" + ServiceDatabase(call) + "', not '" + db +
+                                       "'");
   }
+  if (db == who.ns || db.rfind(who.ns + ".", 0) == 0) return absl::OkStatus();
   return absl::PermissionDeniedError("account '" + who.id + "' of namespace '" + who.ns +
                                      "' may use the databases '" + who.ns + "' and '" + who.ns +
                                      ".*', not '" + db + "'");

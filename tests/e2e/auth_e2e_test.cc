@@ -133,6 +133,48 @@ TEST_CASE("accounts through the CLI: own namespace, default policy, and no secre
         std::vector<std::string>{daemon.data_dir() + "/admin.secret"});
 }
 
+TEST_CASE("a deployed service logs in as its own account, reaches only its own database, "
+          "and its account goes with it",
+          "[e2e][auth]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir home;
+  // The service logs in with the credentials the runtime gave it, writes a record to its
+  // default database, then tries another database.
+  const std::string script =
+      "export HOME='" + home.path() + "'; M='" + MicroBinary() + "'; A=\"$MICRO_SERVER\"; "
+      "echo \"id=$MICRO_AUTH_ID\"; "
+      "printf '%s' \"$MICRO_AUTH_SECRET\" | $M login \"$MICRO_AUTH_ID\" -n \"$MICRO_NAMESPACE\" "
+      "--password-stdin --address $A && $M store write k from-service --address $A && "
+      "echo wrote; $M store read k --database micro --address $A 2>&1 | head -n 1; sleep 300";
+  REQUIRE(daemon.Cli({"run", "--name", "writer", "--", "/bin/sh", "-c", script}).exit_code == 0);
+  REQUIRE(WaitFor(
+      [&] { return daemon.Cli({"logs", "writer"}).out.find("PERMISSION_DENIED") != std::string::npos; },
+      std::chrono::seconds(30)));
+  const std::string logs = daemon.Cli({"logs", "writer"}).out;
+  CHECK(logs.find("id=svc.writer") != std::string::npos);
+  CHECK(logs.find("wrote") != std::string::npos);
+  ProgramResult record = daemon.Cli({"store", "read", "k", "--database", "micro.writer"});
+  CHECK(record.out.find("from-service") != std::string::npos);
+  ProgramResult accounts = daemon.Cli({"auth", "list", "accounts", "-o", "json"});
+  CHECK(accounts.out.find("svc.writer") != std::string::npos);
+  // Its secret (read from the instance's environment) is in no status output and nowhere in
+  // the data dir: it is derived at each start, not stored.
+  const std::string status = daemon.Cli({"status", "writer", "-o", "json"}).out;
+  const int pid = nlohmann::json::parse(status)["services"][0]["instances"][0]["pid"];
+  std::string environ = ReadAll("/proc/" + std::to_string(pid) + "/environ");
+  const std::string key = std::string("MICRO_AUTH_SECRET=");
+  const size_t at = environ.find(key);
+  REQUIRE(at != std::string::npos);
+  const std::string service_secret = environ.substr(at + key.size()).c_str();
+  REQUIRE(service_secret.size() > 20);
+  CHECK(status.find(service_secret) == std::string::npos);
+  CHECK(FilesContaining(daemon.data_dir(), service_secret).empty());
+  REQUIRE(daemon.Cli({"kill", "writer"}).exit_code == 0);
+  CHECK(daemon.Cli({"auth", "list", "accounts", "-o", "json"}).out.find("svc.writer") ==
+        std::string::npos);
+}
+
 TEST_CASE("a daemon with auth.enabled false answers without a token", "[e2e][auth]") {
   MicroDaemon daemon({"--auth-enabled", "false"});
   REQUIRE(daemon.WaitUntilServing());
