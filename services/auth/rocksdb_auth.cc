@@ -632,13 +632,21 @@ std::string RocksDbAuth::ServiceSecret(const std::string& ns, const std::string&
 
 Status RocksDbAuth::EnsureServiceAccount(const std::string& ns, const std::string& name) {
   const std::string id = ServiceAccountId(name);
-  if (auto account = Find(ns, id)) {
-    if (account->type == "service") return absl::OkStatus();
-    return absl::FailedPreconditionError(fmt::format(
-        "the user account '{}' holds the id of service {}'s account; delete or rename it", id,
-        name));
+  const std::string secret = ServiceSecret(ns, name);
+  std::string value;
+  StoredAccount stored;
+  if (rocks_.db().Get(rocksdb::ReadOptions(), family_, Key('a', ns, id), &value).ok() &&
+      stored.ParseFromString(value)) {
+    if (stored.type() != "service") {
+      return absl::FailedPreconditionError(fmt::format(
+          "the user account '{}' holds the id of service {}'s account; delete or rename it", id,
+          name));
+    }
+    // The service key changed (restored from elsewhere, or lost): the secret follows it.
+    if (crypto::VerifySecret(stored.secret_hash(), secret)) return absl::OkStatus();
+    return ChangeSecret(ns, id, "", secret, /*check_old=*/false);
   }
-  auto made = Generate(ns, id, ServiceSecret(ns, name), {}, "service", {{"service", name}});
+  auto made = Generate(ns, id, secret, {}, "service", {{"service", name}});
   if (absl::IsAlreadyExists(made.status())) return absl::OkStatus();  // a concurrent deploy
   return made.status();
 }

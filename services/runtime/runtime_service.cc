@@ -166,11 +166,27 @@ grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* co
     spec = std::move(*parsed);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  engine_.Update(*ns, service.name(), version, std::move(spec),
-                 [reactor, response](Result<ServiceView> view) {
-                   if (view.ok()) ViewToProto(*view, response->mutable_service());
-                   reactor->Finish(ToGrpc(view.status()));
-                 });
+  auto update = [this, reactor, response, ns = *ns, name = service.name(),
+                 version](std::optional<ServiceSpec> spec) {
+    engine_.Update(ns, name, version, std::move(spec),
+                   [reactor, response](Result<ServiceView> view) {
+                     if (view.ok()) ViewToProto(*view, response->mutable_service());
+                     reactor->Finish(ToGrpc(view.status()));
+                   });
+  };
+  if (accounts_ == nullptr) {
+    update(std::move(spec));
+    return reactor;
+  }
+  // An update also repairs the account (made again if deleted, its secret set again).
+  account_worker_.Submit(
+      [this, reactor, update, ns = *ns, name = service.name(), spec = std::move(spec)]() mutable {
+        if (Status s = accounts_->Ensure(ns, name); !s.ok()) {
+          reactor->Finish(ToGrpc(s));
+          return;
+        }
+        update(std::move(spec));
+      });
   return reactor;
 } catch (...) {
   return FailedUnary();
