@@ -38,10 +38,9 @@ Result<bool> ParseBool(const std::string& value) {
 Status CheckExposure(const DaemonConfig& config) {
   if (config.insecure || IsLoopbackAddress(config.address)) return absl::OkStatus();
   return absl::InvalidArgumentError(fmt::format(
-      "address '{}' is not a loopback address, and the daemon does not authenticate callers yet: "
-      "anyone who reaches the port could read every namespace and run commands as this user "
-      "through the runtime. Listen on 127.0.0.1 (the default), or accept the risk with "
-      "--insecure (env MICRO_INSECURE=true, config key insecure: true)",
+      "address '{}' is not a loopback address, and the daemon does not serve TLS yet: secrets "
+      "and access tokens would cross the network in clear. Listen on 127.0.0.1 (the default), "
+      "or accept the risk with --insecure (env MICRO_INSECURE=true, config key insecure: true)",
       config.address));
 }
 
@@ -63,7 +62,7 @@ const std::vector<Key>& Keys() {
          return CheckListenAddress(v);
        }},
       {"insecure", "MICRO_INSECURE", "insecure", "",
-       "allow a non-loopback address although callers are not authenticated yet",
+       "allow a non-loopback address although tokens then cross the network without TLS",
        [](DaemonConfig& c, const std::string& v) {
          auto on = ParseBool(v);
          if (!on.ok()) return on.status();

@@ -23,8 +23,8 @@ namespace micro::server {
 // Everything `micro server` can be told. docs/configuration.md documents every key.
 struct DaemonConfig {
   std::string address = "127.0.0.1:8081";
-  // Allows a non-loopback `address`. Until the daemon authenticates callers, anyone who reaches
-  // the port can run commands as the daemon's user through the runtime, so it is off by default.
+  // Allows a non-loopback `address`. Until the daemon serves TLS, secrets and tokens would cross
+  // the network in clear, so it is off by default.
   bool insecure = false;
   std::string data_dir;  // default: $HOME/.micro
   spdlog::level::level_enum log_level = spdlog::level::info;

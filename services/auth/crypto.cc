@@ -28,8 +28,7 @@ Status Unauthenticated(std::string_view why) {
 Result<std::string> HashSecret(std::string_view secret) {
   Init();
   char out[crypto_pwhash_STRBYTES];
-  if (crypto_pwhash_str(out, secret.data(), secret.size(), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+  if (crypto_pwhash_str(out, secret.data(), secret.size(), kHashOpsLimit, kHashMemLimit) != 0) {
     return absl::UnavailableError("hashing the secret failed: out of memory");
   }
   return std::string(out);

@@ -14,9 +14,13 @@
 // signed with Ed25519 (JWT "alg": "EdDSA"), random tokens and secrets.
 namespace micro::auth::crypto {
 
+// Argon2id's cost: OWASP's recommended minimum (m = 19 MiB, t = 2, p = 1). Each hash or
+// verification holds the memory while it runs; logins run one at a time.
+inline constexpr unsigned long long kHashOpsLimit = 2;
+inline constexpr size_t kHashMemLimit = size_t{19} << 20;
+
 // A secret as stored: libsodium's self-describing Argon2id string ("$argon2id$v=19$m=...").
-// Interactive limits: about 64 MiB and a few tens of milliseconds per hash. UNAVAILABLE when
-// the memory for it cannot be had.
+// UNAVAILABLE when the memory for it cannot be had.
 [[nodiscard]] Result<std::string> HashSecret(std::string_view secret);
 // Constant-time; false for a wrong secret or a malformed hash.
 [[nodiscard]] bool VerifySecret(const std::string& hash, std::string_view secret);

@@ -202,9 +202,9 @@ Result<std::optional<std::string>> RocksDbAuth::Bootstrap(
   return std::optional<std::string>(std::move(secret));
 }
 
-Status RocksDbAuth::Write(rocksdb::WriteBatch& batch, const char* what) {
+Status RocksDbAuth::Write(rocksdb::WriteBatch& batch, const char* what, bool sync) {
   rocksdb::WriteOptions options;
-  options.sync = true;
+  options.sync = sync;
   return storage::FromRocks(rocks_.db().Write(options, &batch), what);
 }
 
@@ -360,7 +360,9 @@ Result<Token> RocksDbAuth::Issue(const std::string& ns, const Account& account,
   stored.set_expiry_unix_ms(now + l.refresh_ttl_seconds * 1000);
   rocksdb::WriteBatch batch;
   batch.Put(family_, "f" + family_id, stored.SerializeAsString());
-  if (Status s = Write(batch, "storing the refresh token failed"); !s.ok()) return s;
+  if (Status s = Write(batch, "storing the refresh token failed", /*sync=*/false); !s.ok()) {
+    return s;
+  }
   token.refresh_token = family_id + "." + secret;
   return token;
 }

@@ -120,7 +120,10 @@ class RocksDbAuth {
                       int64_t ttl_seconds, const std::string& family);
   Status CheckAttempts(const std::string& account_key, const std::string& peer);
   void CountFailure(const std::string& account_key, const std::string& peer);
-  Status Write(rocksdb::WriteBatch& batch, const char* what);
+  // `sync`: wait for the disk (accounts and rules); refresh tokens are written to the WAL
+  // without waiting (they survive a crash of the daemon, not a power cut; then their holder
+  // logs in again).
+  Status Write(rocksdb::WriteBatch& batch, const char* what, bool sync = true);
 
   storage::RocksDb& rocks_;
   rocksdb::ColumnFamilyHandle* family_;

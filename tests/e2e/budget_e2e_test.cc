@@ -126,8 +126,15 @@ TEST_CASE("slow watchers and registrations without a TTL keep the daemon's memor
 constexpr int kLogStreams = 64;
 constexpr int64_t kLogStreamBytes = 32 * kMiB;
 // The bound: the daemon's base, the shared budget counted twice (allocation overhead of the
-// queued records) and gRPC's buffers of each stream.
-constexpr int64_t kLogBoundBytes = 128 * kMiB + 2 * kLogStreamBytes + kLogStreams * 2 * kMiB;
+// queued records) and gRPC's buffers of each stream. The base is 128 MiB; under
+// AddressSanitizer, whose shadow memory and allocator caches hold more, 160 MiB (the daemon
+// peaks at about 278 MiB right after its first start there, which includes the auth service's
+// Argon2id hash of 19 MiB for the admin account; 340 MiB measured in this test in all).
+// RssMeasuredEnv is empty except under ASan.
+int64_t LogBoundBytes() {
+  const int64_t base = RssMeasuredEnv().empty() ? 128 * kMiB : 160 * kMiB;
+  return base + 2 * kLogStreamBytes + kLogStreams * 2 * kMiB;
+}
 
 // The number the chatty service last wrote to `path` (lines written, in hundreds), or 0.
 int64_t LinesWritten(const std::string& path) {
@@ -174,10 +181,10 @@ TEST_CASE("many Logs streams that never read stay within max_stream_bytes togeth
         return LinesWritten(counter) - start >= 30000;
       },
       std::chrono::seconds(90));
-  INFO("daemon peak RSS " << peak / kMiB << " MiB; bound " << kLogBoundBytes / kMiB << " MiB");
+  INFO("daemon peak RSS " << peak / kMiB << " MiB; bound " << LogBoundBytes() / kMiB << " MiB");
   CHECK(offered);
   CHECK(peak > 0);
-  CHECK(peak < kLogBoundBytes);
+  CHECK(peak < LogBoundBytes());
 
   // The daemon still answers a fresh client.
   ProgramResult status = daemon.Cli({"status"});

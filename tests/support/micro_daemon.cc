@@ -116,11 +116,19 @@ bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
 bool MicroDaemon::LogIn() {
   std::ifstream secret(data_dir_ + "/admin.secret");
   if (!secret) return true;
-  ProgramResult login = RunProgram(
-      {MicroBinary(), "login", "--admin", "--data-dir", data_dir_, "--address", address_},
-      CliEnv(), std::chrono::seconds(60));
+  ProgramResult login =
+      RunProgram({MicroBinary(), "login", "--admin", "--ttl", "86400", "--data-dir", data_dir_,
+                  "--address", address_},
+                 CliEnv(), std::chrono::seconds(60));
   if (login.exit_code != 0) return false;
-  token_ = AdminToken(data_dir_, address_);
+  // The same token for Channel: one login (one Argon2id verification) per daemon.
+  std::string name = address_;
+  for (char& c : name) c = c == ':' ? '_' : c;
+  std::ifstream tokens(home_ + "/.micro/tokens/" + name + ".json");
+  auto json = nlohmann::json::parse(tokens, nullptr, /*allow_exceptions=*/false);
+  if (json.is_object() && json.contains("access_token") && json["access_token"].is_string()) {
+    token_ = json["access_token"].get<std::string>();
+  }
   return !token_.empty();
 }
 
