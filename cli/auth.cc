@@ -1,4 +1,5 @@
 // `micro auth`: accounts and rules (micro.auth.v1 Accounts, Rules, Auth.Generate).
+#include <chrono>
 #include <iostream>
 #include <sstream>
 
@@ -6,6 +7,9 @@
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "micro/auth/v1/auth.grpc.pb.h"
+#include "server/config.h"
+#include "server/data_dir.h"
+#include "services/auth/rocksdb_auth.h"
 
 namespace micro::cli {
 namespace {
@@ -189,10 +193,48 @@ int DeleteCommand(const std::vector<std::string>& args, const Env& env) {
                           args, env, &Delete);
 }
 
+// Offline, as `micro store restore`: the data dir is found as the daemon finds it and locked,
+// so a running daemon is refused.
+int RotateKeysCommand(const std::vector<std::string>& args, const Env& env) {
+  const CommandSpec spec{
+      "micro auth rotate-keys [flags]",
+      "Puts a new signing key in <data dir>/auth/signing_keys for a daemon that is stopped; the\n"
+      "next start signs access tokens with it. The previous key stays, so the tokens it signed\n"
+      "keep working until they expire (at most 24 hours): nobody is logged out. Rotating twice\n"
+      "within a day ends the tokens of the key before.",
+      {{"data-dir", 0, "DIR", "the daemon's data dir (default MICRO_HOME, ~/.micro)"},
+       {"config", 0, "FILE", "the daemon's configuration file"}},
+      0};
+  auto parsed = ParseCommandLine(spec, args);
+  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  auto config = server::LoadDaemonConfig(std::get<ParsedArgs>(parsed), env);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return 2;
+  }
+  auto data_dir = server::DataDir::Open(config->data_dir);
+  if (!data_dir.ok()) {
+    std::cerr << "error: " << data_dir.status().message() << "\n";
+    return 1;
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto kid = micro::auth::RotateSigningKeys((*data_dir)->path() + "/auth", now);
+  if (!kid.ok()) {
+    std::cerr << "error: " << kid.status().message() << "\n";
+    return 1;
+  }
+  std::cout << "new signing key " << *kid << " in " << (*data_dir)->path()
+            << "/auth/signing_keys; the daemon uses it from its next start\n";
+  return 0;
+}
+
 const std::vector<Subcommand> kSubcommands = {
     {"list", "list accounts or rules", &ListCommand},
     {"create", "create an account or a rule", &CreateCommand},
     {"delete", "delete an account or a rule", &DeleteCommand},
+    {"rotate-keys", "put a new token signing key (daemon stopped)", &RotateKeysCommand},
 };
 
 }  // namespace

@@ -98,6 +98,26 @@ Status WriteSecretFile(const std::string& path, const std::string& data) {
   return absl::OkStatus();
 }
 
+Result<std::string> RotateSigningKeys(const std::string& keys_dir, int64_t now_ms) {
+  const std::string path = keys_dir + "/signing_keys";
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  SigningKeys stored;
+  if (!stored.ParseFromString(*text) || stored.keys_size() == 0) {
+    return absl::InternalError(path + " is corrupt");
+  }
+  const crypto::SigningKey key = crypto::NewSigningKey();
+  SigningKeys rotated;
+  SigningKeys::Key* fresh = rotated.add_keys();
+  fresh->set_id(key.id);
+  fresh->set_secret_key(std::string(key.secret_key.begin(), key.secret_key.end()));
+  fresh->set_public_key(std::string(key.public_key.begin(), key.public_key.end()));
+  fresh->set_created_unix_ms(now_ms);
+  *rotated.add_keys() = stored.keys(0);  // the previous key: its tokens verify until they expire
+  if (Status s = WriteSecretFile(path, rotated.SerializeAsString()); !s.ok()) return s;
+  return key.id;
+}
+
 bool Identity::HasScope(const std::string& scope) const {
   return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
 }

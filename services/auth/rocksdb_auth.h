@@ -23,6 +23,12 @@ namespace micro::auth {
 // Writes `data` to `path` with mode 0600 through a synced temporary file and a rename.
 [[nodiscard]] Status WriteSecretFile(const std::string& path, const std::string& data);
 
+// Puts a new signing key first in `<keys_dir>/signing_keys`, keeping the previous one so that
+// tokens it signed still verify until they expire (access tokens live at most 24 hours); older
+// ones are dropped. For a daemon that is not running (the caller holds the data dir's lock):
+// the next start signs with the new key. Returns the new key's id.
+[[nodiscard]] Result<std::string> RotateSigningKeys(const std::string& keys_dir, int64_t now_ms);
+
 // Accounts, tokens and rules in the daemon's RocksDB (column family "auth"):
 //
 //   'a' ns \0 id  -> StoredAccount   the secret only as an Argon2id hash

@@ -74,6 +74,30 @@ TEST_CASE("the first start creates one admin whose secret logs in; the next star
   CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("rotating the signing keys keeps earlier tokens valid and signs with the new key",
+          "[auth]") {
+  Harness h;
+  const std::string secret = h.AdminSecret();
+  auto before = h.auth->Login("micro", "admin", secret, 0, "p");
+  REQUIRE(before.ok());
+  h.auth.reset();
+  auto kid = RotateSigningKeys(h.dir.path() + "/auth", 0);
+  REQUIRE(kid.ok());
+  h.Open();
+  CHECK(h.Call(kStoreRead, before->access_token).ok());  // nobody is logged out
+  auto after = h.auth->Login("micro", "admin", secret, 0, "p");
+  REQUIRE(after.ok());
+  const std::string header = *crypto::FromBase64Url(
+      after->access_token.substr(0, after->access_token.find('.')));
+  CHECK(nlohmann::json::parse(header)["kid"] == *kid);
+  // A second rotation drops the first key: its tokens stop.
+  h.auth.reset();
+  REQUIRE(RotateSigningKeys(h.dir.path() + "/auth", 0).ok());
+  h.Open();
+  CHECK(h.Call(kStoreRead, before->access_token).code() == absl::StatusCode::kUnauthenticated);
+  CHECK(h.Call(kStoreRead, after->access_token).ok());
+}
+
 TEST_CASE("secrets are stored only as Argon2id hashes", "[auth]") {
   auto hash = crypto::HashSecret("correct horse");
   REQUIRE(hash.ok());
