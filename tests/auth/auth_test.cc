@@ -244,6 +244,16 @@ TEST_CASE("the attack matrix: each bad token or call gets its code", "[auth]") {
     h.clock.Advance(61s);
     CHECK(h.auth->Login("team-a", "alice", "alice-secret", 0, "ipv4:10.0.0.1").ok());
   }
+  SECTION("brute force across accounts: after 20 failures a minute from one address, it waits") {
+    for (int i = 0; i < 20; ++i) {
+      CHECK(h.auth->Login("team-a", "user-" + std::to_string(i), "guess-guess", 0, "ipv4:10.0.0.7")
+                .status()
+                .code() == absl::StatusCode::kUnauthenticated);
+    }
+    CHECK(h.auth->Login("team-a", "alice", "alice-secret", 0, "ipv4:10.0.0.7").status().code() ==
+          absl::StatusCode::kResourceExhausted);
+    CHECK(h.auth->Login("team-a", "alice", "alice-secret", 0, "ipv4:10.0.0.8").ok());
+  }
   SECTION("an unknown account and a wrong secret get the same answer") {
     auto unknown = h.auth->Login("team-a", "mallory", "whatever1", 0, "p").status();
     auto wrong = h.auth->Login("team-a", "alice", "whatever1", 0, "p").status();

@@ -175,6 +175,29 @@ TEST_CASE("a deployed service logs in as its own account, reaches only its own d
         std::string::npos);
 }
 
+TEST_CASE("the CLI refreshes a login that is about to expire, by itself", "[e2e][auth]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir home;
+  const std::map<std::string, std::string> env = {{"HOME", home.path()}};
+  REQUIRE(RunProgram({MicroBinary(), "login", "--admin", "--ttl", "30", "--data-dir",
+                      daemon.data_dir(), "--address", daemon.address()},
+                     env)
+              .exit_code == 0);
+  std::string name = daemon.address();
+  std::replace(name.begin(), name.end(), ':', '_');
+  const std::string path = home.path() + "/.micro/tokens/" + name + ".json";
+  const auto before = nlohmann::json::parse(ReadAll(path));
+  // 30 s is within the minute before expiry: the next command refreshes first.
+  ProgramResult call =
+      RunProgram({MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()}, env);
+  CHECK(call.exit_code == 0);
+  const auto after = nlohmann::json::parse(ReadAll(path));
+  CHECK(after["refresh_token"] != before["refresh_token"]);
+  CHECK(after["access_token"] != before["access_token"]);
+  CHECK(after["expiry_unix_ms"].get<int64_t>() > before["expiry_unix_ms"].get<int64_t>());
+}
+
 TEST_CASE("a daemon with auth.enabled false answers without a token", "[e2e][auth]") {
   MicroDaemon daemon({"--auth-enabled", "false"});
   REQUIRE(daemon.WaitUntilServing());
