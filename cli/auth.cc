@@ -69,8 +69,7 @@ int List(const ParsedArgs& args, const ClientOptions& options) {
     for (const auto& r : response.rules()) {
       table.Add({r.id(), r.scope().empty() ? "*" : r.scope(),
                  r.resource().type() + ":" + r.resource().name() + ":" + r.resource().endpoint(),
-                 r.access() == v1::ACCESS_DENIED ? "deny" : "grant",
-                 std::to_string(r.priority())});
+                 r.access() == v1::ACCESS_DENIED ? "deny" : "grant", std::to_string(r.priority())});
     }
     table.Print(std::cout);
     return 0;
@@ -79,7 +78,8 @@ int List(const ParsedArgs& args, const ClientOptions& options) {
 }
 
 int Create(const ParsedArgs& args, const ClientOptions& options) {
-  if (args.positionals.size() != 2) return Usage("give what to create (account or rule) and its id");
+  if (args.positionals.size() != 2)
+    return Usage("give what to create (account or rule) and its id");
   const std::string& what = args.positionals[0];
   const std::string& id = args.positionals[1];
   auto channel = Connect(options);
@@ -114,7 +114,8 @@ int Create(const ParsedArgs& args, const ClientOptions& options) {
     std::vector<std::string> parts;
     std::stringstream resource(args.Get("resource", "service:*:*"));
     for (std::string part; std::getline(resource, part, ':');) parts.push_back(part);
-    if (parts.size() != 3) return Usage("--resource is TYPE:NAME:ENDPOINT, as service:store:Store.Read");
+    if (parts.size() != 3)
+      return Usage("--resource is TYPE:NAME:ENDPOINT, as service:store:Store.Read");
     rule->mutable_resource()->set_type(parts[0]);
     rule->mutable_resource()->set_name(parts[1]);
     rule->mutable_resource()->set_endpoint(parts[2]);
@@ -140,7 +141,8 @@ int Create(const ParsedArgs& args, const ClientOptions& options) {
 }
 
 int Delete(const ParsedArgs& args, const ClientOptions& options) {
-  if (args.positionals.size() != 2) return Usage("give what to delete (account or rule) and its id");
+  if (args.positionals.size() != 2)
+    return Usage("give what to delete (account or rule) and its id");
   const std::string& what = args.positionals[0];
   auto channel = Connect(options);
   grpc::ClientContext context;
@@ -166,7 +168,9 @@ int Delete(const ParsedArgs& args, const ClientOptions& options) {
 
 int ListCommand(const std::vector<std::string>& args, const Env& env) {
   return RunClientCommand({"micro auth list accounts|rules [flags]",
-                           "Lists the accounts or the rules of the namespace.", {}, 1},
+                           "Lists the accounts or the rules of the namespace.",
+                           {},
+                           1},
                           args, env, &List);
 }
 
@@ -188,7 +192,8 @@ int CreateCommand(const std::vector<std::string>& args, const Env& env) {
 
 int DeleteCommand(const std::vector<std::string>& args, const Env& env) {
   return RunClientCommand({"micro auth delete account|rule ID [flags]",
-                           "Deletes an account (its tokens stop working at once) or a rule.", {},
+                           "Deletes an account (its tokens stop working at once) or a rule.",
+                           {},
                            2},
                           args, env, &Delete);
 }

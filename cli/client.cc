@@ -1,7 +1,5 @@
 #include "cli/client.h"
 
-#include "cli/credentials.h"
-
 #include <absl/status/status.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
@@ -10,6 +8,8 @@
 
 #include <charconv>
 #include <iostream>
+
+#include "cli/credentials.h"
 
 namespace micro::cli {
 

@@ -108,8 +108,8 @@ Status AttachToken(ClientOptions* options, const std::map<std::string, std::stri
   if (!status.ok()) {
     if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
       // Expired or revoked: forget it; the command's call then says how to log in.
-      std::cerr << "warning: the stored login for " << options->address
-                << " no longer works (" << status.error_message() << ")\n";
+      std::cerr << "warning: the stored login for " << options->address << " no longer works ("
+                << status.error_message() << ")\n";
       ::unlink(path.c_str());
       return absl::OkStatus();
     }

@@ -159,8 +159,8 @@ int Topics(const ParsedArgs&, const ClientOptions& options) {
 
 // "7d", "36h", "90s", "1500ms": the largest unit that divides the age.
 std::string FormatAge(int64_t ms) {
-  for (auto [unit, scale] : {std::pair{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000},
-                             {"s", 1000}}) {
+  for (auto [unit, scale] :
+       {std::pair{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}}) {
     if (ms % scale == 0) return std::to_string(ms / scale) + unit;
   }
   return std::to_string(ms) + "ms";
@@ -183,8 +183,8 @@ void PrintRetention(const std::string& topic, const v1::Retention& r, const v1::
 int Retention(const ParsedArgs& args, const ClientOptions& options) {
   if (args.positionals.empty()) return UsageError("retention", "missing TOPIC");
   const std::string& topic = args.positionals[0];
-  const bool change = args.Has("max-age") || args.Has("max-events") || args.Has("max-bytes") ||
-                      args.Has("reset");
+  const bool change =
+      args.Has("max-age") || args.Has("max-events") || args.Has("max-bytes") || args.Has("reset");
   if (!change) {  // show
     grpc::ClientContext context;
     Prepare(context, options);

@@ -78,10 +78,10 @@ int Login(const ParsedArgs& args, const ClientOptions& options_in) {
       return 2;
     }
     request.set_id(args.positionals[0]);
-    request.set_secret(args.Has("password-stdin") ? Trim(std::string(
-                                                        std::istreambuf_iterator<char>(std::cin),
-                                                        std::istreambuf_iterator<char>()))
-                                                  : ReadSecret("secret for " + request.id() + ": "));
+    request.set_secret(args.Has("password-stdin")
+                           ? Trim(std::string(std::istreambuf_iterator<char>(std::cin),
+                                              std::istreambuf_iterator<char>()))
+                           : ReadSecret("secret for " + request.id() + ": "));
   }
   if (args.Has("ttl")) {
     const std::string text = args.Get("ttl");
@@ -153,8 +153,8 @@ int LoginCommand(const std::vector<std::string>& args, const Env& env) {
 
 int LogoutCommand(const std::vector<std::string>& args, const Env& env) {
   args_env_ = &env;
-  const CommandSpec spec{"micro logout [flags]",
-                         "Forgets the tokens kept for the daemon at --address.", {}, 0};
+  const CommandSpec spec{
+      "micro logout [flags]", "Forgets the tokens kept for the daemon at --address.", {}, 0};
   return RunClientCommand(spec, args, env, &Logout);
 }
 

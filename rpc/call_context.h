@@ -38,13 +38,13 @@ struct CallIdentity {
 
 // Who is calling and in which namespace, resolved once per call from its metadata.
 struct CallContext {
-  std::string ns;             // from `micro-namespace`, else the account's, else "micro"
-  bool ns_explicit = false;   // the client sent `micro-namespace`
-  std::string token;          // from `authorization: Bearer <token>`
-  Status error;               // why the call may not proceed; handlers return it
-  bool long_lived = false;    // a stream that ends only when the client says (health Watch, ...)
-  CallIdentity identity;      // filled by the CallGuard
-  std::string peer;           // the client's address, without the port
+  std::string ns;            // from `micro-namespace`, else the account's, else "micro"
+  bool ns_explicit = false;  // the client sent `micro-namespace`
+  std::string token;         // from `authorization: Bearer <token>`
+  Status error;              // why the call may not proceed; handlers return it
+  bool long_lived = false;   // a stream that ends only when the client says (health Watch, ...)
+  CallIdentity identity;     // filled by the CallGuard
+  std::string peer;          // the client's address, without the port
 };
 
 // Decides whether a call may proceed (the auth service implements it; the daemon installs it).

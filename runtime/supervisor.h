@@ -136,7 +136,7 @@ class Supervisor final : public Engine {
   std::atomic<bool> restoring_{false};  // Restore has begun and not yet added the services
 
   std::map<Key, std::shared_ptr<Service>> services_;  // io thread only
-  std::set<Key> creating_;  // io thread only: created, the desired state not yet durable
+  std::set<Key> creating_;           // io thread only: created, the desired state not yet durable
   uint64_t creating_instances_ = 0;  // io thread only: their instances, for the budget
 
   std::mutex logs_mu_;

@@ -143,7 +143,8 @@ const std::vector<Key>& Keys() {
          return absl::OkStatus();
        }},
       {"broker.max_subscriptions", "MICRO_BROKER_MAX_SUBSCRIPTIONS", "broker-max-subscriptions",
-       "N", "broker subscriptions open at once, all namespaces together (default 10000; 1 to "
+       "N",
+       "broker subscriptions open at once, all namespaces together (default 10000; 1 to "
        "1000000)",
        [](DaemonConfig& c, const std::string& v) {
          auto n = ParseInt(v);

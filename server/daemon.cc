@@ -160,16 +160,16 @@ Status Daemon::MakeServices() {
   if (!auth.ok()) return auth.status();
   auth_ = std::move(*auth);
   const std::string secret_path = data_dir_->path() + "/admin.secret";
-  auto admin = auth_->Bootstrap([&](const std::string& secret) {
-    return auth::WriteSecretFile(secret_path, secret + "\n");
-  });
+  auto admin = auth_->Bootstrap(
+      [&](const std::string& secret) { return auth::WriteSecretFile(secret_path, secret + "\n"); });
   if (!admin.ok()) return admin.status();
   if (admin->has_value()) {
     // Once, on the first start. The secret goes to a terminal only, never into a log that a
     // service manager or a redirect keeps: the file is where to find it.
-    spdlog::warn("auth: created the account 'admin' (namespace micro); its secret is in {} "
-                 "(mode 0600). Log in with: micro login --admin",
-                 secret_path);
+    spdlog::warn(
+        "auth: created the account 'admin' (namespace micro); its secret is in {} "
+        "(mode 0600). Log in with: micro login --admin",
+        secret_path);
     if (::isatty(STDERR_FILENO) == 1) {
       std::fprintf(stderr, "\n  admin secret (shown once): %s\n\n", (*admin)->c_str());
     }
@@ -177,8 +177,9 @@ Status Daemon::MakeServices() {
   auth_guard_ = std::make_unique<auth::AuthGuard>(*auth_);
   auth_services_ = std::make_unique<auth::AuthServices>(*auth_, contexts_);
   if (!config_.auth_enabled) {
-    spdlog::warn("auth: DISABLED (auth.enabled false): every caller can do everything, in every "
-                 "namespace; use this only for development and benchmarks");
+    spdlog::warn(
+        "auth: DISABLED (auth.enabled false): every caller can do everything, in every "
+        "namespace; use this only for development and benchmarks");
   }
   info_service_ = std::make_unique<ServerInfoService>(contexts_);
   info_service_->set_alarms([store = store_.get()] {
@@ -221,8 +222,8 @@ void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
                                                       *process_driver_, container_driver_.get(),
                                                       containers_error_, runtime_options);
   if (config_.auth_enabled) service_accounts_ = std::make_unique<ServiceAccountsOfAuth>(*auth_);
-  runtime_service_ = std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_,
-                                                               service_accounts_.get());
+  runtime_service_ =
+      std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_, service_accounts_.get());
 }
 
 // One gRPC server on one port for every service, with health, reflection and the interceptor

@@ -65,7 +65,7 @@ struct Rule {
 
 // Explicit limits; docs/auth.md lists them.
 struct Limits {
-  size_t max_id_bytes = 128;          // account and rule ids: the service name charset
+  size_t max_id_bytes = 128;  // account and rule ids: the service name charset
   size_t min_secret_bytes = 8;
   size_t max_secret_bytes = 1024;
   size_t max_scopes = 32;

@@ -23,8 +23,8 @@ bool DefaultAllowed(std::string_view method) {
 }  // namespace
 
 bool AuthGuard::IsPublic(std::string_view method) {
-  return StartsWith(method, "/grpc.health.v1.Health/") ||
-         StartsWith(method, "/grpc.reflection.") || method == "/micro.auth.v1.Auth/Token";
+  return StartsWith(method, "/grpc.health.v1.Health/") || StartsWith(method, "/grpc.reflection.") ||
+         method == "/micro.auth.v1.Auth/Token";
 }
 
 Resource AuthGuard::ResourceOf(std::string_view method) {
@@ -35,7 +35,8 @@ Resource AuthGuard::ResourceOf(std::string_view method) {
   const std::string_view full = method.substr(1, slash == std::string_view::npos ? 0 : slash - 1);
   const std::string_view call = slash == std::string_view::npos ? "" : method.substr(slash + 1);
   const size_t last_dot = full.rfind('.');
-  const std::string_view service = last_dot == std::string_view::npos ? full : full.substr(last_dot + 1);
+  const std::string_view service =
+      last_dot == std::string_view::npos ? full : full.substr(last_dot + 1);
   std::string_view name = full;
   if (StartsWith(full, "micro.")) {
     name = full.substr(6);

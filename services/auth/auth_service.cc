@@ -57,8 +57,7 @@ grpc::ServerUnaryReactor* AuthServices::AuthImpl::Generate(grpc::CallbackServerC
     // A namespace admin cannot mint an admin of "micro": only the daemon's admins can.
     auto made = s_.auth_.Generate(
         call.ns, request->id(), request->secret(), scopes, request->type(),
-        std::map<std::string, std::string>(request->metadata().begin(),
-                                           request->metadata().end()));
+        std::map<std::string, std::string>(request->metadata().begin(), request->metadata().end()));
     if (!made.ok()) return made.status();
     ToProto(*made, response->mutable_account());
     return absl::OkStatus();
@@ -112,9 +111,9 @@ grpc::ServerUnaryReactor* AuthServices::AccountsImpl::List(grpc::CallbackServerC
   return FailedUnary();
 }
 
-grpc::ServerUnaryReactor* AuthServices::AccountsImpl::Delete(grpc::CallbackServerContext* context,
-                                                             const v1::DeleteAccountRequest* request,
-                                                             v1::DeleteAccountResponse*) try {
+grpc::ServerUnaryReactor* AuthServices::AccountsImpl::Delete(
+    grpc::CallbackServerContext* context, const v1::DeleteAccountRequest* request,
+    v1::DeleteAccountResponse*) try {
   return s_.Run(context, [this, request](const CallContext& call) -> Status {
     return s_.auth_.Delete(call.ns, request->id());
   });

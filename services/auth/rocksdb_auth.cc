@@ -266,11 +266,11 @@ Result<Account> RocksDbAuth::Generate(const std::string& ns, const std::string& 
   {
     std::shared_lock lock(mu_);
     if (accounts_.count(key.substr(1)) != 0) {
-      return absl::AlreadyExistsError(
-          fmt::format("account '{}' exists in namespace '{}'", id, ns));
+      return absl::AlreadyExistsError(fmt::format("account '{}' exists in namespace '{}'", id, ns));
     }
     const std::string prefix = ns + std::string(1, '\0');
-    for (const auto& [k, known] : accounts_) in_namespace += k.compare(0, prefix.size(), prefix) == 0;
+    for (const auto& [k, known] : accounts_)
+      in_namespace += k.compare(0, prefix.size(), prefix) == 0;
   }
   if (in_namespace >= l.max_accounts_per_namespace) {
     return absl::ResourceExhaustedError(fmt::format(
@@ -331,8 +331,7 @@ Result<Token> RocksDbAuth::Login(const std::string& ns, const std::string& id,
   const std::string account_key = ns + std::string(1, '\0') + id;
   if (Status s = CheckAttempts(account_key, peer); !s.ok()) return s;
   std::string value;
-  rocksdb::Status got =
-      rocks_.db().Get(rocksdb::ReadOptions(), family_, Key('a', ns, id), &value);
+  rocksdb::Status got = rocks_.db().Get(rocksdb::ReadOptions(), family_, Key('a', ns, id), &value);
   StoredAccount stored;
   if (got.ok() && !stored.ParseFromString(value)) {
     return absl::InternalError("a stored account is corrupt");
@@ -346,9 +345,8 @@ Result<Token> RocksDbAuth::Login(const std::string& ns, const std::string& id,
 }
 
 // A new access token, and a refresh token of `family` (a new family when empty).
-Result<Token> RocksDbAuth::Issue(const std::string& ns, const Account& account,
-                                 uint64_t generation, int64_t ttl_seconds,
-                                 const std::string& family) {
+Result<Token> RocksDbAuth::Issue(const std::string& ns, const Account& account, uint64_t generation,
+                                 int64_t ttl_seconds, const std::string& family) {
   const Limits& l = options_.limits;
   if (ttl_seconds < 0 || ttl_seconds > l.max_access_ttl_seconds) {
     return Invalid(fmt::format("ttl_seconds is {}; use 0 ({} s) up to {}", ttl_seconds,
@@ -398,7 +396,8 @@ Result<Token> RocksDbAuth::Refresh(const std::string& refresh_token, int64_t ttl
   std::string value;
   rocksdb::Status got = rocks_.db().Get(rocksdb::ReadOptions(), family_, "f" + family, &value);
   if (got.IsNotFound()) {
-    return absl::UnauthenticatedError("the refresh token is not valid (revoked or unknown); log in again");
+    return absl::UnauthenticatedError(
+        "the refresh token is not valid (revoked or unknown); log in again");
   }
   if (!got.ok()) return storage::FromRocks(got, "reading the refresh token failed");
   RefreshFamily stored;
@@ -531,8 +530,8 @@ Result<Rule> RocksDbAuth::CreateRule(const std::string& ns, Rule rule) {
     auto it = rules_.find(ns);
     if (it != rules_.end()) {
       if (it->second.size() >= l.max_rules_per_namespace) {
-        return absl::ResourceExhaustedError(fmt::format(
-            "namespace '{}' has {} rules, the limit", ns, it->second.size()));
+        return absl::ResourceExhaustedError(
+            fmt::format("namespace '{}' has {} rules, the limit", ns, it->second.size()));
       }
       for (const Rule& r : it->second) {
         if (r.id == rule.id) {
@@ -563,9 +562,8 @@ Status RocksDbAuth::DeleteRule(const std::string& ns, const std::string& id) {
   {
     std::shared_lock lock(mu_);
     auto it = rules_.find(ns);
-    if (it == rules_.end() ||
-        std::none_of(it->second.begin(), it->second.end(),
-                     [&](const Rule& r) { return r.id == id; })) {
+    if (it == rules_.end() || std::none_of(it->second.begin(), it->second.end(),
+                                           [&](const Rule& r) { return r.id == id; })) {
       return absl::NotFoundError(fmt::format("rule '{}' not found in namespace '{}'", id, ns));
     }
   }
@@ -648,8 +646,8 @@ Result<Identity> RocksDbAuth::Verify(std::string_view access_token) {
 }
 
 std::string RocksDbAuth::ServiceSecret(const std::string& ns, const std::string& name) const {
-  return crypto::HmacSha256(service_key_, "service" + std::string(1, '\0') + ns +
-                                              std::string(1, '\0') + name);
+  return crypto::HmacSha256(service_key_,
+                            "service" + std::string(1, '\0') + ns + std::string(1, '\0') + name);
 }
 
 Status RocksDbAuth::EnsureServiceAccount(const std::string& ns, const std::string& name) {
@@ -678,15 +676,16 @@ Status RocksDbAuth::RemoveServiceAccount(const std::string& ns, const std::strin
   return absl::IsNotFound(s) ? absl::OkStatus() : s;
 }
 
-bool RocksDbAuth::Allowed(const Identity& identity, const std::string& ns,
-                          const Resource& resource, bool fallback) const {
+bool RocksDbAuth::Allowed(const Identity& identity, const std::string& ns, const Resource& resource,
+                          bool fallback) const {
   std::shared_lock lock(mu_);
   auto it = rules_.find(ns);
   if (it == rules_.end()) return fallback;
   const Rule* best = nullptr;
   for (const Rule& rule : it->second) {
     if (!rule.scope.empty() && !identity.HasScope(rule.scope)) continue;
-    if (!Matches(rule.resource.type, resource.type) || !Matches(rule.resource.name, resource.name) ||
+    if (!Matches(rule.resource.type, resource.type) ||
+        !Matches(rule.resource.name, resource.name) ||
         !Matches(rule.resource.endpoint, resource.endpoint)) {
       continue;
     }

@@ -140,7 +140,7 @@ class RocksDbAuth {
 
   std::mutex write_mu_;  // one writer at a time: read-modify-write of accounts and families
 
-  mutable std::shared_mutex mu_;  // guards the members below
+  mutable std::shared_mutex mu_;                              // guards the members below
   std::unordered_map<std::string, Known> accounts_;           // by ns \0 id
   std::unordered_map<std::string, std::vector<Rule>> rules_;  // by ns
   std::unordered_map<std::string, Cached> verified_;          // by access token

@@ -75,8 +75,8 @@ struct TopicInfo {
   uint64_t last_sequence = 0;
   uint64_t count = 0;
   uint64_t bytes = 0;
-  Retention retention;     // what applies
-  TopicRetention own;      // the topic's own bounds
+  Retention retention;  // what applies
+  TopicRetention own;   // the topic's own bounds
 };
 
 struct Subscription {

@@ -296,8 +296,8 @@ class PublishStreamReactor final
     for (int i = 0; i < batch.requests_size(); ++i) {
       v1::PublishRequest& request = *batch.mutable_requests(i);
       events_->Publish(ns_, request.topic(), std::move(*request.mutable_payload()),
-                       Metadata(request.metadata().begin(), request.metadata().end()),
-                       request.id(), [this, pending, i](Result<Published> published) {
+                       Metadata(request.metadata().begin(), request.metadata().end()), request.id(),
+                       [this, pending, i](Result<Published> published) {
                          Answered(*pending, i, std::move(published));
                        });
     }

@@ -219,8 +219,7 @@ void RocksDbEvents::StorePosition(const std::string& ns, const std::string& topi
 }
 
 void RocksDbEvents::Configure(const std::string& ns, const std::string& topic,
-                              const TopicRetention& retention, bool reset,
-                              ConfigureDone done) {
+                              const TopicRetention& retention, bool reset, ConfigureDone done) {
   if (Status s = CheckTopic(topic, limits_); !s.ok()) return done(s);
   if (Status s = CheckRetention(retention); !s.ok()) return done(s);
   Op op;

@@ -33,7 +33,8 @@ struct RocksDbEventsOptions {
 // Durable event logs in the daemon's RocksDB, in the column family "events":
 //
 //   'e' ns \0 topic \0 sequence (8 bytes, big-endian)  -> StoredEvent   one ordered range a topic
-//   't' ns \0 topic                                    -> TopicMeta     first/last sequence, counts,
+//   't' ns \0 topic                                    -> TopicMeta     first/last sequence,
+//   counts,
 //                                                                     the topic's own retention
 //   'g' ns \0 topic \0 group                           -> position (8 bytes, big-endian)
 //   'd' ns \0 topic \0 id                              -> DedupEntry    client ids in the window

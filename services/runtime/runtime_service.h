@@ -1,7 +1,6 @@
 #pragma once
 
 #include "core/serial_executor.h"
-
 #include "micro/runtime/v1/runtime.grpc.pb.h"
 #include "rpc/call_context.h"
 #include "runtime/engine.h"

@@ -28,9 +28,10 @@ Status CheckDatabase(const std::string& db, const CallContext& call) {
   if (who.id.empty() || who.admin) return absl::OkStatus();
   if (who.type == "service") {  // least privilege: a deployed service has its own database
     if (db == ServiceDatabase(call)) return absl::OkStatus();
-    return absl::PermissionDeniedError("the account of a deployed service may use its own "
-                                       "database '" + ServiceDatabase(call) + "', not '" + db +
-                                       "'");
+    return absl::PermissionDeniedError(
+        "the account of a deployed service may use its own "
+        "database '" +
+        ServiceDatabase(call) + "', not '" + db + "'");
   }
   if (db == who.ns || db.rfind(who.ns + ".", 0) == 0) return absl::OkStatus();
   return absl::PermissionDeniedError("account '" + who.id + "' of namespace '" + who.ns +
@@ -226,9 +227,9 @@ grpc::ServerUnaryReactor* StoreService::Snapshot(grpc::CallbackServerContext* co
   CallContext call = contexts_.Get(context);
   if (!call.error.ok()) return FinishUnary(context, call.error);
   if (!call.identity.id.empty() && !call.identity.admin) {
-    return FinishUnary(context, absl::PermissionDeniedError(
-                                    "a snapshot holds every namespace's records: only the "
-                                    "daemon's admins may take one"));
+    return FinishUnary(
+        context, absl::PermissionDeniedError("a snapshot holds every namespace's records: only the "
+                                             "daemon's admins may take one"));
   }
   // A checkpoint flushes the memtables and syncs files: seconds on a slow disk, so it runs on
   // the service's own thread, never on a callback thread, and snapshots run one at a time.

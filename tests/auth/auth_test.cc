@@ -87,8 +87,8 @@ TEST_CASE("rotating the signing keys keeps earlier tokens valid and signs with t
   CHECK(h.Call(kStoreRead, before->access_token).ok());  // nobody is logged out
   auto after = h.auth->Login("micro", "admin", secret, 0, "p");
   REQUIRE(after.ok());
-  const std::string header = *crypto::FromBase64Url(
-      after->access_token.substr(0, after->access_token.find('.')));
+  const std::string header =
+      *crypto::FromBase64Url(after->access_token.substr(0, after->access_token.find('.')));
   CHECK(nlohmann::json::parse(header)["kid"] == *kid);
   // A second rotation drops the first key: its tokens stop.
   h.auth.reset();
@@ -135,8 +135,8 @@ TEST_CASE("the attack matrix: each bad token or call gets its code", "[auth]") {
   }
   SECTION("a tampered payload or signature") {
     const size_t first = good.find('.'), second = good.find('.', first + 1);
-    auto claims = nlohmann::json::parse(
-        *crypto::FromBase64Url(good.substr(first + 1, second - first - 1)));
+    auto claims =
+        nlohmann::json::parse(*crypto::FromBase64Url(good.substr(first + 1, second - first - 1)));
     claims["scopes"] = {"admin"};
     claims["ns"] = "micro";
     const std::string forged =
@@ -151,8 +151,8 @@ TEST_CASE("the attack matrix: each bad token or call gets its code", "[auth]") {
     const std::string none = crypto::Base64Url(R"({"alg":"none","typ":"JWT"})") + "." +
                              good.substr(first + 1, second - first - 1) + ".";
     CHECK(h.Call(kStoreRead, none).code() == absl::StatusCode::kUnauthenticated);
-    auto claims = nlohmann::json::parse(
-        *crypto::FromBase64Url(good.substr(first + 1, second - first - 1)));
+    auto claims =
+        nlohmann::json::parse(*crypto::FromBase64Url(good.substr(first + 1, second - first - 1)));
     const std::string other_key = crypto::SignJwt(crypto::NewSigningKey(), claims);
     CHECK(h.Call(kStoreRead, other_key).code() == absl::StatusCode::kUnauthenticated);
   }

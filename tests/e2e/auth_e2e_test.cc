@@ -2,10 +2,9 @@
 // policy keeps to admins, and secrets kept out of logs, argv and the disk.
 #include <dirent.h>
 
-#include <csignal>
-
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -84,11 +83,11 @@ TEST_CASE("accounts through the CLI: own namespace, default policy, and no secre
     args.insert(std::find(args.begin(), args.end(), "--"), {"--address", daemon.address()});
     return RunProgram(args, as_alice);
   };
-  ProgramResult login = RunProgram({"/bin/sh", "-c",
-                                    "echo '" + secret + "' | '" + MicroBinary() +
-                                        "' login alice -n team-a --password-stdin --address " +
-                                        daemon.address()},
-                                   as_alice);
+  ProgramResult login =
+      RunProgram({"/bin/sh", "-c",
+                  "echo '" + secret + "' | '" + MicroBinary() +
+                      "' login alice -n team-a --password-stdin --address " + daemon.address()},
+                 as_alice);
   REQUIRE(login.exit_code == 0);
   CHECK(alice({"store", "write", "k", "v"}).exit_code == 0);
   CHECK(alice({"store", "read", "k"}).out.find("v") != std::string::npos);
@@ -113,8 +112,9 @@ TEST_CASE("accounts through the CLI: own namespace, default policy, and no secre
   CHECK(alice({"auth", "list", "accounts"}).err.find("PERMISSION_DENIED") != std::string::npos);
 
   // A rule of her namespace denies her writes; deleting her account logs her out.
-  REQUIRE(daemon.Cli({"auth", "create", "rule", "no-writes", "-n", "team-a", "--resource",
-                      "service:store:Store.Write", "--access", "deny"})
+  REQUIRE(daemon
+              .Cli({"auth", "create", "rule", "no-writes", "-n", "team-a", "--resource",
+                    "service:store:Store.Write", "--access", "deny"})
               .exit_code == 0);
   CHECK(alice({"store", "write", "k", "w"}).err.find("PERMISSION_DENIED") != std::string::npos);
   REQUIRE(daemon.Cli({"auth", "delete", "account", "alice", "-n", "team-a"}).exit_code == 0);
@@ -133,23 +133,27 @@ TEST_CASE("accounts through the CLI: own namespace, default policy, and no secre
         std::vector<std::string>{daemon.data_dir() + "/admin.secret"});
 }
 
-TEST_CASE("a deployed service logs in as its own account, reaches only its own database, "
-          "and its account goes with it",
-          "[e2e][auth]") {
+TEST_CASE(
+    "a deployed service logs in as its own account, reaches only its own database, "
+    "and its account goes with it",
+    "[e2e][auth]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   TempDir home;
   // The service logs in with the credentials the runtime gave it, writes a record to its
   // default database, then tries another database.
   const std::string script =
-      "export HOME='" + home.path() + "'; M='" + MicroBinary() + "'; A=\"$MICRO_SERVER\"; "
+      "export HOME='" + home.path() + "'; M='" + MicroBinary() +
+      "'; A=\"$MICRO_SERVER\"; "
       "echo \"id=$MICRO_AUTH_ID\"; "
       "printf '%s' \"$MICRO_AUTH_SECRET\" | $M login \"$MICRO_AUTH_ID\" -n \"$MICRO_NAMESPACE\" "
       "--password-stdin --address $A && $M store write k from-service --address $A && "
       "echo wrote; $M store read k --database micro --address $A 2>&1 | head -n 1; sleep 300";
   REQUIRE(daemon.Cli({"run", "--name", "writer", "--", "/bin/sh", "-c", script}).exit_code == 0);
   REQUIRE(WaitFor(
-      [&] { return daemon.Cli({"logs", "writer"}).out.find("PERMISSION_DENIED") != std::string::npos; },
+      [&] {
+        return daemon.Cli({"logs", "writer"}).out.find("PERMISSION_DENIED") != std::string::npos;
+      },
       std::chrono::seconds(30)));
   const std::string logs = daemon.Cli({"logs", "writer"}).out;
   CHECK(logs.find("id=svc.writer") != std::string::npos);
@@ -201,9 +205,9 @@ TEST_CASE("the CLI refreshes a login that is about to expire, by itself", "[e2e]
 TEST_CASE("a daemon with auth.enabled false answers without a token", "[e2e][auth]") {
   MicroDaemon daemon({"--auth-enabled", "false"});
   REQUIRE(daemon.WaitUntilServing());
-  ProgramResult anonymous = RunProgram(
-      {MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()},
-      {{"HOME", daemon.data_dir()}});
+  ProgramResult anonymous =
+      RunProgram({MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()},
+                 {{"HOME", daemon.data_dir()}});
   CHECK(anonymous.exit_code == 0);
 }
 

@@ -14,12 +14,13 @@ namespace {
 // `micro broker subscribe <args>` running against the daemon, once its subscription is live.
 struct Subscriber {
   Subscriber(const MicroDaemon& daemon, std::vector<std::string> args)
-      : process([&] {
-          args.insert(args.begin(), {MicroBinary(), "broker", "subscribe"});
-          args.insert(args.end(), {"--address", daemon.address()});
-          return args;
-        }(),
-                daemon.CliEnv()) {
+      : process(
+            [&] {
+              args.insert(args.begin(), {MicroBinary(), "broker", "subscribe"});
+              args.insert(args.end(), {"--address", daemon.address()});
+              return args;
+            }(),
+            daemon.CliEnv()) {
     live = WaitFor([&] { return process.Stderr().find("subscribed to") != std::string::npos; },
                    std::chrono::seconds(15));
   }

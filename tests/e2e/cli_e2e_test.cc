@@ -15,8 +15,7 @@ namespace {
 namespace v1 = micro::registry::v1;
 
 void RegisterGreeter(const MicroDaemon& daemon, const std::string& ns = "") {
-  auto stub = v1::Registry::NewStub(
-      daemon.Channel());
+  auto stub = v1::Registry::NewStub(daemon.Channel());
   for (const char* version : {"1.0.0", "2.0.0"}) {
     v1::RegisterRequest request;
     v1::Service* s = request.mutable_service();

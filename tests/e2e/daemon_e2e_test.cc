@@ -22,9 +22,7 @@ std::unique_ptr<grpc::ClientContext> Context() {
   return context;
 }
 
-std::shared_ptr<grpc::Channel> Channel(const MicroDaemon& daemon) {
-  return daemon.Channel();
-}
+std::shared_ptr<grpc::Channel> Channel(const MicroDaemon& daemon) { return daemon.Channel(); }
 
 v1::RegisterRequest Request(const std::string& name, const std::string& node, int64_t ttl) {
   v1::RegisterRequest request;

@@ -80,7 +80,8 @@ TEST_CASE("events retention through the CLI: a topic's own bounds, shown and app
           "[e2e][events]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
-  ProgramResult set = Events(daemon, {"retention", "audit", "--max-events", "2", "--max-age", "36h"});
+  ProgramResult set =
+      Events(daemon, {"retention", "audit", "--max-events", "2", "--max-age", "36h"});
   REQUIRE(set.exit_code == 0);
   CHECK(set.out.find("36h") != std::string::npos);
   CHECK(set.out.find("1073741824 (default)") != std::string::npos);  // max bytes: the default

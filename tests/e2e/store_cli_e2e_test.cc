@@ -56,7 +56,7 @@ TEST_CASE("a value from stdin and a binary value survive the round trip", "[e2e]
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   ProgramResult piped = Shell(daemon, "printf 'line one\\nline two' | '" + MicroBinary() +
-                              "' store write doc - --address " + daemon.address());
+                                          "' store write doc - --address " + daemon.address());
   CHECK(piped.exit_code == 0);
   ProgramResult json = Store(daemon, {"read", "doc", "-o", "json"});
   REQUIRE(json.exit_code == 0);
@@ -180,8 +180,9 @@ TEST_CASE("a snapshot restored offline brings the store back to the snapshot's s
     daemon_pid = static_cast<uint64_t>(daemon.process().pid());
     REQUIRE(Store(daemon, {"write", "colour", "blue"}).exit_code == 0);
     // A name goes into the daemon's snapshot folder, whatever the CLI's working directory.
-    ProgramResult snap = Shell(
-        daemon, "'" + MicroBinary() + "' store snapshot snap --address " + daemon.address(), dir.path());
+    ProgramResult snap =
+        Shell(daemon, "'" + MicroBinary() + "' store snapshot snap --address " + daemon.address(),
+              dir.path());
     CHECK(snap.exit_code == 0);
     CHECK(snap.out == "snapshot written to " + snapshot + " (revision 1)\n");
     CHECK(std::filesystem::exists(snapshot + "/CURRENT"));
@@ -329,11 +330,11 @@ TEST_CASE("a scan larger than one response comes in pages with a continuation", 
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   for (int i = 0; i < 5; ++i) {
-    ProgramResult write = RunProgram({"/bin/sh", "-c",
-                                      "head -c 921600 /dev/zero | tr '\\0' v | '" + MicroBinary() +
-                                          "' store write k" + std::to_string(i) + " - --address " +
-                                          daemon.address()},
-                                     daemon.CliEnv());
+    ProgramResult write =
+        RunProgram({"/bin/sh", "-c",
+                    "head -c 921600 /dev/zero | tr '\\0' v | '" + MicroBinary() +
+                        "' store write k" + std::to_string(i) + " - --address " + daemon.address()},
+                   daemon.CliEnv());
     REQUIRE(write.exit_code == 0);
   }
   ProgramResult page = Store(daemon, {"read", "k", "--prefix", "-o", "json"});

@@ -21,8 +21,7 @@ namespace v1 = micro::store::v1;
 std::unique_ptr<v1::Store::Stub> Stub(const MicroDaemon& daemon) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // a hostile client takes whatever the daemon sends
-  return v1::Store::NewStub(
-      daemon.Channel(args));
+  return v1::Store::NewStub(daemon.Channel(args));
 }
 
 grpc::Status Write(v1::Store::Stub& stub, const std::string& key, std::string value) {

@@ -116,10 +116,9 @@ bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
 bool MicroDaemon::LogIn() {
   std::ifstream secret(data_dir_ + "/admin.secret");
   if (!secret) return true;
-  ProgramResult login =
-      RunProgram({MicroBinary(), "login", "--admin", "--ttl", "86400", "--data-dir", data_dir_,
-                  "--address", address_},
-                 CliEnv(), std::chrono::seconds(60));
+  ProgramResult login = RunProgram({MicroBinary(), "login", "--admin", "--ttl", "86400",
+                                    "--data-dir", data_dir_, "--address", address_},
+                                   CliEnv(), std::chrono::seconds(60));
   if (login.exit_code != 0) return false;
   // The same token for Channel: one login (one Argon2id verification) per daemon.
   std::string name = address_;
