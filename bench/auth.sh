@@ -36,7 +36,7 @@ source "$ROOT/bench/lib.sh"
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 OTHERS=$(pgrep -fa 'ninja|cc1plus|ctest' | grep -v "$$" | head -n 3 || true)
 
-start() {  # data dir, extra flags -> prints the address
+start() {  # data dir, extra flags; sets ADDRESS. Not in a subshell: PIDS must keep the pid.
   local dir=$1 out
   shift
   mkdir -p "$dir"
@@ -44,10 +44,12 @@ start() {  # data dir, extra flags -> prints the address
   PIDS+=($!)
   out=$("$LOADGEN" wait-ready --address-file "$dir/server.json" --timeout-ms 20000) ||
     die "micro server did not become ready: $(tail -n 5 "$dir.log")"
-  field address <<<"$out"
+  ADDRESS=$(field address <<<"$out")
 }
-ON=$(start "$TMP/on")
-OFF=$(start "$TMP/off" --auth-enabled false)
+start "$TMP/on"
+ON=$ADDRESS
+start "$TMP/off" --auth-enabled false
+OFF=$ADDRESS
 TOKEN=$(micro_token "$MICRO" "$TMP/on" "$ON") || die "micro login --admin failed"
 REGISTER='service { name: "bench" version: "1.0.0" nodes { id: "n1" address: "127.0.0.1:9000" } }'
 for addr in "$ON" "$OFF"; do
