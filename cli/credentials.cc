@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "micro/auth/v1/auth.grpc.pb.h"
+#include "services/auth/rocksdb_auth.h"
 
 namespace micro::cli {
 namespace {
@@ -73,16 +74,7 @@ Status SaveCredentials(const std::string& path, const Credentials& c) {
                                {"access_token", c.access_token},
                                {"refresh_token", c.refresh_token},
                                {"expiry_unix_ms", c.expiry_unix_ms}};
-  const std::string data = json.dump(2) + "\n";
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::UnavailableError("cannot write " + tmp + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return absl::OkStatus();
+  return auth::WriteSecretFile(path, json.dump(2) + "\n");
 }
 
 Status AttachToken(ClientOptions* options, const std::map<std::string, std::string>& env) {

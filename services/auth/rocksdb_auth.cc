@@ -84,7 +84,8 @@ Result<std::string> ReadFile(const std::string& path) {
 }  // namespace
 
 Status WriteSecretFile(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp";
+  // Per process: two CLI processes refreshing one login at once do not share a temporary file.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::UnavailableError(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));

@@ -162,20 +162,29 @@ Status MemoryBroker::Publish(const std::string& ns, Message message) {
   matched.Clear();
   Collect(*space->second, tokens, 0, &matched);
   for (Sub* sub : matched.plain) sub->buffer.Push(shared, bytes);
-  if (matched.groups.empty()) return absl::OkStatus();
-  // Members of one queue group may sit at several places of the trie: one delivery per name.
+  SortGroups(matched);
+  DeliverToGroups(matched, shared, bytes);
+  return absl::OkStatus();
+}
+
+// Members of one queue group may sit at several places of the trie: sorted by name, each
+// group's members are adjacent, so one delivery per name follows.
+void MemoryBroker::SortGroups(Matched& matched) {
   std::sort(matched.groups.begin(), matched.groups.end(),
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
+}
+
+void MemoryBroker::DeliverToGroups(const Matched& matched,
+                                   const std::shared_ptr<const Message>& message, size_t bytes) {
   for (size_t first = 0; first < matched.groups.size();) {
     size_t last = first + 1;
     while (last < matched.groups.size() &&
            *matched.groups[last].first == *matched.groups[first].first) {
       ++last;
     }
-    DeliverToGroup(matched, first, last, shared, bytes);
+    DeliverToGroup(matched, first, last, message, bytes);
     first = last;
   }
-  return absl::OkStatus();
 }
 
 Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& messages,
@@ -209,21 +218,8 @@ Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& me
           run.emplace_back(std::make_shared<const Message>(std::move(messages[j])), bytes);
         }
         for (Sub* sub : matched.plain) sub->buffer.PushMany(run);
-        if (!matched.groups.empty()) {
-          std::sort(matched.groups.begin(), matched.groups.end(),
-                    [](const auto& a, const auto& b) { return *a.first < *b.first; });
-          for (const auto& [message, bytes] : run) {
-            for (size_t first = 0; first < matched.groups.size();) {
-              size_t last = first + 1;
-              while (last < matched.groups.size() &&
-                     *matched.groups[last].first == *matched.groups[first].first) {
-                ++last;
-              }
-              DeliverToGroup(matched, first, last, message, bytes);
-              first = last;
-            }
-          }
-        }
+        SortGroups(matched);
+        for (const auto& [message, bytes] : run) DeliverToGroups(matched, message, bytes);
         run.clear();  // the shared messages go with the buffers that hold them
       }
       i = end;

@@ -40,6 +40,9 @@ class MemoryBroker final : public Broker {
   class MemorySubscription;
 
   void Unsubscribe(Sub* sub);
+  static void SortGroups(Matched& matched);
+  void DeliverToGroups(const Matched& matched, const std::shared_ptr<const Message>& message,
+                       size_t bytes);
   void DeliverToGroup(const Matched& matched, size_t first, size_t last,
                       const std::shared_ptr<const Message>& message, size_t bytes);
 
