@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "core/version.h"
@@ -226,6 +227,21 @@ void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
       std::make_unique<runtime::RuntimeService>(*supervisor_, contexts_, service_accounts_.get());
 }
 
+// Before the deployed services start again: each has its account, also when it was deployed
+// while auth was off or the service key has changed since (a data dir restored from elsewhere).
+void Daemon::EnsureServiceAccounts() {
+  auto deployed = desired_state_->LoadAll();
+  if (!deployed.ok()) return;  // Restore reports it
+  std::set<std::pair<std::string, std::string>> done;
+  for (const runtime::DeployedService& service : *deployed) {
+    if (!done.emplace(service.spec.ns, service.spec.name).second) continue;
+    if (Status s = service_accounts_->Ensure(service.spec.ns, service.spec.name); !s.ok()) {
+      spdlog::error("auth: service {}/{} has no account and cannot log in: {}", service.spec.ns,
+                    service.spec.name, std::string(s.message()));
+    }
+  }
+}
+
 // One gRPC server on one port for every service, with health, reflection and the interceptor
 // that resolves each call's context.
 Status Daemon::Serve() {
@@ -284,6 +300,7 @@ Status Daemon::Announce(Clock::TimePoint launched) {
   if (Status s = data_dir_->WriteFile("server.json", info.dump(2) + "\n"); !s.ok()) return s;
 
   supervisor_->set_daemon_address(grpc_address_);
+  if (service_accounts_) EnsureServiceAccounts();
   spdlog::info("runtime: processes isolated by {}; containers: {}", process_driver_->isolation(),
                container_driver_ ? "Docker engine at " + config_.docker_socket
                                  : "unavailable (" + containers_error_ + ")");

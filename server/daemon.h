@@ -66,6 +66,7 @@ class Daemon {
   [[nodiscard]] Status OpenStorage();
   [[nodiscard]] Status MakeServices();
   void MakeRuntime(const runtime::FdBudget& fd_budget);
+  void EnsureServiceAccounts();
   [[nodiscard]] Status Serve();
   [[nodiscard]] Status Announce(Clock::TimePoint launched);
   void ScheduleExpiry(std::chrono::nanoseconds after);

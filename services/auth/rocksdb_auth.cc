@@ -172,6 +172,7 @@ Status RocksDbAuth::LoadKeys() {
   } else {
     return absl::InternalError(fmt::format("{} is unreadable or corrupt", service_path));
   }
+  service_key_id_ = crypto::Sha256Hex(service_key_).substr(0, 16);
   for (const SigningKeys::Key& in : stored.keys()) {
     if (in.secret_key().size() != 64 || in.public_key().size() != 32) {
       return absl::InternalError(fmt::format("{} holds a key of the wrong size", path));
@@ -663,13 +664,33 @@ Status RocksDbAuth::EnsureServiceAccount(const std::string& ns, const std::strin
           "the user account '{}' holds the id of service {}'s account; delete or rename it", id,
           name));
     }
+    if (stored.service_key_id() == service_key_id_) return absl::OkStatus();
     // The service key changed (restored from elsewhere, or lost): the secret follows it.
-    if (crypto::VerifySecret(stored.secret_hash(), secret)) return absl::OkStatus();
-    return ChangeSecret(ns, id, "", secret, /*check_old=*/false);
+    if (!crypto::VerifySecret(stored.secret_hash(), secret)) {
+      if (Status s = ChangeSecret(ns, id, "", secret, /*check_old=*/false); !s.ok()) return s;
+    }
+    return MarkServiceKey(ns, id);
   }
   auto made = Generate(ns, id, secret, {}, "service", {{"service", name}});
   if (absl::IsAlreadyExists(made.status())) return absl::OkStatus();  // a concurrent deploy
-  return made.status();
+  if (!made.ok()) return made.status();
+  return MarkServiceKey(ns, id);
+}
+
+// Records that the account's secret derives from the current service key.
+Status RocksDbAuth::MarkServiceKey(const std::string& ns, const std::string& id) {
+  std::lock_guard write(write_mu_);
+  const std::string key = Key('a', ns, id);
+  std::string value;
+  StoredAccount stored;
+  rocksdb::Status got = rocks_.db().Get(rocksdb::ReadOptions(), family_, key, &value);
+  if (got.IsNotFound()) return absl::OkStatus();  // deleted meanwhile
+  if (!got.ok()) return storage::FromRocks(got, "reading the account failed");
+  if (!stored.ParseFromString(value)) return absl::InternalError("a stored account is corrupt");
+  stored.set_service_key_id(service_key_id_);
+  rocksdb::WriteBatch batch;
+  batch.Put(family_, key, stored.SerializeAsString());
+  return Write(batch, "storing the account failed");
 }
 
 Status RocksDbAuth::RemoveServiceAccount(const std::string& ns, const std::string& name) {

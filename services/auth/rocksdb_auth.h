@@ -104,8 +104,9 @@ class RocksDbAuth {
   // so the runtime hands it to every instance at start without storing it anywhere.
   static std::string ServiceAccountId(const std::string& name) { return "svc." + name; }
   std::string ServiceSecret(const std::string& ns, const std::string& name) const;
-  // Creates the account if missing (slow: hashing and a synced write). FAILED_PRECONDITION when
-  // a user account holds the id.
+  // Creates the account if missing, or repairs its secret after the service key changed (slow:
+  // hashing and a synced write); an account already derived from the current key costs one
+  // read. FAILED_PRECONDITION when a user account holds the id.
   [[nodiscard]] Status EnsureServiceAccount(const std::string& ns, const std::string& name);
   // Deletes it (its tokens stop at once); a missing one is not an error.
   [[nodiscard]] Status RemoveServiceAccount(const std::string& ns, const std::string& name);
@@ -124,6 +125,7 @@ class RocksDbAuth {
   Status LoadState();
   Result<Token> Issue(const std::string& ns, const Account& account, uint64_t generation,
                       int64_t ttl_seconds, const std::string& family);
+  Status MarkServiceKey(const std::string& ns, const std::string& id);
   Status CheckAttempts(const std::string& account_key, const std::string& peer);
   void CountFailure(const std::string& account_key, const std::string& peer);
   // `sync`: wait for the disk (accounts and rules); refresh tokens are written to the WAL
@@ -137,6 +139,7 @@ class RocksDbAuth {
   const Options options_;
   std::vector<crypto::SigningKey> keys_;  // newest first; fixed after Open
   std::string service_key_;               // 32 bytes; fixed after Open
+  std::string service_key_id_;            // its fingerprint (StoredAccount.service_key_id)
 
   std::mutex write_mu_;  // one writer at a time: read-modify-write of accounts and families
 

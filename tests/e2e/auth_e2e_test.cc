@@ -211,5 +211,28 @@ TEST_CASE("a daemon with auth.enabled false answers without a token", "[e2e][aut
   CHECK(anonymous.exit_code == 0);
 }
 
+TEST_CASE("a service deployed while auth was off gets its account when the daemon restarts with it",
+          "[e2e][auth]") {
+  TempDir data;
+  TempDir home;
+  const std::string script =
+      "export HOME='" + home.path() + "'; M='" + MicroBinary() +
+      "'; if [ -n \"$MICRO_AUTH_ID\" ]; then printf '%s' \"$MICRO_AUTH_SECRET\" | $M login "
+      "\"$MICRO_AUTH_ID\" -n \"$MICRO_NAMESPACE\" --password-stdin --address \"$MICRO_SERVER\" "
+      "&& echo logged-in; fi; sleep 300";
+  {
+    MicroDaemon open({"--data-dir", data.path(), "--auth-enabled", "false"});
+    REQUIRE(open.WaitUntilServing());
+    REQUIRE(open.Cli({"run", "--name", "early", "--", "/bin/sh", "-c", script}).exit_code == 0);
+  }
+  MicroDaemon daemon({"--data-dir", data.path()});
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(WaitFor(
+      [&] { return daemon.Cli({"logs", "early"}).out.find("logged-in") != std::string::npos; },
+      std::chrono::seconds(30)));
+  CHECK(daemon.Cli({"auth", "list", "accounts", "-o", "json"}).out.find("svc.early") !=
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace micro::testing
