@@ -80,7 +80,7 @@ bool IsManifestPath(const std::string& arg) {
 
 // ---- micro run ----
 
-// --name, --version, --instances, --restart, --env and --working-dir over `spec`.
+// --name, --version, --instances, --restart, --env, --env-secret and --working-dir over `spec`.
 Status ApplyOverrides(const ParsedArgs& args, ServiceSpec& spec) {
   if (args.Has("name")) spec.name = args.Get("name");
   if (args.Has("version")) spec.version = args.Get("version");
@@ -109,7 +109,17 @@ Status ApplyOverrides(const ParsedArgs& args, ServiceSpec& spec) {
     if (eq == std::string::npos || eq == 0) {
       return absl::InvalidArgumentError("--env takes KEY=VALUE, not '" + entry + "'");
     }
+    spec.env_secrets.erase(entry.substr(0, eq));
     spec.env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  for (const std::string& entry : args.All("env-secret")) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+      return absl::InvalidArgumentError("--env-secret takes KEY=CONFIG_PATH, not '" + entry +
+                                        "'");
+    }
+    spec.env.erase(entry.substr(0, eq));
+    spec.env_secrets[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   if (args.Has("working-dir")) spec.working_dir = AbsolutePath(args.Get("working-dir"));
   return absl::OkStatus();
@@ -505,12 +515,16 @@ int RunCommand(const std::vector<std::string>& args, const Env& env) {
       "Examples:\n"
       "  micro run ./hello\n"
       "  micro run ./hello --instances 3 --env LOG_LEVEL=debug\n"
+      "  micro run ./hello --env-secret DB_PASSWORD=db.password\n"
       "  micro run --name web --restart on-failure -- ./bin/web --port 9000",
       {{"name", 0, "NAME", "service name (required with -- COMMAND)"},
        {"version", 0, "VERSION", "version (default: the manifest's, else latest)"},
        {"instances", 0, "N", "how many instances to run (1 to 1000; default 1)"},
        {"restart", 0, "POLICY", "always, on-failure or never (default always)"},
        {"env", 'e', "KEY=VALUE", "environment variable for the service", true},
+       {"env-secret", 0, "KEY=PATH",
+        "environment variable read from config PATH (a secret) at each start; never stored",
+        true},
        {"working-dir", 0, "DIR", "working directory (default: the manifest's folder, or here)"}},
       1};
   return RunClientCommand(spec, args, env, &Run);

@@ -105,6 +105,16 @@ Status CheckNamespaceAccess(const CallContext& call, const std::string& ns) {
                                      "' may not use namespace '" + ns + "'");
 }
 
+Status CheckRevealSecrets(const CallContext& call) {
+  const CallIdentity& who = call.identity;
+  if (who.id.empty() || who.admin || who.ns_admin || who.HasScope("secrets")) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError("account '" + who.id +
+                                     "' may not read secrets in clear: that needs the scope "
+                                     "'secrets' (or an admin)");
+}
+
 CallContexts::Shard& CallContexts::ShardOf(const grpc::ServerContextBase* key) const {
   return shards_[std::hash<const void*>()(key) / alignof(std::max_align_t) % shards_.size()];
 }

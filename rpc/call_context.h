@@ -63,6 +63,11 @@ class CallGuard {
 // caller's own namespace; PERMISSION_DENIED otherwise.
 [[nodiscard]] Status CheckNamespaceAccess(const CallContext& call, const std::string& ns);
 
+// Whether the caller may have secrets in clear (config values, or a deploy that hands them to
+// a service): OK without auth, for admins of the daemon or of the namespace and for the scope
+// "secrets"; PERMISSION_DENIED otherwise.
+[[nodiscard]] Status CheckRevealSecrets(const CallContext& call);
+
 // Resolves `micro-namespace` and `authorization` metadata into a CallContext.
 [[nodiscard]] CallContext ResolveCallContext(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);

@@ -257,7 +257,7 @@ class ManifestParser {
         {"command", [this](const Field& f) { return Command(f); }},
         {"args", [this](const Field& f) { return r_.AssignList(f, s_.args); }},
         {"build", [this](const Field& f) { return r_.Assign(f, s_.build); }},
-        {"env", [this](const Field& f) { return r_.AssignMap(f, s_.env); }},
+        {"env", [this](const Field& f) { return EnvSection(f); }},
         {"working_dir", [this](const Field& f) { return r_.Assign(f, s_.working_dir); }},
         {"instances", [this](const Field& f) { return r_.Assign(f, s_.instances); }},
         {"restart",
@@ -323,6 +323,33 @@ class ManifestParser {
       return r_.Error(f, "must be a single string, the program; put its arguments in 'args'");
     }
     return r_.Assign(f, s_.command);
+  }
+
+  // KEY: value, or KEY: {secret: config.path} for a value read from config at each start.
+  Status EnvSection(const Field& f) {
+    if (!f.value.IsMap()) return r_.Error(f, "must be a mapping of KEY: value");
+    s_.env.clear();
+    s_.env_secrets.clear();
+    for (const auto& entry : f.value) {
+      const int line = entry.first.Mark().line + 1;
+      if (!entry.first.IsScalar()) return r_.Error(line, "env: every key must be a string");
+      const std::string key = entry.first.Scalar();
+      if (s_.env.count(key) || s_.env_secrets.count(key)) {
+        return r_.Error(line, fmt::format("env.{}: is given twice; keep one", key));
+      }
+      const YAML::Node& value = entry.second;
+      if (value.IsScalar()) {
+        s_.env.emplace(key, value.Scalar());
+        continue;
+      }
+      if (!value.IsMap() || value.size() != 1 || !value["secret"] || !value["secret"].IsScalar()) {
+        return r_.Error(line, fmt::format("env.{}: must be a single value (write '' for an empty "
+                                          "one) or {{secret: config.path}}",
+                                          key));
+      }
+      s_.env_secrets.emplace(key, value["secret"].Scalar());
+    }
+    return absl::OkStatus();
   }
 
   Status HealthCheckSection(const Field& f) {
@@ -490,10 +517,11 @@ Status ValidateProgram(const ServiceSpec& spec) {
 
 Status ValidateEnv(const ServiceSpec& spec) {
   const Env& env = spec.env;
-  if (env.size() > kMaxEnvEntries) {
-    return Invalid(fmt::format("env has {} entries; the limit is {}", env.size(), kMaxEnvEntries));
+  if (env.size() + spec.env_secrets.size() > kMaxEnvEntries) {
+    return Invalid(fmt::format("env has {} entries; the limit is {}",
+                               env.size() + spec.env_secrets.size(), kMaxEnvEntries));
   }
-  for (const auto& [key, value] : env) {
+  auto check_key = [](const std::string& key) -> Status {
     if (!IsEnvKey(key)) {
       return Invalid(fmt::format(
           "env key '{}' is not valid: use letters, digits and '_', not starting with a digit",
@@ -506,7 +534,24 @@ Status ValidateEnv(const ServiceSpec& spec) {
             prefix));
       }
     }
+    return absl::OkStatus();
+  };
+  for (const auto& [key, value] : env) {
+    if (Status s = check_key(key); !s.ok()) return s;
     if (HasNul(value)) return Invalid(fmt::format("env.{} must not contain NUL characters", key));
+  }
+  for (const auto& [key, path] : spec.env_secrets) {
+    if (Status s = check_key(key); !s.ok()) return s;
+    if (env.count(key) != 0) {
+      return Invalid(fmt::format("env.{} is both a value and a secret; keep one", key));
+    }
+    if (path.empty() || path.size() > kMaxSecretPathBytes || HasNul(path) ||
+        path.front() == '.' || path.back() == '.') {
+      return Invalid(fmt::format(
+          "env.{}: secret '{}' is not a config path: use 1 to {} bytes of dot-separated names "
+          "(db.password)",
+          key, path, kMaxSecretPathBytes));
+    }
   }
   return absl::OkStatus();
 }

@@ -66,7 +66,9 @@ inline constexpr size_t kMaxMetadataKeyBytes = limits::kMetadataKeyBytes;
 inline constexpr size_t kMaxMetadataValueBytes = limits::kMetadataValueBytes;
 inline constexpr int kMinInstances = 1;
 inline constexpr int kMaxInstances = 1000;
-inline constexpr size_t kMaxEnvEntries = 256;
+inline constexpr size_t kMaxEnvEntries = 256;  // values and secrets together
+inline constexpr size_t kMaxSecretPathBytes = 256;
+inline constexpr size_t kMaxSecretValueBytes = 32 << 10;  // each env_secrets value, resolved
 inline constexpr size_t kMaxArgs = 1024;
 // command + args + env ("KEY=VALUE") + build, each counted with its terminating NUL: well under
 // the kernel's ARG_MAX, so an exec never fails with E2BIG.
@@ -91,7 +93,8 @@ inline constexpr int kMaxLogFiles = 100;
 // Environment variables the daemon sets for every instance; a spec may not set a key starting
 // with one of these.
 inline constexpr const char* kReservedEnvPrefixes[] = {"MICRO_SERVICE_", "MICRO_SERVER",
-                                                       "MICRO_NAMESPACE", "MICRO_INSTANCE"};
+                                                       "MICRO_NAMESPACE", "MICRO_INSTANCE",
+                                                       "MICRO_AUTH_"};
 
 // The stop signals a service may choose.
 inline constexpr const char* kStopSignals[] = {"SIGTERM", "SIGINT",  "SIGQUIT",

@@ -53,6 +53,9 @@ struct ServiceSpec {
   std::string command;
   std::vector<std::string> args;
   Env env;
+  // Variables whose values are config paths in the service's namespace (normally secrets), read
+  // at each start of an instance: the clear value is never kept here nor shown.
+  std::map<std::string, std::string> env_secrets;
   std::string working_dir;
   std::string build;  // shell command; empty: none
   int instances = 1;

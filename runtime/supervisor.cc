@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "runtime/instance_id.h"
+#include "runtime/manifest.h"
 
 namespace micro::runtime {
 namespace {
@@ -213,6 +214,7 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
           fmt::format("service {} needs the container driver, which is not available: {}",
                       spec.name, containers_error_)));
     }
+    if (auto secrets = ResolveSecrets(spec); !secrets.ok()) return done(secrets.status());
     if (options_.fd_budget) {
       const uint64_t deployed = DeployedInstances();
       const uint64_t wanted = deployed + static_cast<uint64_t>(spec.instances);
@@ -247,6 +249,34 @@ void Supervisor::AddService(DeployedService deployed) {
 }
 
 // (Re)creates the instance slots and starts them, after the build if there is one.
+Result<Env> Supervisor::ResolveSecrets(const ServiceSpec& spec) const {
+  Env resolved;
+  for (const auto& [key, path] : spec.env_secrets) {
+    if (!options_.resolve_secret) {
+      return absl::FailedPreconditionError(
+          fmt::format("env.{} names the secret '{}', and this daemon reads no secrets", key, path));
+    }
+    auto value = options_.resolve_secret(spec.ns, path);
+    if (!value.ok()) {
+      return absl::FailedPreconditionError(fmt::format(
+          "env.{} names config '{}' in namespace '{}', which cannot be read: {}{}", key, path,
+          spec.ns, std::string(value.status().message()),
+          absl::IsNotFound(value.status())
+              ? fmt::format(" (set it with: micro config set {} '\"VALUE\"' --secret -n {})", path,
+                            spec.ns)
+              : ""));
+    }
+    if (value->size() > kMaxSecretValueBytes || value->find('\0') != std::string::npos) {
+      return absl::FailedPreconditionError(fmt::format(
+          "env.{}: config '{}' is {} bytes or holds a NUL; an environment value takes text up "
+          "to {} bytes",
+          key, path, value->size(), kMaxSecretValueBytes));
+    }
+    resolved.emplace(key, std::move(*value));
+  }
+  return resolved;
+}
+
 void Supervisor::Launch(const std::shared_ptr<Service>& service) {
   if (stopping_all_) return;
   ++service->generation;
@@ -353,6 +383,14 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
   if (options_.credentials) {
     for (auto& [k, v] : options_.credentials(spec.ns, spec.name)) request.env[k] = std::move(v);
   }
+  auto secrets = ResolveSecrets(spec);
+  if (!secrets.ok()) {
+    // Deleted or changed since the deploy: this start fails like an exec would, with backoff.
+    instance->view.error = std::string(secrets.status().message());
+    Note(service, instance->id, "cannot start: " + instance->view.error);
+    return RunFailed(service, instance, milliseconds(0));
+  }
+  for (auto& [k, v] : *secrets) request.env[k] = std::move(v);
   request.working_dir = spec.working_dir;
   request.image = spec.image;
   request.network_mode = spec.network_mode;
@@ -592,6 +630,7 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
           return done(absl::FailedPreconditionError("the container driver is not available: " +
                                                     containers_error_));
         }
+        if (auto secrets = ResolveSecrets(*spec); !secrets.ok()) return done(secrets.status());
         if (options_.fd_budget) {
           const uint64_t deployed = DeployedInstances();
           const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +

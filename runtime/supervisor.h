@@ -42,6 +42,11 @@ struct SupervisorOptions {
   // service account's credentials): never kept in the desired state. Must be quick (it runs
   // on the io_context thread). Null: none.
   std::function<Env(const std::string& ns, const std::string& name)> credentials;
+  // The value at config `path` in namespace `ns`, in clear, for a spec's env_secrets: asked at
+  // Create and Update (a missing one refuses the deploy) and at every start. Must be quick (it
+  // runs on the io_context thread). Null: services with env_secrets are refused.
+  std::function<Result<std::string>(const std::string& ns, const std::string& path)>
+      resolve_secret;
 };
 
 // The engine: makes what runs match the desired state. It starts each service's instances with
@@ -96,6 +101,8 @@ class Supervisor final : public Engine {
   void Remove(std::vector<std::shared_ptr<Service>> services, std::function<void(Status)> done);
   void AddService(DeployedService deployed);
   void Launch(const std::shared_ptr<Service>& service);
+  // The spec's env_secrets resolved; FAILED_PRECONDITION naming the variable if one cannot be.
+  Result<Env> ResolveSecrets(const ServiceSpec& spec) const;
   void Build(const std::shared_ptr<Service>& service);
   void StartInstance(const std::shared_ptr<Service>& service,
                      const std::shared_ptr<Instance>& instance);

@@ -218,6 +218,17 @@ void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
                           {"MICRO_AUTH_SECRET", auth->ServiceSecret(ns, name)}};
     };
   }
+  // env_secrets: a string gives its text, a number or true/false its JSON form.
+  runtime_options.resolve_secret = [settings = settings_.get()](
+                                       const std::string& ns,
+                                       const std::string& path) -> Result<std::string> {
+    auto text = settings->Get(ns, path, /*reveal_secrets=*/true);
+    if (!text.ok()) return text.status();
+    auto value = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (value.is_string()) return value.get<std::string>();
+    if (value.is_number() || value.is_boolean()) return value.dump();
+    return absl::InvalidArgumentError("it holds an object, an array or null; name one value");
+  };
   runtime_options.seed = static_cast<uint64_t>(clock_.UnixMillis());
   supervisor_ = std::make_unique<runtime::Supervisor>(io_, clock_, timers_, *desired_state_,
                                                       *process_driver_, container_driver_.get(),

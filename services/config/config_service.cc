@@ -18,17 +18,6 @@ Result<std::string> Namespace(const std::string& given, const CallContext& call)
   return given;
 }
 
-// Secrets in clear need the scope "secrets", or an admin of the namespace or of the daemon.
-Status CheckRevealSecrets(const CallContext& call) {
-  const CallIdentity& who = call.identity;
-  if (who.id.empty() || who.admin || who.ns_admin || who.HasScope("secrets")) {
-    return absl::OkStatus();
-  }
-  return absl::PermissionDeniedError("account '" + who.id +
-                                     "' may not read secrets in clear: that needs the scope "
-                                     "'secrets' (or an admin)");
-}
-
 }  // namespace
 
 grpc::ServerUnaryReactor* ConfigService::Get(grpc::CallbackServerContext* context,

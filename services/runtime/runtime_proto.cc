@@ -132,6 +132,7 @@ void CopyPlain(const v1::Service& service, const v1::CreateOptions& o, ServiceSp
   spec.command = o.command();
   spec.args.assign(o.args().begin(), o.args().end());
   spec.env.insert(o.env().begin(), o.env().end());
+  spec.env_secrets.insert(o.env_secrets().begin(), o.env_secrets().end());
   spec.working_dir = o.working_dir();
   spec.build = o.build();
   spec.instances = Or(o.instances(), spec.instances);
@@ -182,6 +183,7 @@ void SpecToProto(const ServiceSpec& spec, v1::Service* service, v1::CreateOption
   o.set_command(spec.command);
   for (const std::string& arg : spec.args) o.add_args(arg);
   o.mutable_env()->insert(spec.env.begin(), spec.env.end());
+  o.mutable_env_secrets()->insert(spec.env_secrets.begin(), spec.env_secrets.end());
   o.set_working_dir(spec.working_dir);
   o.set_build(spec.build);
   o.set_instances(spec.instances);

@@ -50,6 +50,16 @@ Result<std::string> Namespace(const CallContext& call) {
   return call.ns;
 }
 
+// A service given config secrets in its environment could print them: deploying one needs
+// the right to read them.
+Status CheckSecretsAllowed(const CallContext& call, const ServiceSpec& spec) {
+  if (spec.env_secrets.empty()) return absl::OkStatus();
+  Status s = CheckRevealSecrets(call);
+  if (s.ok()) return s;
+  return absl::PermissionDeniedError(std::string(s.message()) +
+                                     "; a service given env secrets could print them");
+}
+
 // Name and version of a Read/Delete/Update/Logs request; the version may be empty.
 Status CheckTarget(const std::string& name, const std::string& version, bool name_required) {
   if (name.empty()) {
@@ -96,10 +106,12 @@ void ViewToProto(const ServiceView& view, v1::Service* out) {
 grpc::ServerUnaryReactor* RuntimeService::Create(grpc::CallbackServerContext* context,
                                                  const v1::CreateRequest* request,
                                                  v1::CreateResponse* response) try {
-  auto ns = Namespace(contexts_.Get(context));
+  const CallContext call = contexts_.Get(context);
+  auto ns = Namespace(call);
   if (!ns.ok()) return FinishUnary(context, ns.status());
   auto spec = SpecFromProto(request->service(), request->options());
   if (!spec.ok()) return FinishUnary(context, spec.status());
+  if (Status s = CheckSecretsAllowed(call, *spec); !s.ok()) return FinishUnary(context, s);
   spec->ns = *ns;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto create = [this, reactor, response](ServiceSpec spec) {
@@ -151,7 +163,8 @@ grpc::ServerUnaryReactor* RuntimeService::Read(grpc::CallbackServerContext* cont
 grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* context,
                                                  const v1::UpdateRequest* request,
                                                  v1::UpdateResponse* response) try {
-  auto ns = Namespace(contexts_.Get(context));
+  const CallContext call = contexts_.Get(context);
+  auto ns = Namespace(call);
   if (!ns.ok()) return FinishUnary(context, ns.status());
   const v1::Service& service = request->service();
   const std::string version = service.version().empty() ? "latest" : service.version();
@@ -162,6 +175,7 @@ grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* co
   if (request->has_options()) {
     auto parsed = SpecFromProto(service, request->options());
     if (!parsed.ok()) return FinishUnary(context, parsed.status());
+    if (Status s = CheckSecretsAllowed(call, *parsed); !s.ok()) return FinishUnary(context, s);
     parsed->ns = *ns;
     spec = std::move(*parsed);
   }

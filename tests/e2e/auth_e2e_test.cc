@@ -110,6 +110,18 @@ TEST_CASE("accounts through the CLI: own namespace, default policy, and no secre
   ProgramResult deploy = alice({"run", "--name", "x", "--", "/bin/true"});
   CHECK(deploy.err.find("PERMISSION_DENIED") != std::string::npos);
   CHECK(alice({"auth", "list", "accounts"}).err.find("PERMISSION_DENIED") != std::string::npos);
+  // Allowed to deploy by a rule, she still may not hand a secret to a service (it could print
+  // it).
+  REQUIRE(daemon
+              .Cli({"auth", "create", "rule", "deployers", "-n", "team-a", "--resource",
+                    "service:runtime:*", "--access", "grant"})
+              .exit_code == 0);
+  ProgramResult leak =
+      alice({"run", "--name", "x", "--env-secret", "P=db.password", "--", "/bin/true"});
+  CHECK(leak.err.find("PERMISSION_DENIED") != std::string::npos);
+  CHECK(leak.err.find("env secrets") != std::string::npos);
+  CHECK(daemon.Cli({"status", "-n", "team-a", "-o", "json"}).out.find("\"x\"") ==
+        std::string::npos);
 
   // A rule of her namespace denies her writes; deleting her account logs her out.
   REQUIRE(daemon
@@ -177,6 +189,37 @@ TEST_CASE(
   REQUIRE(daemon.Cli({"kill", "writer"}).exit_code == 0);
   CHECK(daemon.Cli({"auth", "list", "accounts", "-o", "json"}).out.find("svc.writer") ==
         std::string::npos);
+}
+
+TEST_CASE("a manifest's env names a config secret: the instance gets it, nothing stores or shows it",
+          "[e2e][auth]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const std::string value = "pg-pass-7f3a9c1e";
+  REQUIRE(daemon.Cli({"config", "set", "db.password", "\"" + value + "\"", "--secret"})
+              .exit_code == 0);
+  // The service prints a digest of what it got, so that its log does not hold the value.
+  TempDir dir;
+  std::ofstream(dir.path() + "/micro.yaml")
+      << "name: reader\ncommand: /bin/sh\nargs: [-c, 'printf %s \"$DB_PASSWORD\" | sha256sum; "
+         "sleep 300']\nenv:\n  DB_PASSWORD: {secret: db.password}\n  PLAIN: shown\n";
+  ProgramResult missing = daemon.Cli(
+      {"run", "--name", "other", "--env-secret", "T=api.token", "--", "/bin/sleep", "300"});
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.err.find("api.token") != std::string::npos);
+  REQUIRE(daemon.Cli({"run", dir.path()}).exit_code == 0);
+  ProgramResult digest = RunProgram(
+      {"/bin/sh", "-c", "printf %s '" + value + "' | sha256sum"}, {});
+  REQUIRE(WaitFor(
+      [&] { return daemon.Cli({"logs", "reader"}).out.find(digest.out.substr(0, 64)) !=
+                   std::string::npos; },
+      std::chrono::seconds(30)));
+  const std::string status = daemon.Cli({"status", "reader", "-o", "json"}).out;
+  CHECK(status.find("db.password") != std::string::npos);  // the reference is shown
+  CHECK(status.find(value) == std::string::npos);
+  CHECK(AllCommandLines().find(value) == std::string::npos);
+  CHECK(FilesContaining(daemon.data_dir(), value).empty());
+  REQUIRE(daemon.Cli({"kill", "reader"}).exit_code == 0);
 }
 
 TEST_CASE("the CLI refreshes a login that is about to expire, by itself", "[e2e][auth]") {

@@ -25,6 +25,7 @@ using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using Signalled = FakeDriver::Signalled;
 using micro::testing::TempDir;
+using Catch::Matchers::Contains;
 
 // A desired state that logs every write and can hold writes until the test releases them.
 class GatedState final : public DesiredState {
@@ -98,6 +99,12 @@ struct Harness {
     options.logs_dir = logs.path();
     options.base_env = {{"PATH", "/usr/bin:/bin"}};
     options.seed = 7;
+    options.resolve_secret = [this](const std::string& ns,
+                                    const std::string& path) -> Result<std::string> {
+      auto it = secrets.find(ns + "/" + path);
+      if (it == secrets.end()) return absl::NotFoundError("no value at " + path);
+      return it->second;
+    };
     return options;
   }
 
@@ -139,6 +146,7 @@ struct Harness {
 
   // The io_context goes before the timers: handlers it destroys may hold the last reference to
   // an instance and its timers.
+  std::map<std::string, std::string> secrets;  // "ns/path" -> value, for env_secrets
   TempDir logs;
   FakeClock clock;
   FakeTimers timers{clock};
@@ -228,6 +236,58 @@ TEST_CASE("backoff shows in the status, and an update skips the wait", "[supervi
   REQUIRE(updated->ok());
   CHECK(h.driver.Starts(id) == 2);  // at once, no time passed
   CHECK(h.timers.pending() == 0);   // the backoff wait is gone
+}
+
+TEST_CASE("env secrets are read at every start, and one that cannot be read refuses the deploy",
+          "[supervisor][secrets]") {
+  Harness h;
+  ServiceSpec spec = Spec("db");
+  spec.env_secrets = {{"DB_PASSWORD", "db.password"}};
+  Result<ServiceView> refused = h.Create(spec);
+  CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(refused.status().message()),
+             Contains("env.DB_PASSWORD") && Contains("db.password") && Contains("config set"));
+  CHECK(h.state.durable().empty());
+
+  h.secrets["micro/db.password"] = "first-value";
+  REQUIRE(h.Create(spec).ok());
+  const std::string id = Id("db");
+  CHECK(h.driver.Request(id).env.at("DB_PASSWORD") == "first-value");
+  // The desired state keeps the path only.
+  const std::vector<DeployedService> durable = h.state.durable();
+  REQUIRE(durable.size() == 1);
+  CHECK(durable[0].spec.env_secrets.at("DB_PASSWORD") == "db.password");
+  CHECK(durable[0].spec.env.count("DB_PASSWORD") == 0);
+
+  // Changed: the next start reads the new value.
+  h.secrets["micro/db.password"] = "second-value";
+  h.driver.Launch(id);
+  h.driver.End(id, 1);
+  h.Settle();
+  h.Advance(100ms);
+  REQUIRE(h.driver.Starts(id) == 2);
+  CHECK(h.driver.Request(id).env.at("DB_PASSWORD") == "second-value");
+
+  // Deleted: the start fails with the reason and waits its backoff, nothing is launched.
+  h.secrets.clear();
+  h.driver.Launch(id);
+  h.driver.End(id, 1);
+  h.Settle();
+  h.Advance(200ms);
+  const InstanceView view = h.Instance("db");
+  CHECK(view.status == Phase::kBackoff);
+  CHECK_THAT(view.error, Contains("env.DB_PASSWORD") && Contains("db.password"));
+  CHECK(h.driver.Starts(id) == 2);
+
+  // An update to a spec naming a missing secret is refused and changes nothing.
+  ServiceSpec other = spec;
+  other.env_secrets = {{"TOKEN", "api.token"}};
+  std::optional<Result<ServiceView>> updated;
+  h.supervisor.Update("micro", "db", "latest", other,
+                      [&](Result<ServiceView> v) { updated = std::move(v); });
+  REQUIRE(h.RunUntil([&] { return updated.has_value(); }));
+  CHECK(updated->status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(h.state.durable()[0].spec.env_secrets.count("TOKEN") == 0);
 }
 
 ServiceSpec Probed(const std::string& name) {
@@ -440,6 +500,7 @@ TEST_CASE("a failed write is the answer and changes nothing", "[supervisor][stat
       return std::vector<DeployedService>{};
     }
   } failing;
+  std::map<std::string, std::string> secrets;  // "ns/path" -> value, for env_secrets
   TempDir logs;
   FakeClock clock;
   FakeTimers timers{clock};

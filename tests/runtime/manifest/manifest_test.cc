@@ -44,6 +44,7 @@ ServiceSpec FullSpec() {
   spec.command = "./server";
   spec.args = {"--port", "8080"};
   spec.env = {{"LOG_LEVEL", "debug"}, {"EMPTY", ""}};
+  spec.env_secrets = {{"DB_PASSWORD", "db.password"}};
   spec.working_dir = "/srv/hello";
   spec.build = "make server";
   spec.instances = 3;
@@ -75,6 +76,7 @@ void CheckSame(const ServiceSpec& a, const ServiceSpec& b) {
   CHECK(a.command == b.command);
   CHECK(a.args == b.args);
   CHECK(a.env == b.env);
+  CHECK(a.env_secrets == b.env_secrets);
   CHECK(a.working_dir == b.working_dir);
   CHECK(a.build == b.build);
   CHECK(a.instances == b.instances);
@@ -129,6 +131,7 @@ build: make server
 env:
   LOG_LEVEL: debug
   EMPTY: ""
+  DB_PASSWORD: {secret: db.password}
 working_dir: /srv/hello
 instances: 3
 restart: on-failure
@@ -222,6 +225,8 @@ TEST_CASE("values of the wrong type or form name the field and line", "[manifest
   CHECK_THAT(message("args: --verbose\n"), Contains("args: must be a list"));
   CHECK_THAT(message("env: [A]\n"), Contains("env: must be a mapping"));
   CHECK_THAT(message("env: {A: {b: c}}\n"), Contains("env.A: must be a single value"));
+  CHECK_THAT(message("env: {A: {secret: [a, b]}}\n"), Contains("or {secret: config.path}"));
+  CHECK_THAT(message("env: {A: {secret: a, b: c}}\n"), Contains("env.A: must be"));
   CHECK_THAT(message("grace_period: 1500ms\n"), Contains("grace_period: must be whole seconds"));
   CHECK_THAT(message("health_check: {interval: 1s}\n"), Contains("health_check: has no 'type'"));
   CHECK_THAT(message("instances:\n"), Contains("instances: has no value"));
@@ -263,8 +268,8 @@ TEST_CASE("ValidateSpec accepts the full spec and names the field of each bad va
 
 TEST_CASE("ValidateSpec refuses reserved, malformed and too many environment variables",
           "[manifest]") {
-  for (const char* key :
-       {"MICRO_SERVICE_ADDRESS", "MICRO_SERVER_ADDRESS", "MICRO_NAMESPACE", "MICRO_INSTANCE_ID"}) {
+  for (const char* key : {"MICRO_SERVICE_ADDRESS", "MICRO_SERVER_ADDRESS", "MICRO_NAMESPACE",
+                          "MICRO_INSTANCE_ID", "MICRO_AUTH_SECRET"}) {
     CHECK_THAT(Invalid([&](auto& s) { s.env[key] = "x"; }), Contains("is reserved"));
   }
   CHECK(Invalid([](auto& s) { s.env["MICRO_ADDRESS"] = "x"; }).empty());
@@ -272,9 +277,21 @@ TEST_CASE("ValidateSpec refuses reserved, malformed and too many environment var
   CHECK_THAT(Invalid([](auto& s) { s.env["A-B"] = "x"; }), Contains("env key 'A-B'"));
   CHECK_THAT(Invalid([](auto& s) {
                s.env.clear();
+               s.env_secrets.clear();
                for (int i = 0; i < 257; ++i) s.env["K" + std::to_string(i)] = "v";
              }),
              Contains("env has 257 entries; the limit is 256"));
+  CHECK_THAT(Invalid([](auto& s) { s.env_secrets["MICRO_AUTH_SECRET"] = "a"; }),
+             Contains("is reserved"));
+  CHECK_THAT(Invalid([](auto& s) {
+               s.env["A"] = "x";
+               s.env_secrets["A"] = "a";
+             }),
+             Contains("env.A is both a value and a secret"));
+  for (const std::string path : {std::string(), std::string(".a"), std::string("a."),
+                                 std::string(257, 'a')}) {
+    CHECK_THAT(Invalid([&](auto& s) { s.env_secrets["A"] = path; }), Contains("is not a config path"));
+  }
   CHECK_THAT(Invalid([](auto& s) { s.args.assign(1025, "a"); }), Contains("args has 1025"));
   CHECK_THAT(Invalid([](auto& s) { s.args.assign(2, std::string(70 << 10, 'a')); }),
              Contains("the limit is 131072"));
