@@ -19,6 +19,9 @@ std::vector<FlagSpec> ClientFlags() {
       {"namespace", 'n', "NS", "namespace (env MICRO_NAMESPACE; default micro)"},
       {"output", 'o', "FORMAT", "table or json (env MICRO_OUTPUT; default table)"},
       {"timeout", 0, "SECONDS", "give up after this long (default 10)"},
+      {"tls-ca", 0, "FILE",
+       "verify the daemon's TLS certificate against this CA (env MICRO_TLS_CA; micro login "
+       "keeps it for the address)"},
   };
 }
 
@@ -60,7 +63,12 @@ Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxResponseBytes);
-  return grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  if (!options.tls) {
+    return grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls_ca_pem;
+  return grpc::CreateCustomChannel(options.address, grpc::SslCredentials(ssl), args);
 }
 
 void Prepare(grpc::ClientContext& context, const ClientOptions& options) {
@@ -73,11 +81,26 @@ void Prepare(grpc::ClientContext& context, const ClientOptions& options) {
 int ReportError(const grpc::Status& status, const ClientOptions& options) {
   const std::string code =
       absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+  const std::string& message = status.error_message();
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && options.tls &&
+      (message.find("andshake") != std::string::npos ||
+       message.find("ertificate") != std::string::npos)) {
+    std::cerr << "error: " << code << ": the TLS handshake with " << options.address
+              << " failed; the daemon's certificate does not verify against "
+              << (options.tls_ca_pem.empty() ? "the system's CAs" : "the CA in use")
+              << " (pass its CA with --tls-ca or MICRO_TLS_CA), or it does not serve TLS ("
+              << message << ")\n";
+    return 1;
+  }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      status.error_message().find("connect") != std::string::npos) {
+      message.find("connect") != std::string::npos) {
     std::cerr << "error: " << code << ": no micro server answered at " << options.address
               << "; start one with 'micro server', or point --address / MICRO_ADDRESS at a "
-                 "running one\n";
+                 "running one"
+              << (options.tls ? ""
+                              : " (a daemon serving TLS needs --tls-ca FILE, its data dir's "
+                                "tls/ca.pem, or 'micro login --admin' on its machine)")
+              << "\n";
     return 1;
   }
   std::cerr << "error: " << code << ": " << status.error_message() << "\n";
@@ -114,6 +137,10 @@ int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& ar
   auto options = ResolveClientOptions(flags, env);
   if (!options.ok()) {
     std::cerr << "error: " << options.status().message() << "\n";
+    return 2;
+  }
+  if (Status s = ResolveTls(&*options, flags, env); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
     return 2;
   }
   if (Status s = AttachToken(&*options, env); !s.ok()) {

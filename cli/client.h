@@ -23,9 +23,14 @@ struct ClientOptions {
   Output output = Output::kTable;
   int64_t timeout_seconds = 10;
   std::string token;  // the access token sent with every call (see credentials.h)
+  // TLS: on with a CA (--tls-ca, MICRO_TLS_CA, or the one `micro login` kept for the address),
+  // and for a non-loopback address (then the system's CAs unless one is given).
+  bool tls = false;
+  std::string tls_ca_pem;  // empty: the system's CAs
 };
 
-// The flags every client command takes (--address, --namespace, --output, --timeout).
+// The flags every client command takes (--address, --namespace, --output, --timeout,
+// --tls-ca).
 std::vector<FlagSpec> ClientFlags();
 
 // Flag > environment (MICRO_ADDRESS, MICRO_NAMESPACE, MICRO_OUTPUT) > default.

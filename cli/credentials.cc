@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "micro/auth/v1/auth.grpc.pb.h"
+#include "core/address.h"
 #include "services/auth/rocksdb_auth.h"
 
 namespace micro::cli {
@@ -30,15 +31,59 @@ std::string Home(const std::map<std::string, std::string>& env) {
   return it != env.end() && !it->second.empty() ? it->second : "/root";
 }
 
-}  // namespace
-
-std::string CredentialsPath(const std::map<std::string, std::string>& env,
-                            const std::string& address) {
+// `address` as a file name.
+std::string FileName(const std::string& address) {
   std::string name = address;
   for (char& c : name) {
     if (c == ':' || c == '/' || c == '[' || c == ']') c = '_';
   }
-  return Home(env) + "/.micro/tokens/" + name + ".json";
+  return name;
+}
+
+Result<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+std::string CredentialsPath(const std::map<std::string, std::string>& env,
+                            const std::string& address) {
+  return Home(env) + "/.micro/tokens/" + FileName(address) + ".json";
+}
+
+std::string CaPath(const std::map<std::string, std::string>& env, const std::string& address) {
+  return Home(env) + "/.micro/ca/" + FileName(address) + ".pem";
+}
+
+Status ResolveTls(ClientOptions* options, const ParsedArgs& flags,
+                  const std::map<std::string, std::string>& env) {
+  std::string file;
+  if (flags.Has("tls-ca")) {
+    file = flags.Get("tls-ca");
+  } else if (auto it = env.find("MICRO_TLS_CA"); it != env.end() && !it->second.empty()) {
+    file = it->second;
+  }
+  if (!file.empty()) {
+    auto pem = ReadText(file);
+    if (!pem.ok() || pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return absl::InvalidArgumentError("--tls-ca / MICRO_TLS_CA: " + file +
+                                        " is not a readable PEM certificate");
+    }
+    options->tls = true;
+    options->tls_ca_pem = *pem;
+    return absl::OkStatus();
+  }
+  if (auto kept = ReadText(CaPath(env, options->address)); kept.ok()) {
+    options->tls = true;
+    options->tls_ca_pem = *kept;
+    return absl::OkStatus();
+  }
+  options->tls = !IsLoopbackAddress(options->address);
+  return absl::OkStatus();
 }
 
 Result<Credentials> LoadCredentials(const std::string& path) {

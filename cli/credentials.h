@@ -23,6 +23,16 @@ std::string CredentialsPath(const std::map<std::string, std::string>& env,
 [[nodiscard]] Result<Credentials> LoadCredentials(const std::string& path);
 [[nodiscard]] Status SaveCredentials(const std::string& path, const Credentials& credentials);
 
+// Where `micro login` keeps the CA it verified `address` with: $HOME/.micro/ca/<address>.pem.
+// Logging out keeps it.
+std::string CaPath(const std::map<std::string, std::string>& env, const std::string& address);
+
+// TLS of options->address: the CA of --tls-ca or MICRO_TLS_CA (INVALID_ARGUMENT if unreadable),
+// else the one kept by `micro login`, else none; TLS is on with a CA or for a non-loopback
+// address.
+[[nodiscard]] Status ResolveTls(ClientOptions* options, const ParsedArgs& flags,
+                                const std::map<std::string, std::string>& env);
+
 // The access token for `options.address` into options->token: MICRO_TOKEN if set, else the
 // stored one, refreshed first (and stored again) when it expires within a minute. No stored
 // token leaves it empty (the daemon then says how to log in); a stored login the daemon refuses

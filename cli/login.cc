@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/credentials.h"
 #include "micro/auth/v1/auth.grpc.pb.h"
+#include "services/auth/rocksdb_auth.h"
 
 namespace micro::cli {
 namespace {
@@ -72,6 +74,16 @@ int Login(const ParsedArgs& args, const ClientOptions& options_in) {
     request.set_id("admin");
     request.set_secret(Trim(text.str()));
     ns = "micro";
+    // On the daemon's machine its automatic CA is at hand: trust it unless told otherwise.
+    if (!args.Has("tls-ca") && args_env_->count("MICRO_TLS_CA") == 0) {
+      std::ifstream ca(DataDir(args, *args_env_) + "/tls/ca.pem");
+      if (ca) {
+        std::stringstream pem;
+        pem << ca.rdbuf();
+        options.tls = true;
+        options.tls_ca_pem = pem.str();
+      }
+    }
   } else {
     if (args.positionals.empty()) {
       std::cerr << "error: missing ID (or --admin); see 'micro login --help'\n";
@@ -111,6 +123,16 @@ int Login(const ParsedArgs& args, const ClientOptions& options_in) {
   if (Status s = SaveCredentials(path, credentials); !s.ok()) {
     std::cerr << "error: " << s.message() << "\n";
     return 1;
+  }
+  // The CA this login verified the daemon with serves the later commands too.
+  if (!options.tls_ca_pem.empty()) {
+    const std::string ca_path = CaPath(*args_env_, options.address);
+    std::error_code ec;
+    std::filesystem::create_directories(ca_path.substr(0, ca_path.rfind('/')), ec);
+    if (Status s = auth::WriteSecretFile(ca_path, options.tls_ca_pem); !s.ok()) {
+      std::cerr << "error: " << s.message() << "\n";
+      return 1;
+    }
   }
   if (options.output == Output::kJson) {
     std::cout << "{\"account\": \"" << request.id() << "\", \"namespace\": \"" << ns

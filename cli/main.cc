@@ -1,4 +1,6 @@
 // The `micro` binary: `micro server` runs the daemon; every other command is a gRPC client.
+#include <grpc/support/log.h>
+
 #include <iostream>
 #include <map>
 #include <string>
@@ -66,6 +68,9 @@ int main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version") args[0] = "version";
+  // A client command reports gRPC's errors through the call's status, in its own words; gRPC's
+  // log lines (a failed TLS handshake) would only repeat them. The daemon logs them itself.
+  if (args[0] != "server") gpr_set_log_function([](gpr_log_func_args*) {});
   for (const Command& c : kCommands) {
     if (args[0] == c.name) {
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()), Environment());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 
@@ -34,13 +35,28 @@ Result<bool> ParseBool(const std::string& value) {
   return absl::InvalidArgumentError(fmt::format("'{}' is not true or false", value));
 }
 
-// Refuses a non-loopback listen address unless the operator accepted the risk.
-Status CheckExposure(const DaemonConfig& config) {
-  if (config.insecure || IsLoopbackAddress(config.address)) return absl::OkStatus();
+// TLS as the layers asked for it; a non-loopback address without it needs --insecure.
+Status ResolveTls(DaemonConfig& config) {
+  TlsConfig& tls = config.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "give both --tls-cert and --tls-key (config keys tls.cert_file and tls.key_file), or "
+        "neither");
+  }
+  if (!tls.cert_file.empty() && config.tls_auto_given.value_or(false)) {
+    return absl::InvalidArgumentError(
+        "--tls-auto and --tls-cert exclude each other: the certificate is either made by the "
+        "daemon or given");
+  }
+  const bool exposed = !IsLoopbackAddress(config.address);
+  tls.automatic = tls.cert_file.empty() &&
+                  config.tls_auto_given.value_or(exposed && !config.insecure);
+  if (!exposed || config.insecure || tls.enabled()) return absl::OkStatus();
   return absl::InvalidArgumentError(fmt::format(
-      "address '{}' is not a loopback address, and the daemon does not serve TLS yet: secrets "
-      "and access tokens would cross the network in clear. Listen on 127.0.0.1 (the default), "
-      "or accept the risk with --insecure (env MICRO_INSECURE=true, config key insecure: true)",
+      "address '{}' is not a loopback address, and TLS is off: secrets and access tokens would "
+      "cross the network in clear. Serve TLS (--tls-auto, or --tls-cert and --tls-key), listen "
+      "on 127.0.0.1 (the default), or accept the risk with --insecure (env MICRO_INSECURE=true, "
+      "config key insecure: true)",
       config.address));
 }
 
@@ -62,11 +78,48 @@ const std::vector<Key>& Keys() {
          return CheckListenAddress(v);
        }},
       {"insecure", "MICRO_INSECURE", "insecure", "",
-       "allow a non-loopback address although tokens then cross the network without TLS",
+       "allow a non-loopback address without TLS (tokens then cross the network in clear)",
        [](DaemonConfig& c, const std::string& v) {
          auto on = ParseBool(v);
          if (!on.ok()) return on.status();
          c.insecure = *on;
+         return absl::OkStatus();
+       }},
+      {"tls.auto", "MICRO_TLS_AUTO", "tls-auto", "BOOL",
+       "serve TLS with a CA and certificate made in <data dir>/tls (default: on for a "
+       "non-loopback address, else off)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto on = ParseBool(v);
+         if (!on.ok()) return on.status();
+         c.tls_auto_given = *on;
+         return absl::OkStatus();
+       }},
+      {"tls.cert_file", "MICRO_TLS_CERT", "tls-cert", "FILE",
+       "serve TLS with this certificate (PEM, with its chain)",
+       [](DaemonConfig& c, const std::string& v) {
+         c.tls.cert_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls.key_file", "MICRO_TLS_KEY", "tls-key", "FILE",
+       "the private key of --tls-cert (PEM, unencrypted)",
+       [](DaemonConfig& c, const std::string& v) {
+         c.tls.key_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls.hosts", "MICRO_TLS_HOSTS", "tls-hosts", "NAMES",
+       "comma-separated extra host names or addresses for the automatic certificate",
+       [](DaemonConfig& c, const std::string& v) {
+         c.tls.hosts.clear();
+         size_t start = 0;
+         while (start <= v.size()) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           std::string host = v.substr(start, comma - start);
+           if (host.find_first_of(" \t/") != std::string::npos) {
+             return absl::InvalidArgumentError(fmt::format("'{}' is not a host name", host));
+           }
+           if (!host.empty()) c.tls.hosts.push_back(host);
+           start = comma + 1;
+         }
          return absl::OkStatus();
        }},
       {"auth.enabled", "MICRO_AUTH_ENABLED", "auth-enabled", "BOOL",
@@ -429,30 +482,18 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
       }
     }
   }
-  if (Status s = CheckExposure(config); !s.ok()) return s;
+  if (Status s = ResolveTls(config); !s.ok()) return s;
   config.data_dir = ResolvePath(config.data_dir, home);
+  if (!config.tls.cert_file.empty()) {
+    config.tls.cert_file = ResolvePath(config.tls.cert_file, home);
+    config.tls.key_file = ResolvePath(config.tls.key_file, home);
+  }
   config.store.snapshot_dir = config.store.snapshot_dir.empty()
                                   ? config.data_dir + "/snapshots"
                                   : ResolvePath(config.store.snapshot_dir, home);
   return config;
 }
 
-bool IsLoopbackAddress(const std::string& address) {
-  const std::string host = address.substr(0, address.rfind(':'));
-  if (host == "localhost" || host == "[::1]") return true;
-  // 127.0.0.0/8: four dotted decimal parts, the first 127.
-  if (host.rfind("127.", 0) != 0) return false;
-  int parts = 2;  // "127" and the part after its dot
-  for (size_t i = 4; i < host.size(); ++i) {
-    if (host[i] == '.') {
-      if (host[i - 1] == '.') return false;
-      ++parts;
-    } else if (host[i] < '0' || host[i] > '9') {
-      return false;
-    }
-  }
-  return parts == 4 && host.back() != '.';
-}
 
 Status CheckListenAddress(const std::string& address) {
   const auto bad = [&](const char* why) {

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/address.h"
 #include "core/flags.h"
 #include "core/logging.h"
 #include "core/status.h"
@@ -21,11 +23,24 @@
 namespace micro::server {
 
 // Everything `micro server` can be told. docs/configuration.md documents every key.
+// How the daemon serves TLS (docs/security.md). Off on a loopback address unless asked for;
+// a non-loopback address gets the automatic mode unless --insecure or a certificate is given.
+struct TlsConfig {
+  std::string cert_file;  // the operator's certificate (chain), PEM; with key_file
+  std::string key_file;
+  // A CA and a server certificate made in <data dir>/tls. Resolved by LoadDaemonConfig.
+  bool automatic = false;
+  std::vector<std::string> hosts;  // extra names in the automatic certificate
+  bool enabled() const { return automatic || !cert_file.empty(); }
+};
+
 struct DaemonConfig {
   std::string address = "127.0.0.1:8081";
-  // Allows a non-loopback `address`. Until the daemon serves TLS, secrets and tokens would cross
-  // the network in clear, so it is off by default.
+  // Allows a non-loopback `address` without TLS: secrets and tokens then cross the network in
+  // clear, so it is off by default.
   bool insecure = false;
+  TlsConfig tls;
+  std::optional<bool> tls_auto_given;  // tls.auto as the layers said, before resolving
   std::string data_dir;  // default: $HOME/.micro
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::kText;
@@ -59,7 +74,5 @@ std::vector<FlagSpec> DaemonFlags();
 // Splits "host:port" (host may be [IPv6]); port 0..65535. INVALID_ARGUMENT otherwise.
 [[nodiscard]] Status CheckListenAddress(const std::string& address);
 
-// Whether the host of a valid HOST:PORT is a loopback address: 127.0.0.0/8, [::1] or localhost.
-bool IsLoopbackAddress(const std::string& address);
 
 }  // namespace micro::server

@@ -54,8 +54,6 @@ constexpr std::chrono::seconds kStoreSweepInterval{1};
 // How long the shutdown still waits after the second SIGINT/SIGTERM before the daemon exits.
 constexpr std::chrono::seconds kHardStopAfterSecondSignal{5};
 
-std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
-
 // Names this data dir's supervisor: its processes and containers carry it, which is how a
 // restarted daemon finds what its predecessor left running.
 std::string SupervisorId(const std::string& data_dir) {
@@ -105,6 +103,7 @@ Status Daemon::Open(Clock::TimePoint launched) {
                fd_budget.limit, fd_budget.reserved, fd_budget.instances);
   if (Status s = OpenStorage(); !s.ok()) return s;
   if (Status s = MakeServices(); !s.ok()) return s;
+  if (Status s = PrepareTls(); !s.ok()) return s;
   MakeRuntime(fd_budget);
   if (Status s = Serve(); !s.ok()) return s;
   return Announce(launched);
@@ -191,6 +190,19 @@ Status Daemon::MakeServices() {
   return absl::OkStatus();
 }
 
+// The certificate the server presents: the operator's, or the automatic one (docs/security.md).
+Status Daemon::PrepareTls() {
+  if (!config_.tls.enabled()) return absl::OkStatus();
+  auto identity =
+      config_.tls.automatic
+          ? AutomaticTls(data_dir_->path() + "/tls",
+                         CertificateHosts(config_.address, config_.tls.hosts))
+          : LoadTlsFiles(config_.tls.cert_file, config_.tls.key_file);
+  if (!identity.ok()) return identity.status();
+  tls_ = std::move(*identity);
+  return absl::OkStatus();
+}
+
 // The drivers (the container one only if its engine answers), the supervisor and its service.
 void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
   const std::string supervisor_id = SupervisorId(data_dir_->path());
@@ -210,12 +222,19 @@ void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
       std::make_shared<runtime::OpenFileBudget>(fd_budget.open_log_files);
   runtime_options.logs_dir = data_dir_->path() + "/logs";
   runtime_options.base_env = InheritedEnv();
-  if (config_.auth_enabled) {
-    // Each instance logs in as its service's account with these (docs/auth.md).
-    runtime_options.credentials = [auth = auth_.get()](const std::string& ns,
-                                                       const std::string& name) {
-      return runtime::Env{{"MICRO_AUTH_ID", auth::RocksDbAuth::ServiceAccountId(name)},
-                          {"MICRO_AUTH_SECRET", auth->ServiceSecret(ns, name)}};
+  // Each instance logs in as its service's account with these (docs/auth.md), and verifies
+  // the daemon against the automatic CA.
+  const std::string ca_file = tls_ ? tls_->ca_file : "";
+  if (config_.auth_enabled || !ca_file.empty()) {
+    runtime_options.credentials = [auth = config_.auth_enabled ? auth_.get() : nullptr, ca_file](
+                                      const std::string& ns, const std::string& name) {
+      runtime::Env env;
+      if (auth != nullptr) {
+        env["MICRO_AUTH_ID"] = auth::RocksDbAuth::ServiceAccountId(name);
+        env["MICRO_AUTH_SECRET"] = auth->ServiceSecret(ns, name);
+      }
+      if (!ca_file.empty()) env["MICRO_TLS_CA"] = ca_file;
+      return env;
     };
   }
   // env_secrets: a string gives its text, a number or true/false its JSON form.
@@ -264,7 +283,13 @@ Status Daemon::Serve() {
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon share our port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
-  builder.AddListeningPort(config_.address, grpc::InsecureServerCredentials(), &port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls_) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({tls_->private_key_pem, tls_->cert_chain_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(config_.address, credentials, &port);
   builder.RegisterService(registry_service_.get());
   builder.RegisterService(store_service_.get());
   builder.RegisterService(config_service_.get());
@@ -305,6 +330,8 @@ Status Daemon::Announce(Clock::TimePoint launched) {
       {Version(), static_cast<int>(::getpid()), started, grpc_address_, data_dir_->path()});
   nlohmann::json info = {{"pid", ::getpid()},
                          {"grpc_address", grpc_address_},
+                         {"tls", tls_.has_value()},
+                         {"tls_ca_file", tls_ ? tls_->ca_file : ""},
                          {"version", Version()},
                          {"data_dir", data_dir_->path()},
                          {"started_unix_ms", started}};
@@ -325,10 +352,13 @@ Status Daemon::Announce(Clock::TimePoint launched) {
       std::chrono::steady_clock::now() - launched);
   spdlog::info("micro server {} serving gRPC on {} (data dir {}) after {} ms", Version(),
                grpc_address_, data_dir_->path(), elapsed.count());
-  if (!IsLoopbackAddress(config_.address)) {
+  if (tls_) {
+    spdlog::info("TLS: {}", tls_->ca_file.empty()
+                                ? "with the certificate " + config_.tls.cert_file
+                                : "automatic; clients verify against " + tls_->ca_file);
+  } else if (!IsLoopbackAddress(config_.address)) {
     spdlog::warn(
-        "--insecure: serving on {} without authentication; anyone who reaches it can "
-        "run commands as this user",
+        "--insecure: serving on {} without TLS; tokens and secrets cross the network in clear",
         grpc_address_);
   }
   return absl::OkStatus();

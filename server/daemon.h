@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "runtime/process_driver.h"
 #include "runtime/supervisor.h"
 #include "server/config.h"
+#include "server/tls.h"
 #include "server/data_dir.h"
 #include "server/server_info_service.h"
 #include "services/auth/auth_guard.h"
@@ -65,6 +67,7 @@ class Daemon {
   [[nodiscard]] Status Open(Clock::TimePoint launched);
   [[nodiscard]] Status OpenStorage();
   [[nodiscard]] Status MakeServices();
+  [[nodiscard]] Status PrepareTls();
   void MakeRuntime(const runtime::FdBudget& fd_budget);
   void EnsureServiceAccounts();
   [[nodiscard]] Status Serve();
@@ -97,6 +100,7 @@ class Daemon {
   std::unique_ptr<ServerInfoService> info_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;
+  std::optional<TlsIdentity> tls_;  // what the server presents, when it serves TLS
 
   boost::asio::io_context io_;
   runtime::AsioTimers timers_{io_};  // the supervisor's, on io_

@@ -108,17 +108,28 @@ TEST_CASE("bad addresses are refused at start-up", "[config]") {
   }
 }
 
-TEST_CASE("a non-loopback address is refused unless --insecure accepts the risk", "[config]") {
+TEST_CASE("a non-loopback address serves TLS, or needs --insecure to go without", "[config]") {
   for (const char* exposed : {"0.0.0.0:8081", "10.0.0.1:8081", "[::]:8081", "example.com:80",
                               "127.0.0:80", "127.0.0.1.5:80", "127.evil.com:80", "[::2]:80"}) {
     INFO(exposed);
-    auto refused = LoadDaemonConfig(Flags({"--address", exposed}), {});
+    auto automatic = LoadDaemonConfig(Flags({"--address", exposed}), {});
+    REQUIRE(automatic.ok());
+    CHECK(automatic->tls.automatic);
+    auto refused = LoadDaemonConfig(Flags({"--address", exposed, "--tls-auto", "false"}), {});
     REQUIRE(refused.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(Message(refused.status()).find("not a loopback address") != std::string::npos);
     CHECK(Message(refused.status()).find("--insecure") != std::string::npos);
-    CHECK(LoadDaemonConfig(Flags({"--address", exposed, "--insecure"}), {}).ok());
+    auto insecure = LoadDaemonConfig(Flags({"--address", exposed, "--insecure"}), {});
+    REQUIRE(insecure.ok());
+    CHECK_FALSE(insecure->tls.enabled());
     CHECK(LoadDaemonConfig(Flags({"--address", exposed}), {{"MICRO_INSECURE", "true"}}).ok());
   }
+  auto loopback = LoadDaemonConfig(ParsedArgs(), {});
+  REQUIRE(loopback.ok());
+  CHECK_FALSE(loopback->tls.enabled());
+  auto asked = LoadDaemonConfig(Flags({"--tls-auto", "true"}), {});
+  REQUIRE(asked.ok());
+  CHECK(asked->tls.automatic);
   testing::TempDir dir;
   auto from_file = LoadDaemonConfig(
       Flags({"--config", WriteFile(dir, "address: 0.0.0.0:1\ninsecure: true\n")}), {});
@@ -126,6 +137,27 @@ TEST_CASE("a non-loopback address is refused unless --insecure accepts the risk"
   auto not_bool =
       LoadDaemonConfig(Flags({"--address", "0.0.0.0:1"}), {{"MICRO_INSECURE", "maybe"}});
   CHECK(not_bool.status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("an operator's certificate needs its key, and excludes the automatic mode", "[config]") {
+  auto given = LoadDaemonConfig(
+      Flags({"--address", "0.0.0.0:1", "--tls-cert", "/etc/c.pem", "--tls-key", "/etc/k.pem"}),
+      {});
+  REQUIRE(given.ok());
+  CHECK(given->tls.enabled());
+  CHECK_FALSE(given->tls.automatic);
+  CHECK(given->tls.cert_file == "/etc/c.pem");
+  auto half = LoadDaemonConfig(Flags({"--tls-cert", "/etc/c.pem"}), {});
+  CHECK(Message(half.status()).find("give both --tls-cert and --tls-key") != std::string::npos);
+  auto both = LoadDaemonConfig(
+      Flags({"--tls-cert", "/c", "--tls-key", "/k"}), {{"MICRO_TLS_AUTO", "true"}});
+  CHECK(Message(both.status()).find("exclude each other") != std::string::npos);
+  testing::TempDir dir;
+  auto hosts = LoadDaemonConfig(
+      Flags({"--config", WriteFile(dir, "tls:\n  auto: true\n  hosts: a.example,10.1.2.3\n")}),
+      {});
+  REQUIRE(hosts.ok());
+  CHECK(hosts->tls.hosts == std::vector<std::string>{"a.example", "10.1.2.3"});
 }
 
 TEST_CASE("a missing or malformed config file is an error", "[config]") {

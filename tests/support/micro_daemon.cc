@@ -85,6 +85,7 @@ MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   for (size_t i = 0; i + 1 < extra_args.size(); ++i) {
     if (extra_args[i] == "--data-dir") data_dir_ = extra_args[i + 1];
+    if (extra_args[i] == "--auth-enabled" && extra_args[i + 1] == "false") auth_ = false;
   }
   // A daemon killed earlier in this data dir left its server.json: never read its address.
   std::remove((data_dir_ + "/server.json").c_str());
@@ -112,10 +113,9 @@ bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
 }
 
 // Logs the CLI in (tokens under home_) and keeps an admin token for Channel. A daemon started
-// with auth disabled has no admin.secret to read: then neither is needed.
+// with auth disabled needs neither.
 bool MicroDaemon::LogIn() {
-  std::ifstream secret(data_dir_ + "/admin.secret");
-  if (!secret) return true;
+  if (!auth_) return true;
   ProgramResult login = RunProgram({MicroBinary(), "login", "--admin", "--ttl", "86400",
                                     "--data-dir", data_dir_, "--address", address_},
                                    CliEnv(), std::chrono::seconds(60));

@@ -61,6 +61,7 @@ class MicroDaemon {
 
   TempDir dir_;
   std::string data_dir_;
+  bool auth_ = true;  // false when started with --auth-enabled false
   std::string home_;
   std::string address_;
   std::string token_;
