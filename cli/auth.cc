@@ -1,5 +1,9 @@
 // `micro auth`: accounts and rules (micro.auth.v1 Accounts, Rules, Auth.Generate).
+#include <signal.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <sstream>
 
@@ -203,10 +207,12 @@ int DeleteCommand(const std::vector<std::string>& args, const Env& env) {
 int RotateKeysCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro auth rotate-keys [flags]",
-      "Puts a new signing key in <data dir>/auth/signing_keys for a daemon that is stopped; the\n"
-      "next start signs access tokens with it. The previous key stays, so the tokens it signed\n"
-      "keep working until they expire (at most 24 hours): nobody is logged out. Rotating twice\n"
-      "within a day ends the tokens of the key before.",
+      "Puts a new signing key first in <data dir>/auth/signing_keys. A daemon running on that\n"
+      "data dir is told to reload it (SIGHUP) and signs new access tokens with it at once; a\n"
+      "stopped one from its next start. The previous key stays, so the tokens it signed keep\n"
+      "working until they expire (at most 24 hours): nobody is logged out. Rotating twice\n"
+      "within a day ends the tokens of the key before. Run it on the daemon's machine, as its\n"
+      "user.",
       {{"data-dir", 0, "DIR", "the daemon's data dir (default MICRO_HOME, ~/.micro)"},
        {"config", 0, "FILE", "the daemon's configuration file"}},
       0};
@@ -217,14 +223,31 @@ int RotateKeysCommand(const std::vector<std::string>& args, const Env& env) {
     std::cerr << "error: " << config.status().message() << "\n";
     return 2;
   }
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  // A running daemon holds the data dir's lock: rotate beside it, then tell it to reload.
+  if (const int pid = server::DataDir::LockHolder(config->data_dir); pid > 0) {
+    auto kid = micro::auth::RotateSigningKeys(config->data_dir + "/auth", now);
+    if (!kid.ok()) {
+      std::cerr << "error: " << kid.status().message() << "\n";
+      return 1;
+    }
+    if (::kill(pid, SIGHUP) != 0) {
+      std::cerr << "error: new signing key " << *kid << " written, but the daemon (pid " << pid
+                << ") cannot be told to reload it: " << std::strerror(errno)
+                << "; it uses the key from its next start\n";
+      return 1;
+    }
+    std::cout << "new signing key " << *kid << "; the running daemon (pid " << pid
+              << ") signs with it from now on\n";
+    return 0;
+  }
   auto data_dir = server::DataDir::Open(config->data_dir);
   if (!data_dir.ok()) {
     std::cerr << "error: " << data_dir.status().message() << "\n";
     return 1;
   }
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
   auto kid = micro::auth::RotateSigningKeys((*data_dir)->path() + "/auth", now);
   if (!kid.ok()) {
     std::cerr << "error: " << kid.status().message() << "\n";
@@ -239,7 +262,7 @@ const std::vector<Subcommand> kSubcommands = {
     {"list", "list accounts or rules", &ListCommand},
     {"create", "create an account or a rule", &CreateCommand},
     {"delete", "delete an account or a rule", &DeleteCommand},
-    {"rotate-keys", "put a new token signing key (daemon stopped)", &RotateKeysCommand},
+    {"rotate-keys", "put a new token signing key (on the daemon's machine)", &RotateKeysCommand},
 };
 
 }  // namespace

@@ -94,13 +94,19 @@ int ReportError(const grpc::Status& status, const ClientOptions& options) {
   }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
       message.find("connect") != std::string::npos) {
-    std::cerr << "error: " << code << ": no micro server answered at " << options.address
-              << "; start one with 'micro server', or point --address / MICRO_ADDRESS at a "
-                 "running one"
-              << (options.tls ? ""
-                              : " (a daemon serving TLS needs --tls-ca FILE, its data dir's "
-                                "tls/ca.pem, or 'micro login --admin' on its machine)")
-              << "\n";
+    // Refused: nothing listens. Closed: something does, and a plaintext client is most likely
+    // talking to a daemon that serves TLS.
+    if (options.tls || message.find("refused") != std::string::npos) {
+      std::cerr << "error: " << code << ": no micro server answered at " << options.address
+                << "; start one with 'micro server', or point --address / MICRO_ADDRESS at a "
+                   "running one\n";
+    } else {
+      std::cerr << "error: " << code << ": " << options.address
+                << " closed the connection; if the daemon there serves TLS, pass its CA with "
+                   "--tls-ca FILE or MICRO_TLS_CA (its data dir's tls/ca.pem), or log in with "
+                   "'micro login --admin' on its machine ("
+                << message << ")\n";
+    }
     return 1;
   }
   std::cerr << "error: " << code << ": " << status.error_message() << "\n";

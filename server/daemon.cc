@@ -77,7 +77,11 @@ runtime::Env InheritedEnv() {
 }  // namespace
 
 Daemon::Daemon(const DaemonConfig& config)
-    : config_(config), signals_(io_, SIGINT, SIGTERM), expiry_timer_(io_), sweep_timer_(io_) {}
+    : config_(config),
+      signals_(io_, SIGINT, SIGTERM),
+      reload_signal_(io_, SIGHUP),
+      expiry_timer_(io_),
+      sweep_timer_(io_) {}
 
 Daemon::~Daemon() {
   // The server calls into the services: it goes first, whatever state Open left it in.
@@ -375,9 +379,25 @@ int Daemon::Run() {
   });
   ScheduleExpiry(kMaxExpiryDelay);
   ScheduleSweep();
+  WaitForReload();
   io_.run();
   Shutdown();
   return 0;
+}
+
+// `micro auth rotate-keys` puts a new signing key in the data dir and sends SIGHUP.
+void Daemon::WaitForReload() {
+  reload_signal_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    auto id = auth_->ReloadSigningKeys();
+    if (id.ok()) {
+      spdlog::info("auth: signing keys reloaded (SIGHUP); new tokens are signed with key {}", *id);
+    } else {
+      spdlog::error("auth: cannot reload the signing keys, the ones in use stay: {}",
+                    std::string(id.status().message()));
+    }
+    WaitForReload();
+  });
 }
 
 void Daemon::ScheduleExpiry(std::chrono::nanoseconds after) {
@@ -455,6 +475,7 @@ void Daemon::Shutdown() {
     std::_Exit(1);
   }
   signals_.cancel();
+  reload_signal_.cancel();
   // The gRPC server waits for every call to finish, and runtime calls finish from the event
   // loop: keep it running while the server stops.
   std::atomic<bool> server_down{false};

@@ -74,6 +74,7 @@ class Daemon {
   [[nodiscard]] Status Announce(Clock::TimePoint launched);
   void ScheduleExpiry(std::chrono::nanoseconds after);
   void ScheduleSweep();
+  void WaitForReload();
   void Shutdown();
 
   // Members in construction order; destruction runs in reverse, so the gRPC server is gone
@@ -105,6 +106,7 @@ class Daemon {
   boost::asio::io_context io_;
   runtime::AsioTimers timers_{io_};  // the supervisor's, on io_
   boost::asio::signal_set signals_;
+  boost::asio::signal_set reload_signal_;  // SIGHUP: read the signing keys again
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer sweep_timer_;
   std::atomic<bool> sweeping_{false};

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -66,6 +67,17 @@ Result<std::unique_ptr<DataDir>> DataDir::Open(const std::string& path) {
     return ErrnoStatus(fmt::format("data dir {} is not writable", path), err);
   }
   return std::unique_ptr<DataDir>(new DataDir(path, fd));
+}
+
+int DataDir::LockHolder(const std::string& path) {
+  const std::string lock_path = path + "/micro.lock";
+  const int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  if (!held) return 0;
+  const std::string pid = ReadSmallFile(lock_path);
+  return std::atoi(pid.c_str());
 }
 
 DataDir::~DataDir() {

@@ -17,6 +17,9 @@ class DataDir {
   // PERMISSION_DENIED / INTERNAL if the directory cannot be created or written.
   [[nodiscard]] static Result<std::unique_ptr<DataDir>> Open(const std::string& path);
 
+  // The pid of the process holding the lock of the data dir at `path`, or 0 if none does.
+  static int LockHolder(const std::string& path);
+
   ~DataDir();  // releases the lock and removes server.json
 
   const std::string& path() const { return path_; }

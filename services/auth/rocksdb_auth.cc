@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,6 +101,17 @@ Status WriteSecretFile(const std::string& path, const std::string& data) {
 }
 
 Result<std::string> RotateSigningKeys(const std::string& keys_dir, int64_t now_ms) {
+  const std::string lock_path = keys_dir + "/rotate.lock";
+  const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
+    if (lock >= 0) ::close(lock);
+    return absl::UnavailableError(
+        fmt::format("cannot lock {}: {}", lock_path, std::strerror(errno)));
+  }
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock};
   const std::string path = keys_dir + "/signing_keys";
   auto text = ReadFile(path);
   if (!text.ok()) return text.status();
@@ -173,6 +185,23 @@ Status RocksDbAuth::LoadKeys() {
     return absl::InternalError(fmt::format("{} is unreadable or corrupt", service_path));
   }
   service_key_id_ = crypto::Sha256Hex(service_key_).substr(0, 16);
+  auto keys = ReadSigningKeys(path);
+  if (!keys.ok()) return keys.status();
+  keys_ = std::move(*keys);
+  return absl::OkStatus();
+}
+
+Result<std::vector<crypto::SigningKey>> RocksDbAuth::ReadSigningKeys(
+    const std::string& path) const {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  SigningKeys stored;
+  if (!stored.ParseFromString(*text) || stored.keys_size() == 0) {
+    return absl::InternalError(fmt::format(
+        "{} is corrupt; restore it from a backup (or delete it: every token is then invalid)",
+        path));
+  }
+  std::vector<crypto::SigningKey> keys;
   for (const SigningKeys::Key& in : stored.keys()) {
     if (in.secret_key().size() != 64 || in.public_key().size() != 32) {
       return absl::InternalError(fmt::format("{} holds a key of the wrong size", path));
@@ -181,9 +210,23 @@ Status RocksDbAuth::LoadKeys() {
     key.id = in.id();
     std::memcpy(key.secret_key.data(), in.secret_key().data(), 64);
     std::memcpy(key.public_key.data(), in.public_key().data(), 32);
-    keys_.push_back(key);
+    keys.push_back(key);
   }
-  return absl::OkStatus();
+  return keys;
+}
+
+Result<std::string> RocksDbAuth::ReloadSigningKeys() {
+  auto keys = ReadSigningKeys(options_.keys_dir + "/signing_keys");
+  if (!keys.ok()) return keys.status();
+  const std::string id = keys->front().id;
+  {
+    std::unique_lock lock(keys_mu_);
+    keys_ = std::move(*keys);
+  }
+  // A token verified with a key that is gone must not stay accepted from the cache.
+  std::unique_lock lock(mu_);
+  verified_.clear();
+  return id;
 }
 
 Status RocksDbAuth::LoadState() {
@@ -367,7 +410,10 @@ Result<Token> RocksDbAuth::Issue(const std::string& ns, const Account& account, 
                            {"exp", (now / 1000) + ttl_seconds},
                            {"jti", crypto::RandomToken(12)}};
   Token token;
-  token.access_token = crypto::SignJwt(keys_.front(), claims);
+  {
+    std::shared_lock keys_lock(keys_mu_);
+    token.access_token = crypto::SignJwt(keys_.front(), claims);
+  }
   token.created_unix_ms = now;
   token.expiry_unix_ms = now + ttl_seconds * 1000;
   const std::string family_id = family.empty() ? crypto::RandomToken(16) : family;
@@ -603,12 +649,14 @@ Result<Identity> RocksDbAuth::Verify(std::string_view access_token) {
       return cached.identity;
     }
   }
+  std::shared_lock keys_lock(keys_mu_);
   auto claims = crypto::VerifyJwt(access_token, [&](const std::string& kid) {
     for (const auto& key : keys_) {
       if (key.id == kid) return &key.public_key;
     }
     return static_cast<const std::array<uint8_t, 32>*>(nullptr);
   });
+  keys_lock.unlock();
   if (!claims.ok()) return claims.status();
   const nlohmann::json& c = *claims;
   auto str = [&](const char* k) {

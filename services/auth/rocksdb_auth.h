@@ -25,8 +25,9 @@ namespace micro::auth {
 
 // Puts a new signing key first in `<keys_dir>/signing_keys`, keeping the previous one so that
 // tokens it signed still verify until they expire (access tokens live at most 24 hours); older
-// ones are dropped. For a daemon that is not running (the caller holds the data dir's lock):
-// the next start signs with the new key. Returns the new key's id.
+// ones are dropped. Rotations are serialized by a lock on <keys_dir>/rotate.lock. A stopped
+// daemon signs with the new key from its next start; a running one once it reloads the file
+// (SIGHUP: RocksDbAuth::ReloadSigningKeys). Returns the new key's id.
 [[nodiscard]] Result<std::string> RotateSigningKeys(const std::string& keys_dir, int64_t now_ms);
 
 // Accounts, tokens and rules in the daemon's RocksDB (column family "auth"):
@@ -99,6 +100,11 @@ class RocksDbAuth {
 
   const Limits& limits() const { return options_.limits; }
 
+  // Reads <keys_dir>/signing_keys again (after `micro auth rotate-keys` put a new key first):
+  // new tokens are signed with its first key, tokens of the others still verify. On an error
+  // the keys in use stay. Returns the id of the signing key.
+  [[nodiscard]] Result<std::string> ReloadSigningKeys();
+
   // Service accounts: the account of deployed service `name` in `ns` is "svc.<name>", of type
   // service, and its secret is derived from the daemon's service key (auth/service_key, 0600),
   // so the runtime hands it to every instance at start without storing it anywhere.
@@ -122,6 +128,7 @@ class RocksDbAuth {
 
   RocksDbAuth(storage::RocksDb& db, const Clock& clock, Options options);
   Status LoadKeys();
+  Result<std::vector<crypto::SigningKey>> ReadSigningKeys(const std::string& path) const;
   Status LoadState();
   Result<Token> Issue(const std::string& ns, const Account& account, uint64_t generation,
                       int64_t ttl_seconds, const std::string& family);
@@ -137,7 +144,8 @@ class RocksDbAuth {
   rocksdb::ColumnFamilyHandle* family_;
   const Clock& clock_;
   const Options options_;
-  std::vector<crypto::SigningKey> keys_;  // newest first; fixed after Open
+  mutable std::shared_mutex keys_mu_;     // guards keys_ (ReloadSigningKeys replaces them)
+  std::vector<crypto::SigningKey> keys_;  // newest first
   std::string service_key_;               // 32 bytes; fixed after Open
   std::string service_key_id_;            // its fingerprint (StoredAccount.service_key_id)
 
