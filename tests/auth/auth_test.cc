@@ -98,6 +98,35 @@ TEST_CASE("rotating the signing keys keeps earlier tokens valid and signs with t
   CHECK(h.Call(kStoreRead, after->access_token).ok());
 }
 
+TEST_CASE("a running engine reloads rotated keys: new tokens use the new key, cached ones of a "
+          "dropped key stop",
+          "[auth]") {
+  Harness h;
+  const std::string secret = h.AdminSecret();
+  auto before = h.auth->Login("micro", "admin", secret, 0, "p");
+  REQUIRE(before.ok());
+  CHECK(h.Call(kStoreRead, before->access_token).ok());  // now in the verification cache
+  auto kid = RotateSigningKeys(h.dir.path() + "/auth", 0);
+  REQUIRE(kid.ok());
+  auto reloaded = h.auth->ReloadSigningKeys();
+  REQUIRE(reloaded.ok());
+  CHECK(*reloaded == *kid);
+  CHECK(h.Call(kStoreRead, before->access_token).ok());
+  auto after = h.auth->Login("micro", "admin", secret, 0, "p");
+  REQUIRE(after.ok());
+  const std::string header =
+      *crypto::FromBase64Url(after->access_token.substr(0, after->access_token.find('.')));
+  CHECK(nlohmann::json::parse(header)["kid"] == *kid);
+  REQUIRE(RotateSigningKeys(h.dir.path() + "/auth", 0).ok());
+  REQUIRE(h.auth->ReloadSigningKeys().ok());
+  CHECK(h.Call(kStoreRead, before->access_token).code() == absl::StatusCode::kUnauthenticated);
+  CHECK(h.Call(kStoreRead, after->access_token).ok());
+  // A corrupt file is refused and the keys in use stay.
+  REQUIRE(WriteSecretFile(h.dir.path() + "/auth/signing_keys", "garbage").ok());
+  CHECK_FALSE(h.auth->ReloadSigningKeys().ok());
+  CHECK(h.Call(kStoreRead, after->access_token).ok());
+}
+
 TEST_CASE("secrets are stored only as Argon2id hashes", "[auth]") {
   auto hash = crypto::HashSecret("correct horse");
   REQUIRE(hash.ok());

@@ -222,6 +222,49 @@ TEST_CASE("a manifest's env names a config secret: the instance gets it, nothing
   REQUIRE(daemon.Cli({"kill", "reader"}).exit_code == 0);
 }
 
+TEST_CASE("micro auth rotate-keys on a running daemon: new logins get the new key, nobody is "
+          "logged out",
+          "[e2e][auth]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  auto kid_of = [](const std::string& token) {
+    std::string part = token.substr(0, token.find('.'));
+    for (char& c : part) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    while (part.size() % 4 != 0) part += '=';
+    ProgramResult decoded = RunProgram({"/bin/sh", "-c", "echo '" + part + "' | base64 -d"}, {});
+    return nlohmann::json::parse(decoded.out)["kid"].get<std::string>();
+  };
+  const std::string old_token = daemon.token();
+  const std::string old_kid = kid_of(old_token);
+  ProgramResult rotated = RunProgram(
+      {MicroBinary(), "auth", "rotate-keys", "--data-dir", daemon.data_dir()}, {});
+  REQUIRE(rotated.exit_code == 0);
+  CHECK(rotated.out.find("running daemon (pid") != std::string::npos);
+  // The daemon reloads on the signal: a new login is soon signed with another key.
+  TempDir home;
+  std::string new_kid;
+  REQUIRE(WaitFor(
+      [&] {
+        ProgramResult login = RunProgram({MicroBinary(), "login", "--admin", "--data-dir",
+                                          daemon.data_dir(), "--address", daemon.address()},
+                                         {{"HOME", home.path()}});
+        if (login.exit_code != 0) return false;
+        std::string name = daemon.address();
+        std::replace(name.begin(), name.end(), ':', '_');
+        const auto stored =
+            nlohmann::json::parse(ReadAll(home.path() + "/.micro/tokens/" + name + ".json"));
+        new_kid = kid_of(stored["access_token"].get<std::string>());
+        return new_kid != old_kid;
+      },
+      std::chrono::seconds(20)));
+  CHECK(new_kid != old_kid);
+  ProgramResult with_old = RunProgram(
+      {MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()},
+      {{"HOME", home.path()}, {"MICRO_TOKEN", old_token}});
+  CHECK(with_old.exit_code == 0);
+  CHECK(daemon.process().running());
+}
+
 TEST_CASE("the CLI refreshes a login that is about to expire, by itself", "[e2e][auth]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
