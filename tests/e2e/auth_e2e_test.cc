@@ -160,16 +160,18 @@ TEST_CASE(
       "echo \"id=$MICRO_AUTH_ID\"; "
       "printf '%s' \"$MICRO_AUTH_SECRET\" | $M login \"$MICRO_AUTH_ID\" -n \"$MICRO_NAMESPACE\" "
       "--password-stdin --address $A && $M store write k from-service --address $A && "
-      "echo wrote; $M store read k --database micro --address $A 2>&1 | head -n 1; sleep 300";
+      "echo wrote; $M store read k --database micro --address $A 2>&1 | head -n 1; "
+      "$M config get -n team-b --address $A 2>&1 | sed 's/^/other-ns: /' | head -n 1; sleep 300";
   REQUIRE(daemon.Cli({"run", "--name", "writer", "--", "/bin/sh", "-c", script}).exit_code == 0);
   REQUIRE(WaitFor(
       [&] {
-        return daemon.Cli({"logs", "writer"}).out.find("PERMISSION_DENIED") != std::string::npos;
+        return daemon.Cli({"logs", "writer"}).out.find("other-ns:") != std::string::npos;
       },
       std::chrono::seconds(30)));
   const std::string logs = daemon.Cli({"logs", "writer"}).out;
   CHECK(logs.find("id=svc.writer") != std::string::npos);
   CHECK(logs.find("wrote") != std::string::npos);
+  CHECK(logs.find("other-ns: error: PERMISSION_DENIED") != std::string::npos);  // another namespace
   ProgramResult record = daemon.Cli({"store", "read", "k", "--database", "micro.writer"});
   CHECK(record.out.find("from-service") != std::string::npos);
   ProgramResult accounts = daemon.Cli({"auth", "list", "accounts", "-o", "json"});
