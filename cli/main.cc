@@ -1,4 +1,7 @@
 // The `micro` binary: `micro server` runs the daemon; every other command is a gRPC client.
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <grpc/support/log.h>
 
 #include <iostream>
@@ -73,7 +76,24 @@ int main(int argc, char** argv) {
   if (args[0] != "server") gpr_set_log_function([](gpr_log_func_args*) {});
   for (const Command& c : kCommands) {
     if (args[0] == c.name) {
-      return c.run(std::vector<std::string>(args.begin() + 1, args.end()), Environment());
+      if (args[0] == "server") {
+        return c.run(std::vector<std::string>(args.begin() + 1, args.end()), Environment());
+      }
+      // A client command waits for gRPC's background threads to finish at exit, so that a TLS
+      // handshake still being torn down does not outlive the process half-freed. The threads
+      // grpc_init starts never take SIGINT/SIGTERM: those stay with this thread (the default
+      // action) or with the waiter of CancelOnSignal (cli/stop_signals.h).
+      sigset_t stop_signals;
+      sigset_t previous;
+      sigemptyset(&stop_signals);
+      sigaddset(&stop_signals, SIGINT);
+      sigaddset(&stop_signals, SIGTERM);
+      pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+      grpc_init();
+      pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+      const int code = c.run(std::vector<std::string>(args.begin() + 1, args.end()), Environment());
+      grpc_shutdown_blocking();
+      return code;
     }
   }
   std::cerr << "error: unknown command '" << args[0] << "'; run 'micro --help' for the list\n";

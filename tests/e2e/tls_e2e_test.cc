@@ -48,7 +48,7 @@ std::string PythonHealth(const std::string& address, const std::string& ca) {
       "f = ch.unary_unary('/grpc.health.v1.Health/Check', request_serializer=lambda x: x,"
       " response_deserializer=lambda x: x)\n"
       "try:\n"
-      "    print('SERVING' if f(b'', timeout=5) == b'\\x08\\x01' else 'OTHER')\n"
+      "    print('SERVING' if f(b'', timeout=30) == b'\\x08\\x01' else 'OTHER')\n"
       "except grpc.RpcError as e:\n"
       "    print(e.code().name)\n";
   return RunProgram({"/usr/bin/python3", "-c", script, address, ca}, {}).out;
@@ -66,8 +66,12 @@ TEST_CASE("automatic TLS: the CLI trusts the daemon's CA after micro login --adm
   const std::string ca = daemon.data_dir() + "/tls/ca.pem";
   CHECK(info["tls_ca_file"] == ca);
 
-  CHECK(daemon.Cli({"store", "write", "k", "v"}).exit_code == 0);
-  CHECK(daemon.Cli({"store", "read", "k"}).out.find("v") != std::string::npos);
+  ProgramResult wrote = daemon.Cli({"store", "write", "k", "v"});
+  INFO(wrote.err);
+  CHECK(wrote.exit_code == 0);
+  ProgramResult read = daemon.Cli({"store", "read", "k"});
+  INFO(read.err);
+  CHECK(read.out.find("v") != std::string::npos);
   CHECK(PythonHealth(daemon.address(), ca) == "SERVING\n");
   CHECK(PythonHealth(daemon.address(), "") == "UNAVAILABLE\n");
   CHECK(PythonHealth(daemon.address(), certs.path() + "/other.pem") == "UNAVAILABLE\n");
