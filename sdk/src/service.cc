@@ -1,0 +1,213 @@
+#include "micro/service.h"
+
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_plugin.h>
+#include <grpcpp/impl/server_initializer.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace micro {
+namespace {
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+// The services a server was built with, caught while ServerBuilder::BuildAndStart initializes
+// its plugins on this thread (grpc::Server keeps the list to itself).
+thread_local std::vector<std::string>* g_capture = nullptr;
+
+class ServiceListPlugin final : public grpc::ServerBuilderPlugin {
+ public:
+  std::string name() override { return "micro_service_list"; }
+  void InitServer(grpc::ServerInitializer* si) override {
+    if (g_capture != nullptr) *g_capture = *si->GetServiceList();
+  }
+  void Finish(grpc::ServerInitializer*) override {}
+  void ChangeArguments(const std::string&, void*) override {}
+  bool has_async_methods() const override { return false; }
+  bool has_sync_methods() const override { return false; }
+};
+
+std::unique_ptr<grpc::ServerBuilderPlugin> MakeServiceListPlugin() {
+  return std::make_unique<ServiceListPlugin>();
+}
+
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+// Before any member is built: SIGINT and SIGTERM go to Run's waiter only (blocked before any
+// gRPC thread exists, so every thread inherits the mask), and the server plugins are known
+// before the ServerBuilder, which takes them at its construction.
+const ServiceOptions& Prepare(const ServiceOptions& options) {
+  const sigset_t signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  static std::once_flag plugins;
+  std::call_once(plugins, [] {
+    grpc::ServerBuilder::InternalAddPluginFactory(&MakeServiceListPlugin);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+  return options;
+}
+
+std::string RandomSuffix() {
+  std::random_device device;
+  std::uniform_int_distribution<uint32_t> pick;
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", pick(device));
+  return text;
+}
+
+}  // namespace
+
+Service::Service(ServiceOptions options)
+    : options_(std::move(options)), client_(Prepare(options_).client) {
+  if (options_.name.empty()) options_.name = Env("MICRO_SERVICE_NAME");
+  if (options_.version.empty()) options_.version = Env("MICRO_SERVICE_VERSION");
+  if (options_.version.empty()) options_.version = "latest";
+  if (options_.address.empty()) options_.address = Env("MICRO_SERVICE_ADDRESS");
+  if (options_.address.empty()) options_.address = "127.0.0.1:0";
+  if (const std::string instance = Env("MICRO_INSTANCE_ID"); !instance.empty()) {
+    node_id_ = instance;  // unique under the daemon, stable across restarts
+  } else {
+    node_id_ = options_.name + "-" + RandomSuffix();
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+}
+
+Service::~Service() {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now());
+}
+
+void Service::Handle(grpc::Service* service) { builder_.RegisterService(service); }
+
+std::string Service::address() const {
+  std::lock_guard lock(mu_);
+  return bound_;
+}
+
+void Service::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+}
+
+int Service::Run() {
+  if (options_.name.empty()) {
+    std::cerr << "micro: the service has no name: set ServiceOptions::name, or run it with "
+                 "'micro run' (MICRO_SERVICE_NAME)\n";
+    return 1;
+  }
+  int port = 0;
+  builder_.AddListeningPort(options_.address, grpc::InsecureServerCredentials(), &port);
+  std::vector<std::string> services;
+  g_capture = &services;
+  server_ = builder_.BuildAndStart();
+  g_capture = nullptr;
+  if (!server_ || port == 0) {
+    std::cerr << "micro: cannot listen on " << options_.address << " (in use, or not an address "
+              << "of this machine)\n";
+    return 1;
+  }
+  {
+    std::lock_guard lock(mu_);
+    std::string host = options_.address.substr(0, options_.address.rfind(':'));
+    if (host == "0.0.0.0" || host == "[::]" || host.empty()) host = "127.0.0.1";
+    bound_ = host + ":" + std::to_string(port);
+  }
+  for (const std::string& name : services) {
+    if (name.rfind("grpc.", 0) == 0) continue;  // health, reflection
+    const auto* descriptor =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+    if (descriptor == nullptr) continue;
+    for (int i = 0; i < descriptor->method_count(); ++i) {
+      endpoints_.push_back(descriptor->name() + "." + descriptor->method(i)->name());
+    }
+  }
+  if (grpc::Status s = Register(); !s.ok()) {
+    std::cerr << "micro: cannot register " << options_.name << " with the daemon at "
+              << client_.options().daemon << ": " << s.error_message() << "\n";
+    server_->Shutdown(std::chrono::system_clock::now());
+    return 1;
+  }
+  std::cerr << "micro: " << options_.name << " serving on " << address() << " (node " << node_id_
+            << ")\n";
+
+  std::thread waiter([this] {
+    const sigset_t signals = StopSignals();
+    int signal = 0;
+    sigwait(&signals, &signal);
+    Stop();
+  });
+  {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      if (cv_.wait_for(lock, options_.heartbeat, [&] { return stop_; })) break;
+      lock.unlock();
+      if (grpc::Status s = Register(); !s.ok()) {
+        std::cerr << "micro: heartbeat failed, trying again in " << options_.heartbeat.count()
+                  << " s: " << s.error_message() << "\n";
+      }
+      lock.lock();
+    }
+  }
+  // Deregistered first, so callers stop picking this node; then the calls in flight finish.
+  Deregister();
+  server_->Shutdown(std::chrono::system_clock::now() + options_.drain);
+  server_->Wait();
+  server_.reset();
+  pthread_kill(waiter.native_handle(), SIGTERM);  // wakes it when Stop() came from elsewhere
+  waiter.join();
+  return 0;
+}
+
+grpc::Status Service::Register() {
+  micro::registry::v1::RegisterRequest request;
+  micro::registry::v1::Service* service = request.mutable_service();
+  service->set_name(options_.name);
+  service->set_version(options_.version);
+  service->mutable_metadata()->insert(options_.metadata.begin(), options_.metadata.end());
+  for (const std::string& name : endpoints_) service->add_endpoints()->set_name(name);
+  micro::registry::v1::Node* node = service->add_nodes();
+  node->set_id(node_id_);
+  node->set_address(address());
+  request.set_ttl_seconds(options_.ttl.count());
+  grpc::ClientContext context;
+  if (grpc::Status s = client_.Prepare(context, std::chrono::seconds(5)); !s.ok()) return s;
+  micro::registry::v1::RegisterResponse response;
+  return client_.registry().Register(&context, request, &response);
+}
+
+void Service::Deregister() {
+  micro::registry::v1::DeregisterRequest request;
+  request.mutable_service()->set_name(options_.name);
+  request.mutable_service()->set_version(options_.version);
+  request.mutable_service()->add_nodes()->set_id(node_id_);
+  grpc::ClientContext context;
+  if (!client_.Prepare(context, std::chrono::seconds(5)).ok()) return;
+  micro::registry::v1::DeregisterResponse response;
+  grpc::Status s = client_.registry().Deregister(&context, request, &response);
+  if (!s.ok()) {
+    std::cerr << "micro: cannot deregister (the registry drops the node after its TTL): "
+              << s.error_message() << "\n";
+  }
+}
+
+}  // namespace micro

@@ -1,0 +1,118 @@
+// The SDK end to end: the helloworld example deployed with `micro run`, found and called by
+// name through micro::Client, calling another service itself, and skipped once it is gone.
+#include <micro/client.h>
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "helloworld/v1/helloworld.grpc.pb.h"
+#include "tests/support/micro_daemon.h"
+
+namespace micro::testing {
+namespace {
+
+// A client of the test's daemon, as its admin.
+micro::ClientOptions AdminOptions(const MicroDaemon& daemon) {
+  micro::ClientOptions options;
+  options.daemon = daemon.address();
+  options.ns = "micro";
+  options.token = daemon.token();
+  return micro::ClientOptions::FromEnvironment(options);
+}
+
+// The pids of the running instances of `name`.
+std::vector<int> Pids(const MicroDaemon& daemon, const std::string& name) {
+  std::vector<int> pids;
+  auto status = nlohmann::json::parse(daemon.Cli({"status", name, "-o", "json"}).out, nullptr,
+                                      /*allow_exceptions=*/false);
+  if (!status.is_object()) return pids;
+  for (const auto& instance : status["services"][0]["instances"]) {
+    if (instance.value("pid", 0) > 0) pids.push_back(instance["pid"].get<int>());
+  }
+  return pids;
+}
+
+size_t NodeCount(const MicroDaemon& daemon, const std::string& name) {
+  auto listed = nlohmann::json::parse(daemon.Cli({"services", name, "-o", "json"}).out, nullptr,
+                                      /*allow_exceptions=*/false);
+  if (!listed.is_object() || !listed.contains("services")) return 0;
+  size_t n = 0;
+  for (const auto& version : listed["services"]) n += version["nodes"].size();
+  return n;
+}
+
+TEST_CASE("helloworld deployed twice: called by name in turn, calling another, skipped when gone",
+          "[e2e][sdk]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(daemon
+              .Cli({"run", "--name", "helloworld", "--instances", "2", "--restart", "on-failure",
+                    "--", HELLOWORLD_BINARY})
+              .exit_code == 0);
+  REQUIRE(WaitFor([&] { return NodeCount(daemon, "helloworld") == 2; }, std::chrono::seconds(30)));
+  const std::string listed = daemon.Cli({"services", "helloworld", "-o", "json"}).out;
+  CHECK(listed.find("Greeter.SayHello") != std::string::npos);  // endpoints from the server
+  CHECK(listed.find("Greeter.Relay") != std::string::npos);
+
+  micro::Client client(AdminOptions(daemon));
+  helloworld::v1::HelloRequest request;
+  request.set_name("Ada");
+  std::set<std::string> nodes;
+  for (int i = 0; i < 6; ++i) {
+    helloworld::v1::HelloReply reply;
+    grpc::Status status =
+        client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply);
+    INFO(status.error_message());
+    REQUIRE(status.ok());
+    CHECK(reply.message() == "Hello Ada");
+    nodes.insert(reply.node());
+  }
+  CHECK(nodes.size() == 2);  // round robin over both instances
+
+  // Errors keep their codes; an unknown service is NOT_FOUND.
+  helloworld::v1::HelloReply reply;
+  helloworld::v1::HelloRequest empty;
+  CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", empty, &reply)
+            .error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(client.Call("nobody", "/helloworld.v1.Greeter/SayHello", request, &reply).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+
+  // A second service calls the first by name, logged in as its own service account.
+  REQUIRE(daemon.Cli({"run", "--name", "relay", "--", HELLOWORLD_BINARY}).exit_code == 0);
+  REQUIRE(WaitFor([&] { return NodeCount(daemon, "relay") == 1; }, std::chrono::seconds(30)));
+  helloworld::v1::RelayRequest relay;
+  relay.set_service("helloworld");
+  relay.set_name("Grace");
+  grpc::Status relayed = client.Call("relay", "/helloworld.v1.Greeter/Relay", relay, &reply);
+  INFO(relayed.error_message());
+  CHECK(relayed.ok());
+  CHECK(reply.message() == "Hello Grace");
+
+  // kill -9 of one instance: its node stays registered until its TTL, and calls go on through
+  // the other (UNAVAILABLE is retried on the next node).
+  std::vector<int> pids = Pids(daemon, "helloworld");
+  REQUIRE(pids.size() == 2);
+  REQUIRE(::kill(pids[0], SIGKILL) == 0);
+  for (int i = 0; i < 6; ++i) {
+    grpc::Status status =
+        client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply);
+    INFO(status.error_message());
+    CHECK(status.ok());
+  }
+  // SIGTERM: the instance deregisters before it stops (and on-failure does not restart a clean
+  // exit), so the registry shows one node fewer at once.
+  REQUIRE(WaitFor([&] { return Pids(daemon, "helloworld").size() == 2; },
+                  std::chrono::seconds(30)));  // the killed one is back
+  REQUIRE(WaitFor([&] { return NodeCount(daemon, "helloworld") == 2; }, std::chrono::seconds(30)));
+  pids = Pids(daemon, "helloworld");
+  REQUIRE(::kill(pids[1], SIGTERM) == 0);
+  CHECK(WaitFor([&] { return NodeCount(daemon, "helloworld") == 1; }, std::chrono::seconds(5)));
+  for (int i = 0; i < 4; ++i) {
+    CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply).ok());
+  }
+}
+
+}  // namespace
+}  // namespace micro::testing
