@@ -114,5 +114,25 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   }
 }
 
+TEST_CASE("under automatic TLS a deployed service registers over TLS, verifying the daemon's CA",
+          "[e2e][sdk][tls]") {
+  MicroDaemon daemon({"--tls-auto", "true"});
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(daemon.Cli({"run", "--name", "helloworld", "--", HELLOWORLD_BINARY}).exit_code == 0);
+  CHECK(WaitFor([&] { return NodeCount(daemon, "helloworld") == 1; }, std::chrono::seconds(30)));
+  // The SDK's client, given the CA, reaches the daemon; without it, it does not.
+  micro::ClientOptions options = AdminOptions(daemon);
+  options.tls_ca_file = daemon.data_dir() + "/tls/ca.pem";
+  micro::Client client(options);
+  grpc::Status status;
+  CHECK(client.Nodes("helloworld", &status).size() == 1);
+  CHECK(status.ok());
+  micro::ClientOptions plain = AdminOptions(daemon);
+  plain.tls_ca_file.clear();
+  micro::Client refused(plain);
+  refused.Nodes("helloworld", &status);
+  CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+}
+
 }  // namespace
 }  // namespace micro::testing
