@@ -18,6 +18,9 @@ int HealthCommand(const std::vector<std::string>& args, const Env& env);
 int AuthCommand(const std::vector<std::string>& args, const Env& env);
 int LoginCommand(const std::vector<std::string>& args, const Env& env);
 int LogoutCommand(const std::vector<std::string>& args, const Env& env);
+// Calling user services by name (cli/call.cc).
+int CallCommand(const std::vector<std::string>& args, const Env& env);
+int StreamCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);
 // The runtime: deployed services (cli/runtime.cc).
 int RunCommand(const std::vector<std::string>& args, const Env& env);

@@ -56,6 +56,27 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   CHECK(listed.find("Greeter.SayHello") != std::string::npos);  // endpoints from the server
   CHECK(listed.find("Greeter.Relay") != std::string::npos);
 
+  // micro call: JSON in and out, the types from the service's reflection.
+  ProgramResult called =
+      daemon.Cli({"call", "helloworld", "Greeter.SayHello", "{\"name\": \"Ada\"}"});
+  CHECK(called.exit_code == 0);
+  CHECK(nlohmann::json::parse(called.out)["message"] == "Hello Ada");
+  ProgramResult invalid = daemon.Cli({"call", "helloworld", "Greeter.SayHello", "{}"});
+  CHECK(invalid.exit_code == 1);
+  CHECK(invalid.err.find("INVALID_ARGUMENT: name is required") != std::string::npos);
+  ProgramResult unknown_method = daemon.Cli({"call", "helloworld", "Greeter.Nope", "{}"});
+  CHECK(unknown_method.err.find("has no method Nope; it has SayHello, Relay") !=
+        std::string::npos);
+  ProgramResult bad_json =
+      daemon.Cli({"call", "helloworld", "helloworld.v1.Greeter.SayHello", "{\"nam\": 1}"});
+  CHECK(bad_json.exit_code == 2);
+  CHECK(bad_json.err.find("not a helloworld.v1.HelloRequest") != std::string::npos);
+  CHECK(daemon.Cli({"call", "nobody", "Greeter.SayHello"}).err.find("NOT_FOUND") !=
+        std::string::npos);
+  ProgramResult streamed =
+      daemon.Cli({"stream", "helloworld", "Greeter.SayHello", "{\"name\": \"x\"}"});
+  CHECK(streamed.out.find("{\"message\":\"Hello x\"") == 0);
+
   micro::Client client(AdminOptions(daemon));
   helloworld::v1::HelloRequest request;
   request.set_name("Ada");
