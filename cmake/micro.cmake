@@ -30,7 +30,7 @@ function(micro_proto_library target)
     list(APPEND srcs ${outs})
   endforeach()
   add_library(${target} STATIC ${srcs})
-  target_include_directories(${target} SYSTEM PUBLIC ${MICRO_GEN_DIR})
+  target_include_directories(${target} SYSTEM PUBLIC $<BUILD_INTERFACE:${MICRO_GEN_DIR}>)
   target_link_libraries(${target} PUBLIC protobuf::libprotobuf gRPC::grpc++)
 endfunction()
 
