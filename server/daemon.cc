@@ -304,6 +304,8 @@ Status Daemon::Serve() {
   builder.RegisterService(auth_services_->auth());
   builder.RegisterService(auth_services_->accounts());
   builder.RegisterService(auth_services_->rules());
+  proxy_ = std::make_unique<Proxy>(*registry_, contexts_);
+  builder.RegisterCallbackGenericService(proxy_.get());
   const char* const kServiceNames[] = {"micro.registry.v1.Registry", "micro.store.v1.Store",
                                        "micro.config.v1.Config",     "micro.server.v1.Server",
                                        "micro.runtime.v1.Runtime",   "micro.broker.v1.Broker",

@@ -20,6 +20,7 @@
 #include "runtime/process_driver.h"
 #include "runtime/supervisor.h"
 #include "server/config.h"
+#include "server/proxy.h"
 #include "server/tls.h"
 #include "server/data_dir.h"
 #include "server/server_info_service.h"
@@ -99,6 +100,7 @@ class Daemon {
   std::unique_ptr<broker::BrokerService> broker_service_;
   std::unique_ptr<events::EventsService> events_service_;
   std::unique_ptr<ServerInfoService> info_service_;
+  std::unique_ptr<Proxy> proxy_;  // calls to user services through the daemon's port
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;
   std::optional<TlsIdentity> tls_;  // what the server presents, when it serves TLS

@@ -3,6 +3,8 @@
 #include <micro/client.h>
 #include <signal.h>
 
+#include <grpcpp/create_channel.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -100,6 +102,31 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   CHECK(client.Call("nobody", "/helloworld.v1.Greeter/SayHello", request, &reply).error_code() ==
         grpc::StatusCode::NOT_FOUND);
 
+  // Through the daemon's own port (the proxy): a client that knows only the daemon's address.
+  auto through_daemon = helloworld::v1::Greeter::NewStub(daemon.Channel());
+  {
+    grpc::ClientContext context;
+    helloworld::v1::HelloReply proxied;
+    grpc::Status status = through_daemon->SayHello(&context, request, &proxied);
+    INFO(status.error_message());
+    CHECK(status.ok());
+    CHECK(proxied.message() == "Hello Ada");
+  }
+  {
+    grpc::ClientContext context;
+    helloworld::v1::HelloReply proxied;
+    CHECK(through_daemon->SayHello(&context, empty, &proxied).error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);  // the service's own answer
+  }
+  {
+    auto anonymous = helloworld::v1::Greeter::NewStub(
+        grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    helloworld::v1::HelloReply proxied;
+    CHECK(anonymous->SayHello(&context, request, &proxied).error_code() ==
+          grpc::StatusCode::UNAUTHENTICATED);  // auth applies to proxied calls too
+  }
+
   // A second service calls the first by name, logged in as its own service account.
   REQUIRE(daemon.Cli({"run", "--name", "relay", "--", HELLOWORLD_BINARY}).exit_code == 0);
   REQUIRE(WaitFor([&] { return NodeCount(daemon, "relay") == 1; }, std::chrono::seconds(30)));
@@ -110,6 +137,18 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   INFO(relayed.error_message());
   CHECK(relayed.ok());
   CHECK(reply.message() == "Hello Grace");
+  // Two services now serve Greeter.SayHello: the proxy needs to be told which.
+  {
+    grpc::ClientContext context;
+    helloworld::v1::HelloReply proxied;
+    grpc::Status ambiguous = through_daemon->SayHello(&context, request, &proxied);
+    CHECK(ambiguous.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK(ambiguous.error_message().find("micro-service") != std::string::npos);
+    grpc::ClientContext named;
+    named.AddMetadata("micro-service", "relay");
+    CHECK(through_daemon->SayHello(&named, request, &proxied).ok());
+    CHECK(proxied.node().find("relay") != std::string::npos);
+  }
 
   // kill -9 of one instance: its node stays registered until its TTL, and calls go on through
   // the other (UNAVAILABLE is retried on the next node).
