@@ -21,6 +21,8 @@ int LogoutCommand(const std::vector<std::string>& args, const Env& env);
 // Calling user services by name (cli/call.cc).
 int CallCommand(const std::vector<std::string>& args, const Env& env);
 int StreamCommand(const std::vector<std::string>& args, const Env& env);
+// A service to start from (cli/new.cc).
+int NewCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);
 // The runtime: deployed services (cli/runtime.cc).
 int RunCommand(const std::vector<std::string>& args, const Env& env);

@@ -24,6 +24,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"server", "run the daemon in the foreground", &micro::server::RunServerCommand},
+    {"new", "create a service to start from (C++, the SDK, micro.yaml)", &micro::cli::NewCommand},
     {"run", "deploy a service (a folder with micro.yaml, or -- COMMAND)", &micro::cli::RunCommand},
     {"status", "show deployed services and their instances", &micro::cli::StatusCommand},
     {"logs", "print a deployed service's logs (-f to follow)", &micro::cli::LogsCommand},
