@@ -174,6 +174,51 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   }
 }
 
+TEST_CASE("a Python service (proto/ only) and the C++ one call each other by name",
+          "[e2e][sdk][python]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(daemon.Cli({"run", "--name", "helloworld", "--", HELLOWORLD_BINARY}).exit_code == 0);
+  ProgramResult python =
+      daemon.Cli({"run", std::string(MICRO_SOURCE_DIR) + "/examples/helloworld-python"});
+  INFO(python.err);
+  REQUIRE(python.exit_code == 0);
+  REQUIRE(WaitFor([&] { return NodeCount(daemon, "helloworld") == 1; }, std::chrono::seconds(30)));
+  INFO(daemon.Cli({"logs", "helloworld-python"}).out);
+  REQUIRE(WaitFor([&] { return NodeCount(daemon, "helloworld-python") == 1; },
+                  std::chrono::seconds(60)));
+
+  micro::Client client(AdminOptions(daemon));
+  helloworld::v1::HelloRequest hello;
+  hello.set_name("Ada");
+  helloworld::v1::HelloReply reply;
+  grpc::Status direct = client.Call("helloworld-python", "/helloworld.v1.Greeter/SayHello", hello,
+                                    &reply);
+  INFO(direct.error_message());
+  CHECK(direct.ok());
+  CHECK(reply.node().find("helloworld-python") != std::string::npos);
+  // Python calls C++, logged in as its own service account.
+  helloworld::v1::RelayRequest relay;
+  relay.set_service("helloworld");
+  relay.set_name("Grace");
+  grpc::Status to_cpp = client.Call("helloworld-python", "/helloworld.v1.Greeter/Relay", relay,
+                                    &reply);
+  INFO(to_cpp.error_message());
+  CHECK(to_cpp.ok());
+  CHECK(reply.message() == "Hello Grace");
+  CHECK(reply.node().find("micro.helloworld.latest") != std::string::npos);
+  // C++ calls Python.
+  relay.set_service("helloworld-python");
+  grpc::Status to_python = client.Call("helloworld", "/helloworld.v1.Greeter/Relay", relay, &reply);
+  INFO(to_python.error_message());
+  CHECK(to_python.ok());
+  CHECK(reply.node().find("helloworld-python") != std::string::npos);
+  // Errors cross the languages with their codes.
+  relay.set_name("");
+  CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/Relay", relay, &reply).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_CASE("under automatic TLS a deployed service registers over TLS, verifying the daemon's CA",
           "[e2e][sdk][tls]") {
   MicroDaemon daemon({"--tls-auto", "true"});
