@@ -1,6 +1,9 @@
 #include "server/proxy.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
@@ -8,6 +11,8 @@
 
 namespace micro::server {
 namespace {
+
+constexpr std::chrono::seconds kMaxProxiedCall{60};
 
 // "Greeter.SayHello" of "/helloworld.v1.Greeter/SayHello", as the SDK registers endpoints.
 std::string EndpointOf(const std::string& method) {
@@ -79,7 +84,10 @@ class ProxyReactor final : public grpc::ServerGenericBidiReactor {
     if (metadata.find("micro-namespace") == metadata.end()) {
       upstream_.AddMetadata("micro-namespace", call_.ns);
     }
-    upstream_.set_deadline(server_->deadline());
+    // The caller's deadline, and never more than kMaxProxiedCall: a node that accepts and
+    // never answers must not hold the call forever.
+    upstream_.set_deadline(
+        std::min(server_->deadline(), std::chrono::system_clock::now() + kMaxProxiedCall));
     stub_ = proxy_.StubFor(*address);
     {
       std::lock_guard lock(mu_);

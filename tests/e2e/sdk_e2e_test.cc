@@ -1,7 +1,11 @@
 // The SDK end to end: the helloworld example deployed with `micro run`, found and called by
 // name through micro::Client, calling another service itself, and skipped once it is gone.
 #include <micro/client.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <grpcpp/create_channel.h>
 
@@ -172,6 +176,46 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   for (int i = 0; i < 4; ++i) {
     CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply).ok());
   }
+}
+
+TEST_CASE("the proxy gives up on a node that never answers, at the caller's deadline",
+          "[e2e][sdk][proxy]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  // A socket that takes connections into its backlog and never speaks.
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(silent, 16) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto registry = micro::registry::v1::Registry::NewStub(daemon.Channel());
+  micro::registry::v1::RegisterRequest request;
+  request.mutable_service()->set_name("silent");
+  request.mutable_service()->add_endpoints()->set_name("Greeter.SayHello");
+  auto* node = request.mutable_service()->add_nodes();
+  node->set_id("silent-1");
+  node->set_address(address);
+  grpc::ClientContext register_context;
+  micro::registry::v1::RegisterResponse registered;
+  REQUIRE(registry->Register(&register_context, request, &registered).ok());
+
+  auto stub = helloworld::v1::Greeter::NewStub(daemon.Channel());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  helloworld::v1::HelloRequest hello;
+  hello.set_name("x");
+  helloworld::v1::HelloReply reply;
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(stub->SayHello(&context, hello, &reply).error_code() ==
+        grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  // The daemon still serves others.
+  CHECK(daemon.Cli({"services"}).exit_code == 0);
+  ::close(silent);
 }
 
 TEST_CASE("a Python service (proto/ only) and the C++ one call each other by name",
