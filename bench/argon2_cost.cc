@@ -4,7 +4,6 @@
 //
 //   micro-bench-argon2 [RUNS]  prints {"runs": N, "p50_ms": ..., "p99_ms": ..., "cpu_ms_each": ...}
 #include <sodium.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -32,11 +31,10 @@ int main(int argc, char** argv) {
   }
   timespec cpu_end{};
   ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu_end);
-  const double cpu_ms = (cpu_end.tv_sec - cpu_start.tv_sec) * 1e3 +
-                        (cpu_end.tv_nsec - cpu_start.tv_nsec) / 1e6;
+  const double cpu_ms =
+      (cpu_end.tv_sec - cpu_start.tv_sec) * 1e3 + (cpu_end.tv_nsec - cpu_start.tv_nsec) / 1e6;
   std::sort(ms.begin(), ms.end());
   std::printf("{\"runs\": %d, \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"cpu_ms_each\": %.2f}\n", runs,
-              ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)],
-              cpu_ms / runs);
+              ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], cpu_ms / runs);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -40,11 +41,12 @@ class Reflection {
     Prepare(context, options);
     const grpc::internal::RpcMethod method(kReflectionMethod,
                                            grpc::internal::RpcMethod::BIDI_STREAMING);
-    auto stream = std::unique_ptr<grpc::ClientReaderWriter<refl::ServerReflectionRequest,
-                                                           refl::ServerReflectionResponse>>(
+    auto stream = std::unique_ptr<
+        grpc::ClientReaderWriter<refl::ServerReflectionRequest, refl::ServerReflectionResponse>>(
         grpc::internal::ClientReaderWriterFactory<
-            refl::ServerReflectionRequest,
-            refl::ServerReflectionResponse>::Create(channel_.get(), method, &context));
+            refl::ServerReflectionRequest, refl::ServerReflectionResponse>::Create(channel_.get(),
+                                                                                   method,
+                                                                                   &context));
     full_name_ = service;
     if (service.find('.') == std::string::npos) {
       refl::ServerReflectionRequest list;
@@ -62,10 +64,10 @@ class Reflection {
       if (matches.size() != 1) {
         stream->WritesDone();
         (void)stream->Finish();
-        return absl::NotFoundError(
-            matches.empty() ? "the service serves no gRPC service named " + service
-                            : "several gRPC services are named " + service +
-                                  "; give the full name (" + matches[0] + ", ...)");
+        return absl::NotFoundError(matches.empty()
+                                       ? "the service serves no gRPC service named " + service
+                                       : "several gRPC services are named " + service +
+                                             "; give the full name (" + matches[0] + ", ...)");
       }
       full_name_ = matches[0];
     }
@@ -190,8 +192,8 @@ Result<Target> Resolve(const std::string& service_name, const std::string& metho
     for (int i = 0; i < descriptor->method_count(); ++i) {
       methods += (i ? ", " : "") + descriptor->method(i)->name();
     }
-    return absl::NotFoundError(descriptor->full_name() + " has no method " + method +
-                               "; it has " + methods);
+    return absl::NotFoundError(descriptor->full_name() + " has no method " + method + "; it has " +
+                               methods);
   }
   target.path = "/" + descriptor->full_name() + "/" + method;
   return target;
@@ -289,13 +291,18 @@ int Stream(const ParsedArgs& args, const ClientOptions& options) {
   std::unique_ptr<grpc::ClientReaderWriter<pb::Message, pb::Message>> stream(
       grpc::internal::ClientReaderWriterFactory<pb::Message, pb::Message>::Create(
           target->channel.get(), rpc, &context));
-  for (const auto& request : requests) {
-    if (!stream->Write(*request)) break;
-  }
-  stream->WritesDone();
+  // Writes on their own thread: a bidi method may answer before it has read everything, and
+  // both sides would wait on flow control if this side only read after writing.
+  std::thread writer([&] {
+    for (const auto& request : requests) {
+      if (!stream->Write(*request)) break;
+    }
+    stream->WritesDone();
+  });
   std::unique_ptr<pb::Message> response(
       target->reflection->factory().GetPrototype(target->method->output_type())->New());
   while (stream->Read(response.get())) std::cout << ToJsonLine(*response, false) << std::flush;
+  writer.join();
   grpc::Status s = stream->Finish();
   if (!s.ok()) return ReportError(s, options);
   return 0;

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "micro/auth/v1/auth.grpc.pb.h"
 #include "core/address.h"
+#include "micro/auth/v1/auth.grpc.pb.h"
 #include "services/auth/rocksdb_auth.h"
 
 namespace micro::cli {

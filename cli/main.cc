@@ -1,8 +1,8 @@
 // The `micro` binary: `micro server` runs the daemon; every other command is a gRPC client.
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
-#include <grpc/support/log.h>
 
 #include <iostream>
 #include <map>

@@ -170,7 +170,8 @@ int NewCommand(const std::vector<std::string>& args, const Env&) {
     return 2;
   }
   const std::string name = flags.positionals[0];
-  bool valid = !name.empty() && name.size() <= 63 && std::islower(static_cast<unsigned char>(name[0]));
+  bool valid =
+      !name.empty() && name.size() <= 63 && std::islower(static_cast<unsigned char>(name[0]));
   for (char c : name) {
     valid = valid && (std::islower(static_cast<unsigned char>(c)) ||
                       std::isdigit(static_cast<unsigned char>(c)) || c == '-');

@@ -115,8 +115,7 @@ Status ApplyOverrides(const ParsedArgs& args, ServiceSpec& spec) {
   for (const std::string& entry : args.All("env-secret")) {
     const size_t eq = entry.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
-      return absl::InvalidArgumentError("--env-secret takes KEY=CONFIG_PATH, not '" + entry +
-                                        "'");
+      return absl::InvalidArgumentError("--env-secret takes KEY=CONFIG_PATH, not '" + entry + "'");
     }
     spec.env.erase(entry.substr(0, eq));
     spec.env_secrets[entry.substr(0, eq)] = entry.substr(eq + 1);
@@ -523,8 +522,7 @@ int RunCommand(const std::vector<std::string>& args, const Env& env) {
        {"restart", 0, "POLICY", "always, on-failure or never (default always)"},
        {"env", 'e', "KEY=VALUE", "environment variable for the service", true},
        {"env-secret", 0, "KEY=PATH",
-        "environment variable read from config PATH (a secret) at each start; never stored",
-        true},
+        "environment variable read from config PATH (a secret) at each start; never stored", true},
        {"working-dir", 0, "DIR", "working directory (default: the manifest's folder, or here)"}},
       1};
   return RunClientCommand(spec, args, env, &Run);

@@ -545,8 +545,8 @@ Status ValidateEnv(const ServiceSpec& spec) {
     if (env.count(key) != 0) {
       return Invalid(fmt::format("env.{} is both a value and a secret; keep one", key));
     }
-    if (path.empty() || path.size() > kMaxSecretPathBytes || HasNul(path) ||
-        path.front() == '.' || path.back() == '.') {
+    if (path.empty() || path.size() > kMaxSecretPathBytes || HasNul(path) || path.front() == '.' ||
+        path.back() == '.') {
       return Invalid(fmt::format(
           "env.{}: secret '{}' is not a config path: use 1 to {} bytes of dot-separated names "
           "(db.password)",

@@ -92,9 +92,8 @@ inline constexpr int kMaxLogFiles = 100;
 
 // Environment variables the daemon sets for every instance; a spec may not set a key starting
 // with one of these.
-inline constexpr const char* kReservedEnvPrefixes[] = {"MICRO_SERVICE_", "MICRO_SERVER",
-                                                       "MICRO_NAMESPACE", "MICRO_INSTANCE",
-                                                       "MICRO_AUTH_"};
+inline constexpr const char* kReservedEnvPrefixes[] = {
+    "MICRO_SERVICE_", "MICRO_SERVER", "MICRO_NAMESPACE", "MICRO_INSTANCE", "MICRO_AUTH_"};
 
 // The stop signals a service may choose.
 inline constexpr const char* kStopSignals[] = {"SIGTERM", "SIGINT",  "SIGQUIT",

@@ -45,8 +45,7 @@ struct SupervisorOptions {
   // The value at config `path` in namespace `ns`, in clear, for a spec's env_secrets: asked at
   // Create and Update (a missing one refuses the deploy) and at every start. Must be quick (it
   // runs on the io_context thread). Null: services with env_secrets are refused.
-  std::function<Result<std::string>(const std::string& ns, const std::string& path)>
-      resolve_secret;
+  std::function<Result<std::string>(const std::string& ns, const std::string& path)> resolve_secret;
 };
 
 // The engine: makes what runs match the desired state. It starts each service's instances with

@@ -49,8 +49,8 @@ Status ResolveTls(DaemonConfig& config) {
         "daemon or given");
   }
   const bool exposed = !IsLoopbackAddress(config.address);
-  tls.automatic = tls.cert_file.empty() &&
-                  config.tls_auto_given.value_or(exposed && !config.insecure);
+  tls.automatic =
+      tls.cert_file.empty() && config.tls_auto_given.value_or(exposed && !config.insecure);
   if (!exposed || config.insecure || tls.enabled()) return absl::OkStatus();
   return absl::InvalidArgumentError(fmt::format(
       "address '{}' is not a loopback address, and TLS is off: secrets and access tokens would "
@@ -493,7 +493,6 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
                                   : ResolvePath(config.store.snapshot_dir, home);
   return config;
 }
-
 
 Status CheckListenAddress(const std::string& address) {
   const auto bad = [&](const char* why) {

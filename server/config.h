@@ -41,7 +41,7 @@ struct DaemonConfig {
   bool insecure = false;
   TlsConfig tls;
   std::optional<bool> tls_auto_given;  // tls.auto as the layers said, before resolving
-  std::string data_dir;  // default: $HOME/.micro
+  std::string data_dir;                // default: $HOME/.micro
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::kText;
   int64_t shutdown_grace_seconds = 10;
@@ -73,6 +73,5 @@ std::vector<FlagSpec> DaemonFlags();
 
 // Splits "host:port" (host may be [IPv6]); port 0..65535. INVALID_ARGUMENT otherwise.
 [[nodiscard]] Status CheckListenAddress(const std::string& address);
-
 
 }  // namespace micro::server

@@ -197,11 +197,10 @@ Status Daemon::MakeServices() {
 // The certificate the server presents: the operator's, or the automatic one (docs/security.md).
 Status Daemon::PrepareTls() {
   if (!config_.tls.enabled()) return absl::OkStatus();
-  auto identity =
-      config_.tls.automatic
-          ? AutomaticTls(data_dir_->path() + "/tls",
-                         CertificateHosts(config_.address, config_.tls.hosts))
-          : LoadTlsFiles(config_.tls.cert_file, config_.tls.key_file);
+  auto identity = config_.tls.automatic
+                      ? AutomaticTls(data_dir_->path() + "/tls",
+                                     CertificateHosts(config_.address, config_.tls.hosts))
+                      : LoadTlsFiles(config_.tls.cert_file, config_.tls.key_file);
   if (!identity.ok()) return identity.status();
   tls_ = std::move(*identity);
   return absl::OkStatus();
@@ -334,12 +333,9 @@ Status Daemon::Announce(Clock::TimePoint launched) {
   const int64_t started = clock_.UnixMillis();
   info_service_->set_info(
       {Version(), static_cast<int>(::getpid()), started, grpc_address_, data_dir_->path()});
-  nlohmann::json info = {{"pid", ::getpid()},
-                         {"grpc_address", grpc_address_},
-                         {"tls", tls_.has_value()},
-                         {"tls_ca_file", tls_ ? tls_->ca_file : ""},
-                         {"version", Version()},
-                         {"data_dir", data_dir_->path()},
+  nlohmann::json info = {{"pid", ::getpid()},         {"grpc_address", grpc_address_},
+                         {"tls", tls_.has_value()},   {"tls_ca_file", tls_ ? tls_->ca_file : ""},
+                         {"version", Version()},      {"data_dir", data_dir_->path()},
                          {"started_unix_ms", started}};
   if (Status s = data_dir_->WriteFile("server.json", info.dump(2) + "\n"); !s.ok()) return s;
 

@@ -1,11 +1,11 @@
 #include "server/proxy.h"
 
 #include <fmt/format.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 
 #include <algorithm>
 #include <chrono>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 
 #include "rpc/grpc_status.h"
 
@@ -56,6 +56,7 @@ class ProxyReactor final : public grpc::ServerGenericBidiReactor {
 
   void OnCancel() override {
     std::lock_guard lock(mu_);
+    cancelled_ = true;
     if (forwarding_) upstream_.TryCancel();
   }
 
@@ -90,7 +91,13 @@ class ProxyReactor final : public grpc::ServerGenericBidiReactor {
         std::min(server_->deadline(), std::chrono::system_clock::now() + kMaxProxiedCall));
     stub_ = proxy_.StubFor(*address);
     {
+      // A call cancelled before this point (the client gave up, or the read ended because
+      // of it) is never forwarded.
       std::lock_guard lock(mu_);
+      if (cancelled_) {
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the caller cancelled the call"));
+        return;
+      }
       forwarding_ = true;
     }
     stub_->UnaryCall(&upstream_, server_->method(), grpc::StubOptions(), &request_, &response_,
@@ -113,7 +120,8 @@ class ProxyReactor final : public grpc::ServerGenericBidiReactor {
   grpc::ClientContext upstream_;
   std::shared_ptr<grpc::GenericStub> stub_;
   std::mutex mu_;
-  bool forwarding_ = false;
+  bool forwarding_ = false;  // upstream_ is in flight
+  bool cancelled_ = false;   // OnCancel came
 };
 
 }  // namespace
@@ -145,9 +153,9 @@ Result<std::string> Proxy::Route(const std::string& ns, const std::string& metho
       }
     }
     if (!names.empty()) {
-      return absl::FailedPreconditionError(fmt::format(
-          "several services serve {} ({}); name one with the metadata micro-service", endpoint,
-          names));
+      return absl::FailedPreconditionError(
+          fmt::format("several services serve {} ({}); name one with the metadata micro-service",
+                      endpoint, names));
     }
     if (candidates.empty()) {
       return absl::UnimplementedError(fmt::format(

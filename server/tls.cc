@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -50,9 +52,14 @@ std::string OpenSslError() {
   return text;
 }
 
+// NOT_FOUND only when the file does not exist: an unreadable CA must never be replaced.
 Result<std::string> ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("cannot read {}", path));
+  if (!in) {
+    const int err = errno;
+    if (err == ENOENT) return absl::NotFoundError(fmt::format("{} does not exist", path));
+    return absl::PermissionDeniedError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
+  }
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
@@ -72,8 +79,8 @@ Result<Key> ParseKey(const std::string& pem, const std::string& what) {
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   Key key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{} holds no unencrypted PEM private key: {}", what, OpenSslError()));
+    return absl::InvalidArgumentError(
+        fmt::format("{} holds no unencrypted PEM private key: {}", what, OpenSslError()));
   }
   return key;
 }
@@ -98,8 +105,7 @@ Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value)
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  std::unique_ptr<X509_EXTENSION, Free> ext(
-      X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
+  std::unique_ptr<X509_EXTENSION, Free> ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
   if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) {
     return absl::InternalError(
         fmt::format("cannot add the certificate extension {}: {}", value, OpenSslError()));
@@ -169,6 +175,9 @@ Result<std::pair<Cert, Key>> LoadOrMakeCa(const std::string& dir) {
     }
     return std::make_pair(std::move(*cert), std::move(*key));
   }
+  for (const Status* s : {&cert_pem.status(), &key_pem.status()}) {
+    if (!s->ok() && !absl::IsNotFound(*s)) return *s;  // unreadable: never replaced
+  }
   if (cert_pem.ok() != key_pem.ok()) {
     return absl::FailedPreconditionError(fmt::format(
         "{} and {} must both exist or both be missing; restore the missing one from a backup, "
@@ -179,8 +188,7 @@ Result<std::pair<Cert, Key>> LoadOrMakeCa(const std::string& dir) {
   if (!key.ok()) return key.status();
   char host[256] = "localhost";
   ::gethostname(host, sizeof host - 1);
-  auto cert = MakeCert(key->get(), fmt::format("micro CA ({})", host), nullptr, key->get(),
-                       kCaDays,
+  auto cert = MakeCert(key->get(), fmt::format("micro CA ({})", host), nullptr, key->get(), kCaDays,
                        {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
                         {NID_key_usage, "critical,keyCertSign,cRLSign"},
                         {NID_subject_key_identifier, "hash"}});
@@ -228,8 +236,7 @@ Result<TlsIdentity> AutomaticTls(const std::string& dir, const std::vector<std::
   for (const std::string& host : hosts) {
     names += (names.empty() ? "" : ",") + std::string(IsIp(host) ? "IP:" : "DNS:") + host;
   }
-  auto cert = MakeCert(key->get(), "micro server", ca->first.get(), ca->second.get(),
-                       kServerDays,
+  auto cert = MakeCert(key->get(), "micro server", ca->first.get(), ca->second.get(), kServerDays,
                        {{NID_basic_constraints, "critical,CA:FALSE"},
                         {NID_key_usage, "critical,digitalSignature"},
                         {NID_ext_key_usage, "serverAuth"},

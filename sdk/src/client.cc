@@ -101,7 +101,7 @@ grpc::Status Client::AccessToken(std::string* token) {
     return grpc::Status::OK;
   }
   if (options_.auth_id.empty()) return grpc::Status::OK;  // a daemon without auth
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(token_mu_);
   // Refreshed a minute before it expires; a refused refresh falls back to logging in.
   if (!access_token_.empty() && expiry_unix_ms_ > NowMs() + 60'000) {
     *token = access_token_;
@@ -148,6 +148,12 @@ grpc::Status Client::Prepare(grpc::ClientContext& context, std::chrono::millisec
 }
 
 grpc::Status Client::Lookup(const std::string& service) {
+  StartWatch();  // first, so that changes after the lookup below are seen
+  uint64_t changes = 0;
+  {
+    std::lock_guard lock(mu_);
+    changes = cache_[service].changes;
+  }
   micro::registry::v1::GetServiceRequest request;
   request.set_name(service);
   micro::registry::v1::GetServiceResponse response;
@@ -162,11 +168,11 @@ grpc::Status Client::Lookup(const std::string& service) {
   } else if (status.error_code() != grpc::StatusCode::NOT_FOUND) {
     return status;
   }
-  StartWatch();
   std::lock_guard lock(mu_);
   Cached& cached = cache_[service];
   cached.nodes = std::move(nodes);
-  cached.stale = false;
+  // An event that came while the lookup was in flight may not be in its answer.
+  cached.stale = cached.changes != changes;
   if (cached.next >= cached.nodes.size()) cached.next = 0;
   return grpc::Status::OK;
 }
@@ -236,16 +242,16 @@ grpc::Status Client::Call(const std::string& service, const std::string& method,
       context.AddMetadata("authorization", "Bearer " + token);
     }
     const grpc::internal::RpcMethod rpc(method.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
-    status = grpc::internal::BlockingUnaryCall<google::protobuf::Message, google::protobuf::Message>(
-        ChannelTo(address).get(), rpc, &context, request, response);
+    status =
+        grpc::internal::BlockingUnaryCall<google::protobuf::Message, google::protobuf::Message>(
+            ChannelTo(address).get(), rpc, &context, request, response);
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return status;
     {
       // The node may be gone: look the service up again before the next try.
       std::lock_guard lock(mu_);
       cache_[service].stale = true;
     }
-    if (attempt == options.attempts ||
-        std::chrono::system_clock::now() + backoff >= deadline) {
+    if (attempt == options.attempts || std::chrono::system_clock::now() + backoff >= deadline) {
       break;
     }
     std::this_thread::sleep_for(backoff);
@@ -277,7 +283,10 @@ void Client::StartWatch() {
       while (reader->Read(&event)) {
         std::lock_guard cache_lock(mu_);
         auto it = cache_.find(event.service().name());
-        if (it != cache_.end()) it->second.stale = true;
+        if (it != cache_.end()) {
+          it->second.stale = true;
+          ++it->second.changes;
+        }
       }
       reader->Finish();
       {

@@ -1,14 +1,16 @@
 #include "micro/service.h"
 
+#include <fcntl.h>
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/impl/server_initializer.h>
-#include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -43,22 +45,31 @@ std::unique_ptr<grpc::ServerBuilderPlugin> MakeServiceListPlugin() {
   return std::make_unique<ServiceListPlugin>();
 }
 
-sigset_t StopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  return signals;
+// SIGINT and SIGTERM end Run: their handler writes a byte to this pipe, which Run's waiter
+// reads. A handler (not a blocked mask) so that child processes the service starts get the
+// default dispositions back at exec, and any thread may take the signal.
+int g_stop_pipe[2] = {-1, -1};
+
+extern "C" void OnStopSignal(int) {
+  const int saved = errno;
+  const char byte = 's';
+  [[maybe_unused]] ssize_t n = ::write(g_stop_pipe[1], &byte, 1);
+  errno = saved;
 }
 
-// Before any member is built: SIGINT and SIGTERM go to Run's waiter only (blocked before any
-// gRPC thread exists, so every thread inherits the mask), and the server plugins are known
-// before the ServerBuilder, which takes them at its construction.
+// Before any member is built: the stop signals' handler, and the server plugins (the
+// ServerBuilder takes the plugin factories at its construction).
 const ServiceOptions& Prepare(const ServiceOptions& options) {
-  const sigset_t signals = StopSignals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  static std::once_flag plugins;
-  std::call_once(plugins, [] {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (::pipe2(g_stop_pipe, O_CLOEXEC) == 0) {
+      struct sigaction action {};
+      action.sa_handler = OnStopSignal;
+      sigemptyset(&action.sa_mask);
+      action.sa_flags = SA_RESTART;
+      ::sigaction(SIGINT, &action, nullptr);
+      ::sigaction(SIGTERM, &action, nullptr);
+    }
     grpc::ServerBuilder::InternalAddPluginFactory(&MakeServiceListPlugin);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   });
@@ -151,9 +162,9 @@ int Service::Run() {
             << ")\n";
 
   std::thread waiter([this] {
-    const sigset_t signals = StopSignals();
-    int signal = 0;
-    sigwait(&signals, &signal);
+    char byte = 0;
+    while (::read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
     Stop();
   });
   {
@@ -173,8 +184,14 @@ int Service::Run() {
   server_->Shutdown(std::chrono::system_clock::now() + options_.drain);
   server_->Wait();
   server_.reset();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // wakes it when Stop() came from elsewhere
+  // Wakes the waiter when Stop() came from elsewhere (a signal's byte may already be there).
+  OnStopSignal(0);
   waiter.join();
+  char drain[16];
+  while (true) {  // leave the pipe empty for a next Run
+    pollfd p{g_stop_pipe[0], POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0 || ::read(g_stop_pipe[0], drain, sizeof drain) <= 0) break;
+  }
   return 0;
 }
 

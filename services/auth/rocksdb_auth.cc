@@ -219,10 +219,8 @@ Result<std::string> RocksDbAuth::ReloadSigningKeys() {
   auto keys = ReadSigningKeys(options_.keys_dir + "/signing_keys");
   if (!keys.ok()) return keys.status();
   const std::string id = keys->front().id;
-  {
-    std::unique_lock lock(keys_mu_);
-    keys_ = std::move(*keys);
-  }
+  std::unique_lock keys_lock(keys_mu_);
+  keys_ = std::move(*keys);
   // A token verified with a key that is gone must not stay accepted from the cache.
   std::unique_lock lock(mu_);
   verified_.clear();
@@ -541,6 +539,9 @@ Status RocksDbAuth::ChangeSecret(const std::string& ns, const std::string& id,
   }
   stored.set_secret_hash(*hash);
   stored.set_generation(stored.generation() + 1);
+  // A service account's secret set by hand no longer follows the service key: the next
+  // EnsureServiceAccount verifies it (and sets it back) instead of trusting the fingerprint.
+  stored.clear_service_key_id();
   rocksdb::WriteBatch batch;
   batch.Put(family_, key, stored.SerializeAsString());
   if (Status s = Write(batch, "storing the account failed"); !s.ok()) return s;
@@ -649,6 +650,8 @@ Result<Identity> RocksDbAuth::Verify(std::string_view access_token) {
       return cached.identity;
     }
   }
+  // Held until the token is cached: a reload between the check and the caching would otherwise
+  // leave a token of a dropped key in the cache (lock order: keys_mu_, then mu_).
   std::shared_lock keys_lock(keys_mu_);
   auto claims = crypto::VerifyJwt(access_token, [&](const std::string& kid) {
     for (const auto& key : keys_) {
@@ -656,7 +659,6 @@ Result<Identity> RocksDbAuth::Verify(std::string_view access_token) {
     }
     return static_cast<const std::array<uint8_t, 32>*>(nullptr);
   });
-  keys_lock.unlock();
   if (!claims.ok()) return claims.status();
   const nlohmann::json& c = *claims;
   auto str = [&](const char* k) {

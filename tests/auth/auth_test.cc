@@ -98,9 +98,10 @@ TEST_CASE("rotating the signing keys keeps earlier tokens valid and signs with t
   CHECK(h.Call(kStoreRead, after->access_token).ok());
 }
 
-TEST_CASE("a running engine reloads rotated keys: new tokens use the new key, cached ones of a "
-          "dropped key stop",
-          "[auth]") {
+TEST_CASE(
+    "a running engine reloads rotated keys: new tokens use the new key, cached ones of a "
+    "dropped key stop",
+    "[auth]") {
   Harness h;
   const std::string secret = h.AdminSecret();
   auto before = h.auth->Login("micro", "admin", secret, 0, "p");

@@ -193,13 +193,14 @@ TEST_CASE(
         std::string::npos);
 }
 
-TEST_CASE("a manifest's env names a config secret: the instance gets it, nothing stores or shows it",
-          "[e2e][auth]") {
+TEST_CASE(
+    "a manifest's env names a config secret: the instance gets it, nothing stores or shows it",
+    "[e2e][auth]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   const std::string value = "pg-pass-7f3a9c1e";
-  REQUIRE(daemon.Cli({"config", "set", "db.password", "\"" + value + "\"", "--secret"})
-              .exit_code == 0);
+  REQUIRE(daemon.Cli({"config", "set", "db.password", "\"" + value + "\"", "--secret"}).exit_code ==
+          0);
   // The service prints a digest of what it got, so that its log does not hold the value.
   TempDir dir;
   std::ofstream(dir.path() + "/micro.yaml")
@@ -210,11 +211,12 @@ TEST_CASE("a manifest's env names a config secret: the instance gets it, nothing
   CHECK(missing.exit_code != 0);
   CHECK(missing.err.find("api.token") != std::string::npos);
   REQUIRE(daemon.Cli({"run", dir.path()}).exit_code == 0);
-  ProgramResult digest = RunProgram(
-      {"/bin/sh", "-c", "printf %s '" + value + "' | sha256sum"}, {});
+  ProgramResult digest = RunProgram({"/bin/sh", "-c", "printf %s '" + value + "' | sha256sum"}, {});
   REQUIRE(WaitFor(
-      [&] { return daemon.Cli({"logs", "reader"}).out.find(digest.out.substr(0, 64)) !=
-                   std::string::npos; },
+      [&] {
+        return daemon.Cli({"logs", "reader"}).out.find(digest.out.substr(0, 64)) !=
+               std::string::npos;
+      },
       std::chrono::seconds(30)));
   const std::string status = daemon.Cli({"status", "reader", "-o", "json"}).out;
   CHECK(status.find("db.password") != std::string::npos);  // the reference is shown
@@ -224,9 +226,10 @@ TEST_CASE("a manifest's env names a config secret: the instance gets it, nothing
   REQUIRE(daemon.Cli({"kill", "reader"}).exit_code == 0);
 }
 
-TEST_CASE("micro auth rotate-keys on a running daemon: new logins get the new key, nobody is "
-          "logged out",
-          "[e2e][auth]") {
+TEST_CASE(
+    "micro auth rotate-keys on a running daemon: new logins get the new key, nobody is "
+    "logged out",
+    "[e2e][auth]") {
   MicroDaemon daemon;
   REQUIRE(daemon.WaitUntilServing());
   auto kid_of = [](const std::string& token) {
@@ -238,8 +241,8 @@ TEST_CASE("micro auth rotate-keys on a running daemon: new logins get the new ke
   };
   const std::string old_token = daemon.token();
   const std::string old_kid = kid_of(old_token);
-  ProgramResult rotated = RunProgram(
-      {MicroBinary(), "auth", "rotate-keys", "--data-dir", daemon.data_dir()}, {});
+  ProgramResult rotated =
+      RunProgram({MicroBinary(), "auth", "rotate-keys", "--data-dir", daemon.data_dir()}, {});
   REQUIRE(rotated.exit_code == 0);
   CHECK(rotated.out.find("running daemon (pid") != std::string::npos);
   // The daemon reloads on the signal: a new login is soon signed with another key.
@@ -260,9 +263,9 @@ TEST_CASE("micro auth rotate-keys on a running daemon: new logins get the new ke
       },
       std::chrono::seconds(20)));
   CHECK(new_kid != old_kid);
-  ProgramResult with_old = RunProgram(
-      {MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()},
-      {{"HOME", home.path()}, {"MICRO_TOKEN", old_token}});
+  ProgramResult with_old =
+      RunProgram({MicroBinary(), "store", "write", "k", "v", "--address", daemon.address()},
+                 {{"HOME", home.path()}, {"MICRO_TOKEN", old_token}});
   CHECK(with_old.exit_code == 0);
   CHECK(daemon.process().running());
 }
@@ -316,7 +319,9 @@ TEST_CASE("a service deployed while auth was off gets its account when the daemo
   MicroDaemon daemon({"--data-dir", data.path()});
   REQUIRE(daemon.WaitUntilServing());
   REQUIRE(WaitFor(
-      [&] { return daemon.Cli({"logs", "early"}).out.find("logged-in") != std::string::npos; },
+      [&] {
+        return daemon.Cli({"logs", "early"}).out.find("logged-in") != std::string::npos;
+      },
       std::chrono::seconds(30)));
   CHECK(daemon.Cli({"auth", "list", "accounts", "-o", "json"}).out.find("svc.early") !=
         std::string::npos);

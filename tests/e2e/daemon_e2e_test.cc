@@ -132,9 +132,8 @@ TEST_CASE("configuration errors stop the daemon at start-up naming the key", "[e
   CHECK(bad_address.exit_code == 2);
   CHECK(bad_address.err.find("'address'") != std::string::npos);
 
-  ProgramResult exposed =
-      RunProgram({MicroBinary(), "server", "--address", "0.0.0.0:0", "--tls-auto", "false",
-                  "--data-dir", data});
+  ProgramResult exposed = RunProgram({MicroBinary(), "server", "--address", "0.0.0.0:0",
+                                      "--tls-auto", "false", "--data-dir", data});
   CHECK(exposed.exit_code == 2);
   CHECK(exposed.err.find("not a loopback address") != std::string::npos);
   CHECK(exposed.err.find("--insecure") != std::string::npos);

@@ -1,13 +1,12 @@
 // The SDK end to end: the helloworld example deployed with `micro run`, found and called by
 // name through micro::Client, calling another service itself, and skipped once it is gone.
-#include <micro/client.h>
 #include <arpa/inet.h>
+#include <grpcpp/create_channel.h>
+#include <micro/client.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <grpcpp/create_channel.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -71,8 +70,7 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   CHECK(invalid.exit_code == 1);
   CHECK(invalid.err.find("INVALID_ARGUMENT: name is required") != std::string::npos);
   ProgramResult unknown_method = daemon.Cli({"call", "helloworld", "Greeter.Nope", "{}"});
-  CHECK(unknown_method.err.find("has no method Nope; it has SayHello, Relay") !=
-        std::string::npos);
+  CHECK(unknown_method.err.find("has no method Nope; it has SayHello, Relay") != std::string::npos);
   ProgramResult bad_json =
       daemon.Cli({"call", "helloworld", "helloworld.v1.Greeter.SayHello", "{\"nam\": 1}"});
   CHECK(bad_json.exit_code == 2);
@@ -101,8 +99,8 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   // Errors keep their codes; an unknown service is NOT_FOUND.
   helloworld::v1::HelloReply reply;
   helloworld::v1::HelloRequest empty;
-  CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", empty, &reply)
-            .error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", empty, &reply).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(client.Call("nobody", "/helloworld.v1.Greeter/SayHello", request, &reply).error_code() ==
         grpc::StatusCode::NOT_FOUND);
 
@@ -236,8 +234,8 @@ TEST_CASE("a Python service (proto/ only) and the C++ one call each other by nam
   helloworld::v1::HelloRequest hello;
   hello.set_name("Ada");
   helloworld::v1::HelloReply reply;
-  grpc::Status direct = client.Call("helloworld-python", "/helloworld.v1.Greeter/SayHello", hello,
-                                    &reply);
+  grpc::Status direct =
+      client.Call("helloworld-python", "/helloworld.v1.Greeter/SayHello", hello, &reply);
   INFO(direct.error_message());
   CHECK(direct.ok());
   CHECK(reply.node().find("helloworld-python") != std::string::npos);
@@ -245,8 +243,8 @@ TEST_CASE("a Python service (proto/ only) and the C++ one call each other by nam
   helloworld::v1::RelayRequest relay;
   relay.set_service("helloworld");
   relay.set_name("Grace");
-  grpc::Status to_cpp = client.Call("helloworld-python", "/helloworld.v1.Greeter/Relay", relay,
-                                    &reply);
+  grpc::Status to_cpp =
+      client.Call("helloworld-python", "/helloworld.v1.Greeter/Relay", relay, &reply);
   INFO(to_cpp.error_message());
   CHECK(to_cpp.ok());
   CHECK(reply.message() == "Hello Grace");

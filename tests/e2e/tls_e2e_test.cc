@@ -54,9 +54,10 @@ std::string PythonHealth(const std::string& address, const std::string& ca) {
   return RunProgram({"/usr/bin/python3", "-c", script, address, ca}, {}).out;
 }
 
-TEST_CASE("automatic TLS: the CLI trusts the daemon's CA after micro login --admin, plaintext "
-          "and foreign CAs fail",
-          "[e2e][tls]") {
+TEST_CASE(
+    "automatic TLS: the CLI trusts the daemon's CA after micro login --admin, plaintext "
+    "and foreign CAs fail",
+    "[e2e][tls]") {
   TempDir certs;
   MakeCertificates(certs.path());
   MicroDaemon daemon({"--tls-auto", "true"});
@@ -96,8 +97,10 @@ TEST_CASE("automatic TLS: the CLI trusts the daemon's CA after micro login --adm
   // A deployed service gets the CA's path and logs in over TLS with its own account.
   TempDir service_home;
   const std::string script =
-      "export HOME='" + service_home.path() + "'; echo \"ca=$MICRO_TLS_CA\"; printf '%s' "
-      "\"$MICRO_AUTH_SECRET\" | '" + MicroBinary() +
+      "export HOME='" + service_home.path() +
+      "'; echo \"ca=$MICRO_TLS_CA\"; printf '%s' "
+      "\"$MICRO_AUTH_SECRET\" | '" +
+      MicroBinary() +
       "' login \"$MICRO_AUTH_ID\" --password-stdin --address \"$MICRO_SERVER\" && echo "
       "logged-in; sleep 300";
   REQUIRE(daemon.Cli({"run", "--name", "tls-client", "--", "/bin/sh", "-c", script}).exit_code ==

@@ -24,8 +24,8 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using Signalled = FakeDriver::Signalled;
-using micro::testing::TempDir;
 using Catch::Matchers::Contains;
+using micro::testing::TempDir;
 
 // A desired state that logs every write and can hold writes until the test releases them.
 class GatedState final : public DesiredState {

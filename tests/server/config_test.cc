@@ -141,21 +141,19 @@ TEST_CASE("a non-loopback address serves TLS, or needs --insecure to go without"
 
 TEST_CASE("an operator's certificate needs its key, and excludes the automatic mode", "[config]") {
   auto given = LoadDaemonConfig(
-      Flags({"--address", "0.0.0.0:1", "--tls-cert", "/etc/c.pem", "--tls-key", "/etc/k.pem"}),
-      {});
+      Flags({"--address", "0.0.0.0:1", "--tls-cert", "/etc/c.pem", "--tls-key", "/etc/k.pem"}), {});
   REQUIRE(given.ok());
   CHECK(given->tls.enabled());
   CHECK_FALSE(given->tls.automatic);
   CHECK(given->tls.cert_file == "/etc/c.pem");
   auto half = LoadDaemonConfig(Flags({"--tls-cert", "/etc/c.pem"}), {});
   CHECK(Message(half.status()).find("give both --tls-cert and --tls-key") != std::string::npos);
-  auto both = LoadDaemonConfig(
-      Flags({"--tls-cert", "/c", "--tls-key", "/k"}), {{"MICRO_TLS_AUTO", "true"}});
+  auto both = LoadDaemonConfig(Flags({"--tls-cert", "/c", "--tls-key", "/k"}),
+                               {{"MICRO_TLS_AUTO", "true"}});
   CHECK(Message(both.status()).find("exclude each other") != std::string::npos);
   testing::TempDir dir;
   auto hosts = LoadDaemonConfig(
-      Flags({"--config", WriteFile(dir, "tls:\n  auto: true\n  hosts: a.example,10.1.2.3\n")}),
-      {});
+      Flags({"--config", WriteFile(dir, "tls:\n  auto: true\n  hosts: a.example,10.1.2.3\n")}), {});
   REQUIRE(hosts.ok());
   CHECK(hosts->tls.hosts == std::vector<std::string>{"a.example", "10.1.2.3"});
 }

@@ -25,20 +25,20 @@ namespace micro {
 // Where the daemon is and who this process is. Every field defaults to the environment the
 // runtime gives a deployed service, so `ClientOptions{}` is right inside one.
 struct ClientOptions {
-  std::string daemon;     // MICRO_SERVER, else 127.0.0.1:8081
-  std::string ns;         // MICRO_NAMESPACE, else micro
-  std::string auth_id;    // MICRO_AUTH_ID: log in with it when set
+  std::string daemon;       // MICRO_SERVER, else 127.0.0.1:8081
+  std::string ns;           // MICRO_NAMESPACE, else micro
+  std::string auth_id;      // MICRO_AUTH_ID: log in with it when set
   std::string auth_secret;  // MICRO_AUTH_SECRET
-  std::string token;      // MICRO_TOKEN: use this access token instead of logging in
+  std::string token;        // MICRO_TOKEN: use this access token instead of logging in
   std::string tls_ca_file;  // MICRO_TLS_CA: verify the daemon against this CA (TLS on)
   // Read the fields above from the environment where they are empty.
   static ClientOptions FromEnvironment(ClientOptions given = {});
 };
 
 struct CallOptions {
-  std::chrono::milliseconds timeout{10000};  // the whole call, retries included
-  int attempts = 3;                          // tries on UNAVAILABLE, each on the next node
-  std::chrono::milliseconds backoff{50};     // before the 2nd try, doubled for each next one
+  std::chrono::milliseconds timeout{10000};     // the whole call, retries included
+  int attempts = 3;                             // tries on UNAVAILABLE, each on the next node
+  std::chrono::milliseconds backoff{50};        // before the 2nd try, doubled for each next one
   std::map<std::string, std::string> metadata;  // sent with the call
 };
 
@@ -80,7 +80,8 @@ class Client {
   struct Cached {
     std::vector<std::string> nodes;
     size_t next = 0;
-    bool stale = false;
+    bool stale = true;     // until a lookup has filled it
+    uint64_t changes = 0;  // registry events seen for the service: a lookup racing one stays stale
   };
   grpc::Status Lookup(const std::string& service);
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address);
@@ -96,13 +97,15 @@ class Client {
   std::unique_ptr<micro::broker::v1::Broker::Stub> broker_;
   std::unique_ptr<micro::events::v1::Events::Stub> events_;
 
-  std::mutex mu_;  // guards what follows
+  std::mutex mu_;  // guards the cache and the channels
   std::map<std::string, Cached> cache_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  bool watching_ = false;
+
+  std::mutex token_mu_;  // guards the tokens; held while logging in, never with mu_
   std::string access_token_;
   std::string refresh_token_;
   int64_t expiry_unix_ms_ = 0;
-  bool watching_ = false;
 
   struct Watch;  // the registry watch that marks cached services stale
   std::unique_ptr<Watch> watch_;

@@ -35,9 +35,9 @@ struct ServiceOptions {
   // Where to listen: MICRO_SERVICE_ADDRESS, else 127.0.0.1:0 (a free port).
   std::string address;
   std::map<std::string, std::string> metadata;  // the service's, in the registry
-  std::chrono::seconds ttl{15};        // the registry drops the node this long after a heartbeat
-  std::chrono::seconds heartbeat{5};   // how often the node is registered again
-  std::chrono::seconds drain{10};      // after deregistering, how long calls may finish
+  std::chrono::seconds ttl{15};       // the registry drops the node this long after a heartbeat
+  std::chrono::seconds heartbeat{5};  // how often the node is registered again
+  std::chrono::seconds drain{10};     // after deregistering, how long calls may finish
   ClientOptions client = ClientOptions::FromEnvironment();
 };
 
@@ -57,7 +57,8 @@ class Service {
   // after printing why to stderr when it cannot start (no name, the port is taken, the daemon
   // refuses the registration). A failed heartbeat is retried at the next one.
   int Run();
-  // Makes Run return (from any thread or a signal-free context).
+  // Makes Run return, from any thread. SIGINT and SIGTERM do the same: the Service installs
+  // a handler for both (child processes get the default ones back when they exec).
   void Stop();
 
   // Once Run has bound it: the host:port clients reach this service at.

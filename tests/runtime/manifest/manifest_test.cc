@@ -288,9 +288,10 @@ TEST_CASE("ValidateSpec refuses reserved, malformed and too many environment var
                s.env_secrets["A"] = "a";
              }),
              Contains("env.A is both a value and a secret"));
-  for (const std::string path : {std::string(), std::string(".a"), std::string("a."),
-                                 std::string(257, 'a')}) {
-    CHECK_THAT(Invalid([&](auto& s) { s.env_secrets["A"] = path; }), Contains("is not a config path"));
+  for (const std::string& path :
+       {std::string(), std::string(".a"), std::string("a."), std::string(257, 'a')}) {
+    CHECK_THAT(Invalid([&](auto& s) { s.env_secrets["A"] = path; }),
+               Contains("is not a config path"));
   }
   CHECK_THAT(Invalid([](auto& s) { s.args.assign(1025, "a"); }), Contains("args has 1025"));
   CHECK_THAT(Invalid([](auto& s) { s.args.assign(2, std::string(70 << 10, 'a')); }),
