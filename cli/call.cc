@@ -221,11 +221,6 @@ std::string ToJsonLine(const pb::Message& message, bool pretty) {
   return out;
 }
 
-// The caller's identity and namespace go with the call, as the SDK's client sends them.
-void PrepareCall(grpc::ClientContext& context, const ClientOptions& options) {
-  Prepare(context, options);
-}
-
 int Call(const ParsedArgs& args, const ClientOptions& options) {
   if (args.positionals.size() < 2 || args.positionals.size() > 3) {
     std::cerr << "error: give SERVICE Service.Method [JSON]; see 'micro call --help'\n";
@@ -246,7 +241,7 @@ int Call(const ParsedArgs& args, const ClientOptions& options) {
   std::unique_ptr<pb::Message> response(
       target->reflection->factory().GetPrototype(target->method->output_type())->New());
   grpc::ClientContext context;
-  PrepareCall(context, options);
+  Prepare(context, options);  // the caller's token and namespace go with the call
   const grpc::internal::RpcMethod rpc(target->path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
   grpc::Status s = grpc::internal::BlockingUnaryCall<pb::Message, pb::Message>(
       target->channel.get(), rpc, &context, **request, response.get());
@@ -284,7 +279,7 @@ int Stream(const ParsedArgs& args, const ClientOptions& options) {
     }
   }
   grpc::ClientContext context;
-  PrepareCall(context, options);
+  Prepare(context, options);  // the caller's token and namespace go with the call
   context.set_deadline(std::chrono::system_clock::time_point::max());  // streams run until done
   const grpc::internal::RpcMethod rpc(target->path.c_str(),
                                       grpc::internal::RpcMethod::BIDI_STREAMING);

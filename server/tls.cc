@@ -16,11 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "core/address.h"
 #include "services/auth/rocksdb_auth.h"
@@ -50,19 +46,6 @@ std::string OpenSslError() {
   ERR_error_string_n(code, text, sizeof text);
   ERR_clear_error();
   return text;
-}
-
-// NOT_FOUND only when the file does not exist: an unreadable CA must never be replaced.
-Result<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    if (err == ENOENT) return absl::NotFoundError(fmt::format("{} does not exist", path));
-    return absl::PermissionDeniedError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 Result<Cert> ParseCert(const std::string& pem, const std::string& what) {
@@ -160,8 +143,8 @@ bool IsIp(const std::string& host) {
 Result<std::pair<Cert, Key>> LoadOrMakeCa(const std::string& dir) {
   const std::string cert_path = dir + "/ca.pem";
   const std::string key_path = dir + "/ca.key";
-  auto cert_pem = ReadText(cert_path);
-  auto key_pem = ReadText(key_path);
+  auto cert_pem = auth::ReadSecretFile(cert_path);
+  auto key_pem = auth::ReadSecretFile(key_path);
   if (cert_pem.ok() && key_pem.ok()) {
     auto cert = ParseCert(*cert_pem, cert_path);
     if (!cert.ok()) return cert.status();
@@ -205,9 +188,9 @@ Result<std::pair<Cert, Key>> LoadOrMakeCa(const std::string& dir) {
 }  // namespace
 
 Result<TlsIdentity> LoadTlsFiles(const std::string& cert_file, const std::string& key_file) {
-  auto cert_pem = ReadText(cert_file);
+  auto cert_pem = auth::ReadSecretFile(cert_file);
   if (!cert_pem.ok()) return absl::InvalidArgumentError(cert_pem.status().message());
-  auto key_pem = ReadText(key_file);
+  auto key_pem = auth::ReadSecretFile(key_file);
   if (!key_pem.ok()) return absl::InvalidArgumentError(key_pem.status().message());
   auto cert = ParseCert(*cert_pem, cert_file);
   if (!cert.ok()) return cert.status();

@@ -71,7 +71,10 @@ bool Matches(const std::string& pattern, const std::string& value) {
 }
 
 // Reads a whole file; NOT_FOUND when it does not exist.
-Result<std::string> ReadFile(const std::string& path) {
+
+}  // namespace
+
+Result<std::string> ReadSecretFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (errno == ENOENT) return absl::NotFoundError(path);
@@ -81,8 +84,6 @@ Result<std::string> ReadFile(const std::string& path) {
   out << in.rdbuf();
   return out.str();
 }
-
-}  // namespace
 
 Status WriteSecretFile(const std::string& path, const std::string& data) {
   // Per process: two CLI processes refreshing one login at once do not share a temporary file.
@@ -113,7 +114,7 @@ Result<std::string> RotateSigningKeys(const std::string& keys_dir, int64_t now_m
     ~Unlock() { ::close(fd); }
   } unlock{lock};
   const std::string path = keys_dir + "/signing_keys";
-  auto text = ReadFile(path);
+  auto text = ReadSecretFile(path);
   if (!text.ok()) return text.status();
   SigningKeys stored;
   if (!stored.ParseFromString(*text) || stored.keys_size() == 0) {
@@ -156,7 +157,7 @@ Status RocksDbAuth::LoadKeys() {
   }
   const std::string path = options_.keys_dir + "/signing_keys";
   SigningKeys stored;
-  auto text = ReadFile(path);
+  auto text = ReadSecretFile(path);
   if (text.ok()) {
     if (!stored.ParseFromString(*text) || stored.keys_size() == 0) {
       return absl::InternalError(fmt::format(
@@ -175,7 +176,7 @@ Status RocksDbAuth::LoadKeys() {
     return text.status();
   }
   const std::string service_path = options_.keys_dir + "/service_key";
-  auto service_key = ReadFile(service_path);
+  auto service_key = ReadSecretFile(service_path);
   if (service_key.ok() && service_key->size() == 32) {
     service_key_ = *service_key;
   } else if (absl::IsNotFound(service_key.status())) {
@@ -193,7 +194,7 @@ Status RocksDbAuth::LoadKeys() {
 
 Result<std::vector<crypto::SigningKey>> RocksDbAuth::ReadSigningKeys(
     const std::string& path) const {
-  auto text = ReadFile(path);
+  auto text = ReadSecretFile(path);
   if (!text.ok()) return text.status();
   SigningKeys stored;
   if (!stored.ParseFromString(*text) || stored.keys_size() == 0) {

@@ -22,6 +22,9 @@ namespace micro::auth {
 
 // Writes `data` to `path` with mode 0600 through a synced temporary file and a rename.
 [[nodiscard]] Status WriteSecretFile(const std::string& path, const std::string& data);
+// The whole file; NOT_FOUND only when it does not exist (an unreadable one is UNAVAILABLE, so
+// that callers never take it for missing and replace it).
+[[nodiscard]] Result<std::string> ReadSecretFile(const std::string& path);
 
 // Puts a new signing key first in `<keys_dir>/signing_keys`, keeping the previous one so that
 // tokens it signed still verify until they expire (access tokens live at most 24 hours); older
