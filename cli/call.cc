@@ -1,9 +1,5 @@
 // `micro call` and `micro stream`: call a registered service's method with JSON, without its
 // proto: the node comes from the registry, the descriptors from the service's own reflection.
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/descriptor.pb.h>
-#include <google/protobuf/descriptor_database.h>
-#include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/impl/codegen/client_unary_call.h>
@@ -17,111 +13,13 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
-#include "micro/cli/reflection.pb.h"
 #include "micro/registry/v1/registry.grpc.pb.h"
+#include "rpc/reflection_client.h"
 
 namespace micro::cli {
 namespace {
 
 namespace pb = google::protobuf;
-namespace refl = micro::cli::reflection;
-
-constexpr char kReflectionMethod[] =
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
-
-// The descriptors of one service, fetched from its server's reflection.
-class Reflection {
- public:
-  explicit Reflection(std::shared_ptr<grpc::Channel> channel) : channel_(std::move(channel)) {}
-
-  // Finds `service` ("helloworld.v1.Greeter", or just "Greeter" if one service has that name)
-  // and loads its file and every file it depends on.
-  Status Load(const std::string& service, const ClientOptions& options) {
-    grpc::ClientContext context;
-    Prepare(context, options);
-    const grpc::internal::RpcMethod method(kReflectionMethod,
-                                           grpc::internal::RpcMethod::BIDI_STREAMING);
-    auto stream = std::unique_ptr<
-        grpc::ClientReaderWriter<refl::ServerReflectionRequest, refl::ServerReflectionResponse>>(
-        grpc::internal::ClientReaderWriterFactory<
-            refl::ServerReflectionRequest, refl::ServerReflectionResponse>::Create(channel_.get(),
-                                                                                   method,
-                                                                                   &context));
-    full_name_ = service;
-    if (service.find('.') == std::string::npos) {
-      refl::ServerReflectionRequest list;
-      list.set_list_services("");
-      refl::ServerReflectionResponse answer;
-      if (!stream->Write(list) || !stream->Read(&answer)) return Finish(*stream);
-      std::vector<std::string> matches;
-      for (const auto& s : answer.list_services_response().service()) {
-        const std::string& name = s.name();
-        const size_t dot = name.rfind('.');
-        if ((dot == std::string::npos ? name : name.substr(dot + 1)) == service) {
-          matches.push_back(name);
-        }
-      }
-      if (matches.size() != 1) {
-        stream->WritesDone();
-        (void)stream->Finish();
-        return absl::NotFoundError(matches.empty()
-                                       ? "the service serves no gRPC service named " + service
-                                       : "several gRPC services are named " + service +
-                                             "; give the full name (" + matches[0] + ", ...)");
-      }
-      full_name_ = matches[0];
-    }
-    refl::ServerReflectionRequest request;
-    request.set_file_containing_symbol(full_name_);
-    std::vector<std::string> wanted;
-    while (true) {
-      refl::ServerReflectionResponse answer;
-      if (!stream->Write(request) || !stream->Read(&answer)) return Finish(*stream);
-      if (answer.has_error_response()) {
-        stream->WritesDone();
-        (void)stream->Finish();
-        return absl::NotFoundError(answer.error_response().error_message());
-      }
-      for (const std::string& bytes : answer.file_descriptor_response().file_descriptor_proto()) {
-        pb::FileDescriptorProto file;
-        if (!file.ParseFromString(bytes)) return absl::InternalError("a bad file descriptor");
-        if (!loaded_.insert(file.name()).second) continue;
-        for (const std::string& dep : file.dependency()) wanted.push_back(dep);
-        database_.Add(file);
-      }
-      while (!wanted.empty() && loaded_.count(wanted.back()) != 0) wanted.pop_back();
-      if (wanted.empty()) break;
-      request.set_file_by_filename(wanted.back());
-      wanted.pop_back();
-    }
-    stream->WritesDone();
-    (void)stream->Finish();
-    return absl::OkStatus();
-  }
-
-  const pb::ServiceDescriptor* service() { return pool_.FindServiceByName(full_name_); }
-  pb::DynamicMessageFactory& factory() { return factory_; }
-
- private:
-  template <typename Stream>
-  Status Finish(Stream& stream) {
-    grpc::Status s = stream.Finish();
-    if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-      return absl::FailedPreconditionError(
-          "the service does not serve gRPC reflection, which micro call needs (the SDK's "
-          "micro::Service serves it)");
-    }
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        "reflection: " + s.error_message());
-  }
-
-  std::shared_ptr<grpc::Channel> channel_;
-  std::string full_name_;
-  std::set<std::string> loaded_;
-  pb::SimpleDescriptorDatabase database_;
-  pb::DescriptorPool pool_{&database_};
-  pb::DynamicMessageFactory factory_{&pool_};
-};
 
 // One node of `service` from the registry, picked at random.
 Result<std::string> PickNode(const std::string& service, const ClientOptions& options) {
@@ -165,7 +63,7 @@ int Fail(const Status& s) {
 
 struct Target {
   std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<Reflection> reflection;
+  std::unique_ptr<ReflectionClient> reflection;
   const pb::MethodDescriptor* method = nullptr;
   std::string path;  // /package.Service/Method
 };
@@ -182,10 +80,11 @@ Result<Target> Resolve(const std::string& service_name, const std::string& metho
   if (!node.ok()) return node.status();
   Target target;
   target.channel = grpc::CreateChannel(*node, grpc::InsecureChannelCredentials());
-  target.reflection = std::make_unique<Reflection>(target.channel);
-  if (Status s = target.reflection->Load(service, options); !s.ok()) return s;
+  target.reflection = std::make_unique<ReflectionClient>(target.channel);
+  grpc::ClientContext context;
+  Prepare(context, options);
+  if (Status s = target.reflection->Load(service, context); !s.ok()) return s;
   const pb::ServiceDescriptor* descriptor = target.reflection->service();
-  if (descriptor == nullptr) return absl::NotFoundError("no descriptor for " + service);
   target.method = descriptor->FindMethodByName(method);
   if (target.method == nullptr) {
     std::string methods;
@@ -201,7 +100,7 @@ Result<Target> Resolve(const std::string& service_name, const std::string& metho
 
 Result<std::unique_ptr<pb::Message>> FromJson(Target& target, const pb::Descriptor* type,
                                               const std::string& json) {
-  std::unique_ptr<pb::Message> message(target.reflection->factory().GetPrototype(type)->New());
+  std::unique_ptr<pb::Message> message = target.reflection->New(type);
   auto parsed = pb::util::JsonStringToMessage(json.empty() ? "{}" : json, message.get());
   if (!parsed.ok()) {
     return absl::InvalidArgumentError("the request is not a " + type->full_name() +
@@ -238,8 +137,7 @@ int Call(const ParsedArgs& args, const ClientOptions& options) {
     std::cerr << "error: " << request.status().message() << "\n";
     return 2;
   }
-  std::unique_ptr<pb::Message> response(
-      target->reflection->factory().GetPrototype(target->method->output_type())->New());
+  std::unique_ptr<pb::Message> response = target->reflection->New(target->method->output_type());
   grpc::ClientContext context;
   Prepare(context, options);  // the caller's token and namespace go with the call
   const grpc::internal::RpcMethod rpc(target->path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
@@ -294,8 +192,7 @@ int Stream(const ParsedArgs& args, const ClientOptions& options) {
     }
     stream->WritesDone();
   });
-  std::unique_ptr<pb::Message> response(
-      target->reflection->factory().GetPrototype(target->method->output_type())->New());
+  std::unique_ptr<pb::Message> response = target->reflection->New(target->method->output_type());
   while (stream->Read(response.get())) std::cout << ToJsonLine(*response, false) << std::flush;
   writer.join();
   grpc::Status s = stream->Finish();

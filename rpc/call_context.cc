@@ -15,10 +15,21 @@ std::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.siz
 class CallContextInterceptor final : public grpc::experimental::Interceptor {
  public:
   CallContextInterceptor(grpc::experimental::ServerRpcInfo* info, CallContexts& contexts,
-                         const Clock& clock, CallGuard* guard)
-      : info_(info), contexts_(contexts), clock_(clock), guard_(guard) {}
+                         const Clock& clock, CallGuard* guard, RpcMetrics* metrics)
+      : info_(info),
+        contexts_(contexts),
+        clock_(clock),
+        guard_(guard),
+        metrics_(metrics),
+        start_(clock.Now()) {}
 
+  // gRPC destroys the interceptors when the call is done. PRE_SEND_STATUS never came for a call
+  // cancelled before its handler finished: to the client it ended CANCELLED (or
+  // DEADLINE_EXCEEDED, which the server cannot tell apart here).
   ~CallContextInterceptor() override {
+    if (metrics_ != nullptr && !counted_) {
+      metrics_->Record(info_->method(), grpc::StatusCode::CANCELLED, clock_.Now() - start_);
+    }
     if (registered_) contexts_.Erase(info_->server_context());
   }
 
@@ -46,14 +57,10 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
       contexts_.Put(info_->server_context(), std::move(context));
       registered_ = true;
       log_ = spdlog::should_log(spdlog::level::debug);
-      if (log_) start_ = clock_.Now();
     }
-    if (log_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const grpc::Status status = methods->GetSendStatus();
-      const auto micros =
-          std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() - start_).count();
-      spdlog::debug("rpc {} namespace={} code={} duration_us={}", info_->method(), ns_,
-                    static_cast<int>(status.error_code()), micros);
+    if ((log_ || metrics_ != nullptr) &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Ended(methods->GetSendStatus().error_code());
     }
     methods->Proceed();
   }
@@ -65,14 +72,29 @@ class CallContextInterceptor final : public grpc::experimental::Interceptor {
     return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
   }
 
+  void Ended(grpc::StatusCode code) {
+    const std::chrono::nanoseconds elapsed = clock_.Now() - start_;
+    if (metrics_ != nullptr) {
+      metrics_->Record(info_->method(), code, elapsed);
+      counted_ = true;
+    }
+    if (log_) {
+      const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+      spdlog::debug("rpc {} namespace={} code={} duration_us={}", info_->method(), ns_,
+                    static_cast<int>(code), micros);
+    }
+  }
+
   grpc::experimental::ServerRpcInfo* info_;
   CallContexts& contexts_;
   const Clock& clock_;
   CallGuard* guard_;
+  RpcMetrics* metrics_;  // null: no metrics
   bool registered_ = false;
   bool log_ = false;
+  bool counted_ = false;  // the call's status was recorded in metrics_
   std::string ns_;
-  Clock::TimePoint start_;
+  const Clock::TimePoint start_;
 };
 
 }  // namespace
@@ -154,7 +176,42 @@ void CallContexts::Erase(const grpc::ServerContextBase* server_context) {
 
 grpc::experimental::Interceptor* CallContextInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new CallContextInterceptor(info, contexts_, clock_, guard_);
+  return new CallContextInterceptor(info, contexts_, clock_, guard_, metrics_.get());
+}
+
+RpcMetrics::RpcMetrics(Metrics& metrics)
+    : requests_(metrics.AddCounter("micro_rpc_requests_total",
+                                   "gRPC calls ended, by method and status code.",
+                                   {"method", "code"})),
+      duration_(metrics.AddHistogram("micro_rpc_duration_seconds",
+                                     "gRPC call durations in seconds, by method.", {"method"})) {}
+
+void RpcMetrics::Record(std::string_view method, grpc::StatusCode code,
+                        std::chrono::nanoseconds elapsed) {
+  requests_.Add({method, CodeName(code)});
+  duration_.Observe({method}, std::chrono::duration<double>(elapsed).count());
+}
+
+std::string_view RpcMetrics::CodeName(grpc::StatusCode code) {
+  static constexpr std::string_view kNames[] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
+  const auto index = static_cast<size_t>(code);
+  return index < std::size(kNames) ? kNames[index] : "UNKNOWN";
 }
 
 }  // namespace micro

@@ -1,17 +1,21 @@
 #pragma once
 
 #include <grpcpp/support/server_interceptor.h>
+#include <grpcpp/support/status.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "core/stream_bytes.h"
 #include "rpc/stream_slots.h"
@@ -56,6 +60,10 @@ class CallGuard {
   // returns UNAUTHENTICATED or PERMISSION_DENIED when it may not proceed. Memory only: runs on
   // gRPC's threads for every call.
   [[nodiscard]] virtual Status Check(std::string_view method, CallContext* context) = 0;
+  // The part of Check that needs no method, for a caller that learns the method later (the
+  // HTTP gateway, which then calls Check): verifies the token, fills the identity and the
+  // namespace, and refuses a namespace the account may not use.
+  [[nodiscard]] virtual Status Identify(CallContext* context) = 0;
 };
 
 // Whether the caller may address namespace `ns` in a request field (the metadata's namespace
@@ -110,16 +118,44 @@ class CallContexts {
   mutable StreamBytes stream_bytes_;
 };
 
-// The server interceptor: resolves each call's context into `contexts` and, at debug level,
-// logs every RPC with method, namespace, status code and duration.
+// The figures of every RPC, in a Metrics registry:
+//   micro_rpc_requests_total{method,code}  counter: calls ended, by full method name
+//                                          ("/micro.store.v1.Store/Get") and gRPC code name
+//                                          ("OK", "NOT_FOUND", ...)
+//   micro_rpc_duration_seconds{method}     histogram (Metrics::DefaultBuckets): from the call's
+//                                          start to its status, whatever the code
+// Method names of calls forwarded to user services are the client's choice: the registry's
+// series cap puts those past it under method="other". Thread-safe.
+class RpcMetrics {
+ public:
+  // Declares the two families in `metrics` (once, however many RpcMetrics share it).
+  explicit RpcMetrics(Metrics& metrics);
+
+  void Record(std::string_view method, grpc::StatusCode code, std::chrono::nanoseconds elapsed);
+
+  // "OK", "CANCELLED", ... "UNAUTHENTICATED"; "UNKNOWN" for a code outside gRPC's list.
+  static std::string_view CodeName(grpc::StatusCode code);
+
+ private:
+  Metrics::Counter& requests_;
+  Metrics::Histogram& duration_;
+};
+
+// The server interceptor: resolves each call's context into `contexts`, records each call in
+// `metrics` (RpcMetrics) and, at debug level, logs every RPC with method, namespace, status code
+// and duration. A call that ends without a status sent (cancelled by the client, its deadline
+// past, the server shut down) counts with code CANCELLED.
 class CallContextInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   // All must outlive the gRPC server. Without a guard every call proceeds (tests of single
-  // services).
+  // services); without metrics nothing is counted.
   CallContextInterceptorFactory(CallContexts& contexts, const Clock& clock,
-                                CallGuard* guard = nullptr)
-      : contexts_(contexts), clock_(clock), guard_(guard) {}
+                                CallGuard* guard = nullptr, Metrics* metrics = nullptr)
+      : contexts_(contexts),
+        clock_(clock),
+        guard_(guard),
+        metrics_(metrics == nullptr ? nullptr : std::make_unique<RpcMetrics>(*metrics)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
@@ -128,6 +164,7 @@ class CallContextInterceptorFactory final
   CallContexts& contexts_;
   const Clock& clock_;
   CallGuard* guard_;
+  std::unique_ptr<RpcMetrics> metrics_;
 };
 
 }  // namespace micro

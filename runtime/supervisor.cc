@@ -823,6 +823,18 @@ uint64_t Supervisor::DeployedInstances() const {
   return count;
 }
 
+RuntimeSummary Supervisor::Summary() const {
+  RuntimeSummary summary;
+  summary.services.reserve(services_.size());
+  for (const auto& [key, service] : services_) {
+    const ServiceView view = View(*service);
+    summary.services.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), view.status,
+                                view.running, view.desired, view.restarts});
+    for (const InstanceView& instance : view.instances) ++summary.instances[instance.status];
+  }
+  return summary;
+}
+
 ServiceView Supervisor::View(const Service& service) const {
   ServiceView view;
   view.spec = service.spec();

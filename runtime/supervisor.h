@@ -48,6 +48,19 @@ struct SupervisorOptions {
   std::function<Result<std::string>(const std::string& ns, const std::string& path)> resolve_secret;
 };
 
+// What runs, over every namespace, for the daemon's metrics.
+struct RuntimeSummary {
+  struct Service {
+    std::string ns, name, version;
+    Phase status = Phase::kPending;
+    int running = 0;   // instances running now
+    int desired = 0;   // instances the spec asks for
+    int restarts = 0;  // of its instances, since the daemon started them
+  };
+  std::vector<Service> services;   // in (namespace, name, version) order
+  std::map<Phase, int> instances;  // instances by status
+};
+
 // The engine: makes what runs match the desired state. It starts each service's instances with
 // a driver, restarts them by policy with backoff, probes their health, captures their output,
 // and stops them. All of its state lives on the io_context thread; the public methods may be
@@ -82,6 +95,11 @@ class Supervisor final : public Engine {
             std::function<void(Result<std::vector<ServiceView>>)> done) override;
   [[nodiscard]] Result<std::vector<std::shared_ptr<ServiceLogs>>> Logs(
       const std::string& ns, const std::string& name, const std::string& version) override;
+
+  // At once, on the io_context thread only (the daemon's gateway handlers run there): the
+  // deployed services with their status and restarts, and their instances by status. Empty
+  // while Restore has not yet added the services.
+  RuntimeSummary Summary() const;
 
   // Stops every instance, keeping the desired state, for the daemon's shutdown.
   void StopAll(std::function<void()> done);

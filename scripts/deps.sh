@@ -7,7 +7,7 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config ccache make
   libssl-dev openssl libsodium-dev libboost-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   librocksdb-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev catch2 grpc-proto
-  python3 python3-grpcio python3-protobuf
+  python3 python3-grpcio python3-protobuf python3-prometheus-client  # the last: tests/support/check_prometheus.py
   docker.io busybox-static  # the container driver's tests run a real dockerd (scripts/dockerd.sh)
 )
 if [[ "${1:-}" == "--bench" ]]; then

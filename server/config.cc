@@ -51,6 +51,13 @@ Status ResolveTls(DaemonConfig& config) {
   const bool exposed = !IsLoopbackAddress(config.address);
   tls.automatic =
       tls.cert_file.empty() && config.tls_auto_given.value_or(exposed && !config.insecure);
+  if (config.gateway.enabled() && !IsLoopbackAddress(config.gateway.address) && !config.insecure) {
+    return absl::InvalidArgumentError(fmt::format(
+        "HTTP address '{}' is not a loopback address, and the gateway serves plain HTTP: "
+        "tokens would cross the network in clear. Listen on 127.0.0.1 (the default), put a TLS "
+        "proxy in front, or accept the risk with --insecure",
+        config.gateway.address));
+  }
   if (!exposed || config.insecure || tls.enabled()) return absl::OkStatus();
   return absl::InvalidArgumentError(fmt::format(
       "address '{}' is not a loopback address, and TLS is off: secrets and access tokens would "
@@ -314,6 +321,102 @@ const std::vector<Key>& Keys() {
          c.config.secret_key = v;
          return absl::OkStatus();
        }},
+      {"gateway.address", "MICRO_HTTP_ADDRESS", "http-address", "HOST:PORT",
+       "HTTP gateway and /metrics listen address (default 127.0.0.1:8080, or a free port when "
+       "--address has port 0; off: none)",
+       [](DaemonConfig& c, const std::string& v) {
+         c.gateway.address = v;
+         return v == "off" ? absl::OkStatus() : CheckListenAddress(v);
+       }},
+      {"gateway.cors_origins", "MICRO_HTTP_CORS_ORIGINS", "http-cors-origins", "ORIGINS",
+       "comma-separated origins browsers may call the gateway from (https://app.example.com; "
+       "*: any); default none",
+       [](DaemonConfig& c, const std::string& v) {
+         c.gateway.cors_origins.clear();
+         size_t start = 0;
+         while (start <= v.size()) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           std::string origin = v.substr(start, comma - start);
+           origin.erase(0, origin.find_first_not_of(' '));
+           origin.erase(origin.find_last_not_of(' ') + 1);
+           if (origin.find_first_of(" \t\r\n") != std::string::npos ||
+               (origin != "*" && !origin.empty() && origin.find("://") == std::string::npos)) {
+             return absl::InvalidArgumentError(
+                 fmt::format("'{}' is not an origin; give SCHEME://HOST[:PORT] or *", origin));
+           }
+           if (!origin.empty()) c.gateway.cors_origins.push_back(origin);
+           start = comma + 1;
+         }
+         return absl::OkStatus();
+       }},
+      {"gateway.max_body_bytes", "MICRO_HTTP_MAX_BODY_BYTES", "http-max-body-bytes", "BYTES",
+       "largest HTTP request body (default 4194304; 1024..67108864)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1024 || *n > (int64_t{64} << 20)) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1024..67108864", *n));
+         }
+         c.gateway.max_body_bytes = static_cast<size_t>(*n);
+         return absl::OkStatus();
+       }},
+      {"gateway.max_connections", "MICRO_HTTP_MAX_CONNECTIONS", "http-max-connections", "N",
+       "HTTP connections open at once (default 1024; 1..65536); past it the longest idle one "
+       "is closed",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 65536) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..65536", *n));
+         }
+         c.gateway.max_connections = static_cast<size_t>(*n);
+         return absl::OkStatus();
+       }},
+      {"gateway.request_timeout_seconds", "MICRO_HTTP_REQUEST_TIMEOUT_SECONDS",
+       "http-request-timeout-seconds", "N",
+       "seconds a client has to send one whole request (default 10; 1..300)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 300) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..300", *n));
+         }
+         c.gateway.request_timeout_seconds = *n;
+         return absl::OkStatus();
+       }},
+      {"gateway.idle_timeout_seconds", "MICRO_HTTP_IDLE_TIMEOUT_SECONDS",
+       "http-idle-timeout-seconds", "N",
+       "seconds a kept-alive connection may wait for its next request (default 60; 1..3600)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 3600) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..3600", *n));
+         }
+         c.gateway.idle_timeout_seconds = *n;
+         return absl::OkStatus();
+       }},
+      {"gateway.call_timeout_seconds", "MICRO_HTTP_CALL_TIMEOUT_SECONDS",
+       "http-call-timeout-seconds", "N",
+       "deadline of a call through the gateway unless the request's Micro-Timeout is shorter "
+       "(default 30; 1..60)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto n = ParseInt(v);
+         if (!n.ok()) return n.status();
+         if (*n < 1 || *n > 60) {
+           return absl::InvalidArgumentError(fmt::format("{} is outside 1..60", *n));
+         }
+         c.gateway.call_timeout_seconds = *n;
+         return absl::OkStatus();
+       }},
+      {"gateway.metrics_public", "MICRO_HTTP_METRICS_PUBLIC", "http-metrics-public", "BOOL",
+       "serve /metrics without an admin token (default false)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto on = ParseBool(v);
+         if (!on.ok()) return on.status();
+         c.gateway.metrics_public = *on;
+         return absl::OkStatus();
+       }},
       {"max_streams", "MICRO_MAX_STREAMS", "max-streams", "N",
        "watch and log streams open at once, all clients together (1..1000000)",
        [](DaemonConfig& c, const std::string& v) {
@@ -481,6 +584,10 @@ Result<DaemonConfig> LoadDaemonConfig(const ParsedArgs& flags,
         return s;
       }
     }
+  }
+  if (config.gateway.address.empty()) {
+    const bool free_port = config.address.substr(config.address.rfind(':') + 1) == "0";
+    config.gateway.address = free_port ? "127.0.0.1:0" : "127.0.0.1:8080";
   }
   if (Status s = ResolveTls(config); !s.ok()) return s;
   config.data_dir = ResolvePath(config.data_dir, home);

@@ -34,12 +34,29 @@ struct TlsConfig {
   bool enabled() const { return automatic || !cert_file.empty(); }
 };
 
+// The HTTP gateway and /metrics (docs/gateway.md). Plain HTTP: a non-loopback address needs
+// --insecure, as for gRPC without TLS.
+struct GatewayConfig {
+  // "off": no gateway. Default 127.0.0.1:8080, or 127.0.0.1:0 (a free port) when the gRPC
+  // port is 0, so daemons started on free ports never contend for 8080.
+  std::string address;
+  std::vector<std::string> cors_origins;  // origins browsers may call from; "*": any
+  size_t max_body_bytes = 4 << 20;        // a larger request body is 413
+  size_t max_connections = 1024;          // then the longest-waiting idle one is closed
+  int64_t request_timeout_seconds = 10;   // to read one request, headers and body
+  int64_t idle_timeout_seconds = 60;      // a kept-alive connection between requests
+  int64_t call_timeout_seconds = 30;      // a call's deadline unless Micro-Timeout is shorter
+  bool metrics_public = false;            // /metrics without an admin token
+  bool enabled() const { return address != "off"; }
+};
+
 struct DaemonConfig {
   std::string address = "127.0.0.1:8081";
   // Allows a non-loopback `address` without TLS: secrets and tokens then cross the network in
   // clear, so it is off by default.
   bool insecure = false;
   TlsConfig tls;
+  GatewayConfig gateway;
   std::optional<bool> tls_auto_given;  // tls.auto as the layers said, before resolving
   std::string data_dir;                // default: $HOME/.micro
   spdlog::level::level_enum log_level = spdlog::level::info;

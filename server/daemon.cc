@@ -110,6 +110,7 @@ Status Daemon::Open(Clock::TimePoint launched) {
   if (Status s = PrepareTls(); !s.ok()) return s;
   MakeRuntime(fd_budget);
   if (Status s = Serve(); !s.ok()) return s;
+  if (Status s = StartGateway(); !s.ok()) return s;
   return Announce(launched);
 }
 
@@ -311,7 +312,7 @@ Status Daemon::Serve() {
                                        "micro.events.v1.Events"};
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallContextInterceptorFactory>(
-      contexts_, clock_, config_.auth_enabled ? auth_guard_.get() : nullptr));
+      contexts_, clock_, config_.auth_enabled ? auth_guard_.get() : nullptr, &metrics_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {
@@ -328,14 +329,116 @@ Status Daemon::Serve() {
   return absl::OkStatus();
 }
 
+// The HTTP gateway and /metrics on the daemon's loop.
+Status Daemon::StartGateway() {
+  if (!config_.gateway.enabled()) return absl::OkStatus();
+  AddMetricCollectors();
+  auto& requests = metrics_.AddCounter("micro_http_requests_total",
+                                       "HTTP requests to the gateway, by route and HTTP status",
+                                       {"route", "status"});
+  auto& durations =
+      metrics_.AddHistogram("micro_http_request_duration_seconds",
+                            "from a whole HTTP request read to its response, by route", {"route"});
+  Gateway::Deps deps{
+      *registry_,
+      *proxy_,
+      contexts_,
+      config_.auth_enabled ? auth_guard_.get() : nullptr,
+      [this] { return metrics_.Render(); },
+      [&requests, &durations](const char* route, int status, std::chrono::nanoseconds took) {
+        requests.Add({route, std::to_string(status)});
+        durations.Observe({route}, std::chrono::duration<double>(took).count());
+      }};
+  auto gateway = Gateway::Start(io_, config_.gateway, std::move(deps));
+  if (!gateway.ok()) return gateway.status();
+  gateway_ = std::move(*gateway);
+  return absl::OkStatus();
+}
+
+// The figures computed at each scrape (docs/metrics.md). Render runs on the io_context
+// thread (the gateway's), where the supervisor's summary may be read.
+void Daemon::AddMetricCollectors() {
+  using Type = MetricsWriter::Type;
+  metrics_.AddCollector([this](MetricsWriter& out) {
+    out.Family("micro_build_info", "the daemon's version", Type::kGauge);
+    out.Sample({{"version", Version()}}, 1);
+    out.Family("micro_rpc_in_flight", "gRPC calls in flight (long-lived streams excepted)",
+               Type::kGauge);
+    out.Sample({}, static_cast<double>(contexts_.InFlight()));
+
+    const runtime::RuntimeSummary runtime = supervisor_->Summary();
+    std::map<std::string, int> services_by_status;
+    for (const auto& service : runtime.services) {
+      ++services_by_status[runtime::PhaseName(service.status)];
+    }
+    out.Family("micro_runtime_services", "deployed services, by status", Type::kGauge);
+    for (const auto& [status, n] : services_by_status) out.Sample({{"status", status}}, n);
+    out.Family("micro_runtime_instances", "instances of deployed services, by status",
+               Type::kGauge);
+    for (const auto& [phase, n] : runtime.instances) {
+      out.Sample({{"status", runtime::PhaseName(phase)}}, n);
+    }
+    out.Family("micro_runtime_service_instances_running", "a service's instances running now",
+               Type::kGauge);
+    for (const auto& s : runtime.services) {
+      out.Sample({{"namespace", s.ns}, {"service", s.name}, {"version", s.version}}, s.running);
+    }
+    out.Family("micro_runtime_service_instances_desired", "the instances a service's spec asks for",
+               Type::kGauge);
+    for (const auto& s : runtime.services) {
+      out.Sample({{"namespace", s.ns}, {"service", s.name}, {"version", s.version}}, s.desired);
+    }
+    out.Family("micro_runtime_service_restarts_total",
+               "restarts of a service's instances since the daemon started them", Type::kCounter);
+    for (const auto& s : runtime.services) {
+      out.Sample({{"namespace", s.ns}, {"service", s.name}, {"version", s.version}}, s.restarts);
+    }
+
+    const store::StoreStats store = store_->Stats();
+    out.Family("micro_store_records", "records in the store (RocksDB: an estimate)", Type::kGauge);
+    out.Sample({}, static_cast<double>(store.records));
+    out.Family("micro_store_bytes", "bytes of the records, as the quotas count them", Type::kGauge);
+    out.Sample({}, static_cast<double>(store.bytes));
+    out.Family("micro_store_disk_bytes", "SST files of the store", Type::kGauge);
+    out.Sample({}, static_cast<double>(store.disk_bytes));
+
+    const broker::BrokerStats broker = broker_->Stats();
+    out.Family("micro_broker_subscriptions", "broker subscriptions open", Type::kGauge);
+    out.Sample({}, static_cast<double>(broker.subscriptions));
+    out.Family("micro_broker_published_total", "messages published", Type::kCounter);
+    out.Sample({}, static_cast<double>(broker.published));
+    out.Family("micro_broker_delivered_total", "message copies queued for a subscriber",
+               Type::kCounter);
+    out.Sample({}, static_cast<double>(broker.delivered));
+    out.Family("micro_broker_dropped_total",
+               "message copies lost to a full subscriber buffer (slow consumers)", Type::kCounter);
+    out.Sample({}, static_cast<double>(broker.dropped));
+
+    const events::EventsStats events = events_->Stats();
+    out.Family("micro_events_published_total", "events appended", Type::kCounter);
+    out.Sample({}, static_cast<double>(events.published));
+    out.Family("micro_events_consumer_groups", "consumer groups with a consumer connected",
+               Type::kGauge);
+    out.Sample({}, static_cast<double>(events.groups));
+    out.Family("micro_events_consumers", "event consumers connected", Type::kGauge);
+    out.Sample({}, static_cast<double>(events.consumers));
+    out.Family("micro_events_disk_bytes", "SST files of the events", Type::kGauge);
+    out.Sample({}, static_cast<double>(events.disk_bytes));
+  });
+}
+
 // server.json for clients and scripts, the deployed services back, and the start-up log lines.
 Status Daemon::Announce(Clock::TimePoint launched) {
   const int64_t started = clock_.UnixMillis();
   info_service_->set_info(
       {Version(), static_cast<int>(::getpid()), started, grpc_address_, data_dir_->path()});
-  nlohmann::json info = {{"pid", ::getpid()},         {"grpc_address", grpc_address_},
-                         {"tls", tls_.has_value()},   {"tls_ca_file", tls_ ? tls_->ca_file : ""},
-                         {"version", Version()},      {"data_dir", data_dir_->path()},
+  nlohmann::json info = {{"pid", ::getpid()},
+                         {"grpc_address", grpc_address_},
+                         {"http_address", http_address()},
+                         {"tls", tls_.has_value()},
+                         {"tls_ca_file", tls_ ? tls_->ca_file : ""},
+                         {"version", Version()},
+                         {"data_dir", data_dir_->path()},
                          {"started_unix_ms", started}};
   if (Status s = data_dir_->WriteFile("server.json", info.dump(2) + "\n"); !s.ok()) return s;
 
@@ -352,8 +455,9 @@ Status Daemon::Announce(Clock::TimePoint launched) {
 
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - launched);
-  spdlog::info("micro server {} serving gRPC on {} (data dir {}) after {} ms", Version(),
-               grpc_address_, data_dir_->path(), elapsed.count());
+  spdlog::info("micro server {} serving gRPC on {}{} (data dir {}) after {} ms", Version(),
+               grpc_address_, gateway_ ? ", HTTP on " + gateway_->address() : "", data_dir_->path(),
+               elapsed.count());
   if (tls_) {
     spdlog::info("TLS: {}", tls_->ca_file.empty()
                                 ? "with the certificate " + config_.tls.cert_file
@@ -440,10 +544,14 @@ void Daemon::Shutdown() {
   });
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown_grace_seconds);
-  while (!forced && contexts_.InFlight() > 0 && std::chrono::steady_clock::now() < deadline) {
+  const auto in_flight = [this] {
+    return contexts_.InFlight() + (gateway_ ? gateway_->InFlight() : 0);
+  };
+  while (!forced && in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
     io_.run_for(std::chrono::milliseconds(5));
   }
-  if (size_t left = contexts_.InFlight(); left > 0) {
+  if (gateway_) gateway_->Stop();
+  if (size_t left = in_flight(); left > 0) {
     spdlog::warn("{} calls still in flight {}; cancelling them", left,
                  forced ? "at the second signal" : "after the grace period");
   }

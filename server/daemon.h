@@ -21,6 +21,7 @@
 #include "runtime/supervisor.h"
 #include "server/config.h"
 #include "server/data_dir.h"
+#include "server/gateway.h"
 #include "server/proxy.h"
 #include "server/server_info_service.h"
 #include "server/tls.h"
@@ -60,6 +61,8 @@ class Daemon {
 
   // The bound gRPC address, HOST:PORT with the real port.
   const std::string& grpc_address() const { return grpc_address_; }
+  // The bound HTTP gateway address; empty when the gateway is off.
+  std::string http_address() const { return gateway_ ? gateway_->address() : ""; }
 
  private:
   explicit Daemon(const DaemonConfig& config);
@@ -72,6 +75,8 @@ class Daemon {
   void MakeRuntime(const runtime::FdBudget& fd_budget);
   void EnsureServiceAccounts();
   [[nodiscard]] Status Serve();
+  [[nodiscard]] Status StartGateway();
+  void AddMetricCollectors();
   [[nodiscard]] Status Announce(Clock::TimePoint launched);
   void ScheduleExpiry(std::chrono::nanoseconds after);
   void ScheduleSweep();
@@ -84,6 +89,7 @@ class Daemon {
   SystemClock clock_;
   // Before the backends: their watch queues charge the stream byte account it owns.
   CallContexts contexts_;
+  Metrics metrics_;  // what /metrics shows; the interceptor and the gateway record into it
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<storage::RocksDb> rocks_db_;
   std::unique_ptr<registry::Registry> registry_;
@@ -112,6 +118,7 @@ class Daemon {
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer sweep_timer_;
   std::atomic<bool> sweeping_{false};
+  std::unique_ptr<Gateway> gateway_;             // on io_, so after it: stopped first
   SerialExecutor store_sweeper_{"store-sweep"};  // runs ExpireRecords off the loop
 
   // The runtime after the io_context it runs on: destroyed first.

@@ -175,14 +175,23 @@ Result<std::string> Proxy::Route(const std::string& ns, const std::string& metho
   return nodes[next_++ % nodes.size()]->address;
 }
 
+Proxy::Peer& Proxy::PeerFor(const std::string& address) {
+  Peer& peer = peers_[address];
+  if (!peer.channel) {
+    peer.channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    peer.stub = std::make_shared<grpc::GenericStub>(peer.channel);
+  }
+  return peer;
+}
+
 std::shared_ptr<grpc::GenericStub> Proxy::StubFor(const std::string& address) {
   std::lock_guard lock(mu_);
-  auto& stub = stubs_[address];
-  if (!stub) {
-    stub = std::make_shared<grpc::GenericStub>(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  }
-  return stub;
+  return PeerFor(address).stub;
+}
+
+std::shared_ptr<grpc::Channel> Proxy::ChannelFor(const std::string& address) {
+  std::lock_guard lock(mu_);
+  return PeerFor(address).channel;
 }
 
 }  // namespace micro::server

@@ -39,13 +39,21 @@ class Proxy final : public grpc::CallbackGenericService {
                             const std::string& service);
   // A stub on a channel to `address`, shared by every call to it.
   std::shared_ptr<grpc::GenericStub> StubFor(const std::string& address);
+  // That channel.
+  std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address);
 
  private:
   registry::Registry& registry_;
   const CallContexts& contexts_;
   std::atomic<uint64_t> next_{0};
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<grpc::GenericStub>> stubs_;
+  struct Peer {
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<grpc::GenericStub> stub;
+  };
+  Peer& PeerFor(const std::string& address);  // with mu_ held
+
+  std::map<std::string, Peer> peers_;
 };
 
 }  // namespace micro::server

@@ -49,6 +49,24 @@ Resource AuthGuard::ResourceOf(std::string_view method) {
 
 Status AuthGuard::Check(std::string_view method, CallContext* context) {
   if (IsPublic(method)) return absl::OkStatus();
+  auto identity = Verified(context);
+  if (!identity.ok()) return identity.status();
+  const CallIdentity& who = context->identity;
+  if (who.admin) return absl::OkStatus();
+  const Resource resource = ResourceOf(method);
+  const bool fallback = who.ns_admin || DefaultAllowed(method);
+  if (!auth_.Allowed(*identity, context->ns, resource, fallback)) {
+    return absl::PermissionDeniedError(fmt::format(
+        "account '{}' may not call {} in namespace '{}' ({}); an admin can grant it with a rule",
+        who.id, resource.endpoint, context->ns,
+        fallback ? "a rule denies it" : "only the namespace's admins may by default"));
+  }
+  return absl::OkStatus();
+}
+
+Status AuthGuard::Identify(CallContext* context) { return Verified(context).status(); }
+
+Result<Identity> AuthGuard::Verified(CallContext* context) {
   if (context->token.empty()) {
     return absl::UnauthenticatedError(
         "this call needs an access token: log in with 'micro login' (clients send "
@@ -64,20 +82,11 @@ Status AuthGuard::Check(std::string_view method, CallContext* context) {
   who.admin = identity->IsAdmin();
   who.ns_admin = identity->HasScope(kAdminScope);
   if (!context->ns_explicit) context->ns = who.ns;
-  if (who.admin) return absl::OkStatus();
-  if (context->ns != who.ns) {
+  if (!who.admin && context->ns != who.ns) {
     return absl::PermissionDeniedError(fmt::format(
         "account '{}' of namespace '{}' may not use namespace '{}'", who.id, who.ns, context->ns));
   }
-  const Resource resource = ResourceOf(method);
-  const bool fallback = who.ns_admin || DefaultAllowed(method);
-  if (!auth_.Allowed(*identity, context->ns, resource, fallback)) {
-    return absl::PermissionDeniedError(fmt::format(
-        "account '{}' may not call {} in namespace '{}' ({}); an admin can grant it with a rule",
-        who.id, resource.endpoint, context->ns,
-        fallback ? "a rule denies it" : "only the namespace's admins may by default"));
-  }
-  return absl::OkStatus();
+  return identity;
 }
 
 }  // namespace micro::auth

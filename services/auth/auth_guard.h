@@ -19,12 +19,16 @@ class AuthGuard final : public CallGuard {
   explicit AuthGuard(RocksDbAuth& auth) : auth_(auth) {}
 
   Status Check(std::string_view method, CallContext* context) override;
+  Status Identify(CallContext* context) override;
 
   // "/micro.store.v1.Store/Read" -> {"service", "store", "Store.Read"}.
   static Resource ResourceOf(std::string_view method);
   static bool IsPublic(std::string_view method);
 
  private:
+  // The token's identity, with the context's identity and namespace filled in.
+  Result<Identity> Verified(CallContext* context);
+
   RocksDbAuth& auth_;
 };
 

@@ -83,6 +83,16 @@ class Subscription {
   virtual size_t buffered_bytes() const = 0;
 };
 
+// What a broker has done since it started, for the daemon's metrics. A message reaching n
+// subscribers is n copies: each is either delivered (queued for its subscriber) or dropped
+// (that subscriber's buffer was full).
+struct BrokerStats {
+  uint64_t subscriptions = 0;  // open now
+  uint64_t published = 0;      // messages accepted by Publish and PublishMany
+  uint64_t delivered = 0;      // copies queued for a subscriber
+  uint64_t dropped = 0;        // copies lost to a full subscriber buffer (slow consumers)
+};
+
 // Fire-and-forget publish/subscribe, isolated by namespace. Every method is thread-safe and
 // none blocks on a subscriber: a subscriber whose buffer is full loses the message (counted and
 // reported to it), the publisher and the other subscribers do not wait.
@@ -125,6 +135,10 @@ class Broker {
   // Closes every subscription with UNAVAILABLE (used at shutdown). Later Subscribe calls fail
   // UNAVAILABLE; Publish still succeeds and delivers nothing.
   virtual void CloseSubscriptions() = 0;
+
+  // The counts above, each read atomically (not all at one instant). Cheap: no per-message or
+  // per-subscription work.
+  virtual BrokerStats Stats() const = 0;
 };
 
 }  // namespace micro::broker

@@ -115,6 +115,15 @@ struct MemoryBroker::Matched {
 
 namespace {
 
+// The queue groups a publish reaches (matched.groups sorted by name): one copy each.
+uint64_t Groups(const MemoryBroker::Matched& matched) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < matched.groups.size(); ++i) {
+    if (i == 0 || *matched.groups[i].first != *matched.groups[i - 1].first) ++n;
+  }
+  return n;
+}
+
 void Collect(const MemoryBroker::Node& node, const std::vector<std::string>& tokens, size_t i,
              MemoryBroker::Matched* out);
 
@@ -158,13 +167,36 @@ Status MemoryBroker::Publish(const std::string& ns, Message message) {
 
   std::shared_lock lock(mu_);
   auto space = spaces_.find(ns);
-  if (space == spaces_.end()) return absl::OkStatus();
+  if (space == spaces_.end()) {
+    Count(1, 0, 0);
+    return absl::OkStatus();
+  }
   matched.Clear();
   Collect(*space->second, tokens, 0, &matched);
-  for (Sub* sub : matched.plain) sub->buffer.Push(shared, bytes);
+  uint64_t dropped = 0;
+  for (Sub* sub : matched.plain) dropped += sub->buffer.Push(shared, bytes) ? 0 : 1;
   SortGroups(matched);
-  DeliverToGroups(matched, shared, bytes);
+  dropped += DeliverToGroups(matched, shared, bytes);
+  Count(1, matched.plain.size() + Groups(matched), dropped);
   return absl::OkStatus();
+}
+
+void MemoryBroker::Count(uint64_t published, uint64_t copies, uint64_t dropped) {
+  published_.fetch_add(published, std::memory_order_relaxed);
+  if (copies > dropped) delivered_.fetch_add(copies - dropped, std::memory_order_relaxed);
+  if (dropped > 0) dropped_.fetch_add(dropped, std::memory_order_relaxed);
+}
+
+BrokerStats MemoryBroker::Stats() const {
+  BrokerStats stats;
+  {
+    std::shared_lock lock(mu_);
+    stats.subscriptions = subs_.size();
+  }
+  stats.published = published_.load(std::memory_order_relaxed);
+  stats.delivered = delivered_.load(std::memory_order_relaxed);
+  stats.dropped = dropped_.load(std::memory_order_relaxed);
+  return stats;
 }
 
 // Members of one queue group may sit at several places of the trie: sorted by name, each
@@ -174,17 +206,20 @@ void MemoryBroker::SortGroups(Matched& matched) {
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
 }
 
-void MemoryBroker::DeliverToGroups(const Matched& matched,
-                                   const std::shared_ptr<const Message>& message, size_t bytes) {
+uint64_t MemoryBroker::DeliverToGroups(const Matched& matched,
+                                       const std::shared_ptr<const Message>& message,
+                                       size_t bytes) {
+  uint64_t dropped = 0;
   for (size_t first = 0; first < matched.groups.size();) {
     size_t last = first + 1;
     while (last < matched.groups.size() &&
            *matched.groups[last].first == *matched.groups[first].first) {
       ++last;
     }
-    DeliverToGroup(matched, first, last, message, bytes);
+    dropped += DeliverToGroup(matched, first, last, message, bytes);
     first = last;
   }
+  return dropped;
 }
 
 Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& messages,
@@ -202,6 +237,7 @@ Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& me
   thread_local std::vector<std::string> tokens;
   thread_local Matched matched;
   thread_local std::vector<std::pair<std::shared_ptr<const Message>, size_t>> run;
+  uint64_t copies = 0, dropped = 0;
   {
     std::shared_lock lock(mu_);
     auto space = spaces_.find(ns);
@@ -217,14 +253,17 @@ Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& me
           const size_t bytes = MessageBytes(messages[j]);
           run.emplace_back(std::make_shared<const Message>(std::move(messages[j])), bytes);
         }
-        for (Sub* sub : matched.plain) sub->buffer.PushMany(run);
+        for (Sub* sub : matched.plain) dropped += sub->buffer.PushMany(run);
         SortGroups(matched);
-        for (const auto& [message, bytes] : run) DeliverToGroups(matched, message, bytes);
+        for (const auto& [message, bytes] : run)
+          dropped += DeliverToGroups(matched, message, bytes);
+        copies += run.size() * (matched.plain.size() + Groups(matched));
         run.clear();  // the shared messages go with the buffers that hold them
       }
       i = end;
     }
   }
+  Count(count, copies, dropped);
   *published = count;
   return refused;
 }
@@ -232,11 +271,11 @@ Status MemoryBroker::PublishMany(const std::string& ns, std::vector<Message>& me
 // One member of the group formed by matched.groups[first, last) gets the message: the next in
 // round robin, or after it the first with room; if none has room, the round-robin one counts
 // the drop.
-void MemoryBroker::DeliverToGroup(const Matched& matched, size_t first, size_t last,
-                                  const std::shared_ptr<const Message>& message, size_t bytes) {
+uint64_t MemoryBroker::DeliverToGroup(const Matched& matched, size_t first, size_t last,
+                                      const std::shared_ptr<const Message>& message, size_t bytes) {
   size_t total = 0;
   for (size_t g = first; g < last; ++g) total += matched.groups[g].second->size();
-  if (total == 0) return;
+  if (total == 0) return 0;
   const auto member = [&](size_t index) {
     for (size_t g = first;; ++g) {
       const std::vector<Sub*>& subs = *matched.groups[g].second;
@@ -247,9 +286,10 @@ void MemoryBroker::DeliverToGroup(const Matched& matched, size_t first, size_t l
   std::atomic<uint64_t>& next = member(0)->group->next;
   const size_t start = next.fetch_add(1, std::memory_order_relaxed) % total;
   for (size_t k = 0; k < total; ++k) {
-    if (member((start + k) % total)->buffer.TryPush(message, bytes)) return;
+    if (member((start + k) % total)->buffer.TryPush(message, bytes)) return 0;
   }
   member(start)->buffer.CountDrop();
+  return 1;
 }
 
 Result<std::unique_ptr<Subscription>> MemoryBroker::Subscribe(const std::string& ns,

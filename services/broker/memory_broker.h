@@ -29,6 +29,7 @@ class MemoryBroker final : public Broker {
       const std::string& ns, const std::string& topic, const std::string& queue,
       std::function<void()> notify) override;
   void CloseSubscriptions() override;
+  BrokerStats Stats() const override;
 
   // The trie's parts, defined in memory_broker.cc.
   struct Sub;
@@ -41,13 +42,19 @@ class MemoryBroker final : public Broker {
 
   void Unsubscribe(Sub* sub);
   static void SortGroups(Matched& matched);
-  void DeliverToGroups(const Matched& matched, const std::shared_ptr<const Message>& message,
-                       size_t bytes);
-  void DeliverToGroup(const Matched& matched, size_t first, size_t last,
-                      const std::shared_ptr<const Message>& message, size_t bytes);
+  // Both return the copies dropped.
+  uint64_t DeliverToGroups(const Matched& matched, const std::shared_ptr<const Message>& message,
+                           size_t bytes);
+  uint64_t DeliverToGroup(const Matched& matched, size_t first, size_t last,
+                          const std::shared_ptr<const Message>& message, size_t bytes);
+  // Adds one publish call's figures to the totals (once per call, not per copy).
+  void Count(uint64_t published, uint64_t copies, uint64_t dropped);
 
   const Limits limits_;
-  std::shared_mutex mu_;                                           // guards the three below
+  std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> dropped_{0};
+  mutable std::shared_mutex mu_;                                   // guards the three below
   std::unordered_map<std::string, std::unique_ptr<Node>> spaces_;  // by namespace
   std::unordered_set<Sub*> subs_;
   // The round robin of each queue group, by namespace and queue name.

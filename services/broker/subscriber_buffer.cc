@@ -28,33 +28,36 @@ bool SubscriberBuffer::TryPush(const std::shared_ptr<const Message>& message, si
   return true;
 }
 
-void SubscriberBuffer::PushMany(
+size_t SubscriberBuffer::PushMany(
     const std::vector<std::pair<std::shared_ptr<const Message>, size_t>>& items) {
   bool was_empty = false;
+  size_t dropped = 0;
   {
     std::lock_guard lock(mu_);
-    if (!status_.ok() || items.empty()) return;
+    if (!status_.ok() || items.empty()) return 0;
     was_empty = items_.empty();
     for (const auto& [message, bytes] : items) {
       const bool empty = items_.empty();
       if (!empty && bytes_ + bytes > max_bytes_) {
-        ++dropped_;
+        ++dropped;
         continue;
       }
       if (shared_ != nullptr) {
         if (empty) {
           shared_->Charge(bytes);
         } else if (!shared_->TryCharge(bytes)) {
-          ++dropped_;
+          ++dropped;
           continue;
         }
       }
       items_.emplace_back(message, bytes);
       bytes_ += bytes;
     }
+    dropped_ += dropped;
     was_empty = was_empty && !items_.empty();
   }
   if (was_empty) notify_();
+  return dropped;
 }
 
 void SubscriberBuffer::CountDrop() {

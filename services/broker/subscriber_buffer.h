@@ -37,13 +37,16 @@ class SubscriberBuffer {
   // Records one message lost for this subscriber.
   void CountDrop();
 
-  // Queues `message`, or counts it dropped when it does not fit.
-  void Push(const std::shared_ptr<const Message>& message, size_t bytes) {
-    if (!TryPush(message, bytes)) CountDrop();
+  // Queues `message`, or counts it dropped when it does not fit (then returns false).
+  bool Push(const std::shared_ptr<const Message>& message, size_t bytes) {
+    if (TryPush(message, bytes)) return true;
+    CountDrop();
+    return false;
   }
 
-  // Queues each of `items` (message, bytes) as Push does, under one lock.
-  void PushMany(const std::vector<std::pair<std::shared_ptr<const Message>, size_t>>& items);
+  // Queues each of `items` (message, bytes) as Push does, under one lock. Returns how many
+  // were dropped.
+  size_t PushMany(const std::vector<std::pair<std::shared_ptr<const Message>, size_t>>& items);
 
   // As Subscription::Take.
   bool Take(size_t max_messages, size_t max_bytes, Delivery* out);

@@ -212,6 +212,13 @@ size_t Dispatcher::groups() const {
   return groups_.size();
 }
 
+size_t Dispatcher::consumers() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [key, group] : groups_) n += group->consumers.size();
+  return n;
+}
+
 void Dispatcher::Loop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {

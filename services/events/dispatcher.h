@@ -51,6 +51,8 @@ class Dispatcher {
 
   // For tests and docs: the groups in memory (with at least one consumer).
   size_t groups() const;
+  // The consumers joined and not yet gone, in every group.
+  size_t consumers() const;
 
  private:
   struct Core;

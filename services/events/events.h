@@ -117,6 +117,14 @@ class Consumer {
   virtual bool attached() = 0;
 };
 
+// What the events service has done and holds, for the daemon's metrics.
+struct EventsStats {
+  uint64_t published = 0;   // events appended since start (dead letters too; duplicates not)
+  uint64_t groups = 0;      // consumer groups with a consumer connected now
+  uint64_t consumers = 0;   // consumers connected now
+  uint64_t disk_bytes = 0;  // SST files of the events (for the memory backend, in its memory)
+};
+
 // Durable per-topic event logs in one namespace per caller. Thread-safe. No method blocks on
 // I/O except Read and Topics, which read the database and belong on a thread of their own.
 class Events {
@@ -163,6 +171,9 @@ class Events {
   // Ends every consumer (status UNAVAILABLE), and those that join later, for the daemon's
   // shutdown.
   virtual void CloseConsumers() = 0;
+
+  // The figures above; from memory, never blocks on I/O.
+  virtual EventsStats Stats() = 0;
 };
 
 // Input checks shared by the backends: INVALID_ARGUMENT naming the field and the limit.

@@ -45,6 +45,7 @@ class MemoryEvents final : public Events {
     return events_->Consume(ns, subscription, std::move(notify));
   }
   void CloseConsumers() override { events_->CloseConsumers(); }
+  EventsStats Stats() override { return events_->Stats(); }
   void Configure(const std::string& ns, const std::string& topic, const TopicRetention& retention,
                  bool reset, ConfigureDone done) override {
     events_->Configure(ns, topic, retention, reset, std::move(done));

@@ -309,6 +309,11 @@ void RocksDbEvents::Commit(std::deque<Op>& ops) {
     status = storage::FromRocks(rocks_.db().Write(options, &batch.writes), "events write failed");
   }
   if (status.ok()) {
+    uint64_t published = 0;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      published += ops[i].kind == Op::Kind::kPublish && results[i].ok() && !results[i]->duplicate;
+    }
+    if (published != 0) published_.fetch_add(published, std::memory_order_relaxed);
     // A cache: a flood of topics must not grow it without bound; a miss reads the database.
     if (metas_.size() > kMaxCachedTopics) metas_.clear();
     for (auto& [topic_key, meta] : batch.metas) {
@@ -520,6 +525,17 @@ Result<std::unique_ptr<Consumer>> RocksDbEvents::Consume(const std::string& ns,
 }
 
 void RocksDbEvents::CloseConsumers() { dispatcher_->CloseAll(); }
+
+EventsStats RocksDbEvents::Stats() {
+  EventsStats stats;
+  stats.published = published_.load(std::memory_order_relaxed);
+  stats.groups = dispatcher_->groups();
+  stats.consumers = dispatcher_->consumers();
+  // A property RocksDB keeps in memory: no read of the files.
+  (void)rocks_.db().GetIntProperty(family_, rocksdb::DB::Properties::kTotalSstFilesSize,
+                                   &stats.disk_bytes);
+  return stats;
+}
 
 Result<EventLog::Bounds> RocksDbEvents::TopicBounds(const std::string& ns,
                                                     const std::string& topic) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -64,6 +65,7 @@ class RocksDbEvents final : public Events, private EventLog {
   Result<std::unique_ptr<Consumer>> Consume(const std::string& ns, const Subscription& subscription,
                                             std::function<void()> notify) override;
   void CloseConsumers() override;
+  EventsStats Stats() override;
   void Configure(const std::string& ns, const std::string& topic, const TopicRetention& retention,
                  bool reset, ConfigureDone done) override;
 
@@ -111,6 +113,8 @@ class RocksDbEvents final : public Events, private EventLog {
 
   // Owned by the committer thread: the counters of the topics it wrote, as committed.
   std::unordered_map<std::string, std::unique_ptr<internal::TopicMeta>> metas_;
+
+  std::atomic<uint64_t> published_{0};  // events committed since Open
 
   // Acknowledgements run here, so the committer starts the next fsync meanwhile.
   std::unique_ptr<SerialExecutor> acknowledger_ = std::make_unique<SerialExecutor>("events-ack");

@@ -225,6 +225,20 @@ size_t MemoryStore::ExpireRecords() {
 
 std::string MemoryStore::Alarm() { return ""; }
 
+StoreStats MemoryStore::Stats() {
+  StoreStats stats;
+  std::lock_guard lock(mu_);
+  for (const auto& [db, tables] : databases_) {
+    for (const auto& [table, rows] : tables) {
+      stats.records += rows.size();
+      for (const auto& [key, entry] : rows) {
+        stats.bytes += db.size() + table.size() + 2 + RecordBytes(key, entry.value, entry.metadata);
+      }
+    }
+  }
+  return stats;
+}
+
 Result<SnapshotInfo> MemoryStore::Snapshot(const std::string&) {
   return absl::UnimplementedError(
       "the memory store keeps nothing on disk to snapshot; use store.backend: rocksdb");

@@ -31,6 +31,7 @@ class MemoryStore final : public Store {
   size_t ExpireRecords() override;
   Result<SnapshotInfo> Snapshot(const std::string& dir) override;
   std::string Alarm() override;
+  StoreStats Stats() override;
 
  private:
   struct Entry {

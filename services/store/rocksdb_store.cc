@@ -293,6 +293,21 @@ std::string RocksDbStore::Alarm() {
   return alarm_;
 }
 
+StoreStats RocksDbStore::Stats() {
+  StoreStats stats;
+  rocksdb::DB& db = rocks_.db();
+  // Properties RocksDB keeps in memory: no read of the files.
+  (void)db.GetIntProperty(records_, rocksdb::DB::Properties::kEstimateNumKeys, &stats.records);
+  for (rocksdb::ColumnFamilyHandle* family : {records_, expiry_}) {
+    uint64_t sst_bytes = 0;
+    if (db.GetIntProperty(family, rocksdb::DB::Properties::kTotalSstFilesSize, &sst_bytes)) {
+      stats.disk_bytes += sst_bytes;
+    }
+  }
+  stats.bytes = stored_bytes_.load();
+  return stats;
+}
+
 uint64_t RocksDbStore::DiskRoom() const {
   const storage::RocksDb::DiskSpace space = rocks_.Space();
   const uint64_t reserve = std::min(kDiskReserveBytes, space.total_bytes / 10);

@@ -67,6 +67,7 @@ class RocksDbStore final : public Store {
   size_t ExpireRecords() override;
   Result<SnapshotInfo> Snapshot(const std::string& dir) override;
   std::string Alarm() override;
+  StoreStats Stats() override;
 
   // The bytes of stored records the quota counts (expired ones until the sweep removes them).
   uint64_t stored_bytes() const { return stored_bytes_.load(); }

@@ -81,6 +81,14 @@ struct SnapshotInfo {
   uint64_t revision = 0;
 };
 
+// How much a store holds, for the daemon's metrics.
+struct StoreStats {
+  uint64_t records = 0;     // stored records, expired ones until swept (RocksDB: an estimate)
+  uint64_t bytes = 0;       // what the quota counts: each record's RecordBytes, plus the
+                            // names of its database and table and 2
+  uint64_t disk_bytes = 0;  // SST files of the store's column families; 0 in memory
+};
+
 // Keys of a table, read in chunks; returned by Store::List. Not thread-safe.
 class KeyCursor {
  public:
@@ -144,6 +152,10 @@ class Store {
   // Why writes are refused right now (over the quota, disk full), for `micro health`; empty
   // when they are accepted. Thread-safe.
   virtual std::string Alarm() = 0;
+
+  // The figures above. Thread-safe and never blocks on I/O: RocksDB answers from its
+  // properties, the memory store walks its maps under its lock.
+  virtual StoreStats Stats() = 0;
 };
 
 }  // namespace micro::store

@@ -335,6 +335,29 @@ TEMPLATE_TEST_CASE("PublishMany delivers as Publish does and stops before a refu
   CHECK(*small.notified == 1);  // one notify for the run, when the buffer stopped being empty
 }
 
+TEMPLATE_TEST_CASE("Stats counts subscriptions, messages published, copies delivered and dropped",
+                   "[broker][contract]", BROKER_BACKENDS) {
+  Limits limits;
+  limits.subscriber_buffer_bytes = 4096;
+  Fixture<TestType> f(limits);
+  Sub plain = f.Subscribe("t");
+  Sub q1 = f.Subscribe("t", "g");
+  Sub q2 = f.Subscribe("t", "g");
+  CHECK(f.broker->Stats().subscriptions == 3);
+  REQUIRE(f.Publish("t", "1").ok());       // two copies: the plain one, one of the group
+  REQUIRE(f.Publish("nobody", "x").ok());  // no copy
+  // Two more copies each; the plain subscriber has room for only the first.
+  std::vector<Message> big(2, Message{"t", {}, std::string(3000, 'x')});
+  size_t published = 0;
+  REQUIRE(f.broker->PublishMany("micro", big, &published).ok());
+  BrokerStats stats = f.broker->Stats();
+  CHECK(stats.published == 4);
+  CHECK(stats.delivered == 5);
+  CHECK(stats.dropped == 1);
+  plain.subscription.reset();
+  CHECK(f.broker->Stats().subscriptions == 2);
+}
+
 TEMPLATE_TEST_CASE("the daemon-wide byte budget drops for the subscribers that fell behind",
                    "[broker][contract][flow]", BROKER_BACKENDS) {
   Limits limits;

@@ -321,6 +321,7 @@ class ThrowingBroker final : public Broker {
     throw std::bad_alloc();
   }
   void CloseSubscriptions() override {}
+  BrokerStats Stats() const override { return {}; }
 };
 
 TEST_CASE("an exception in the broker ends the call with a status, never escapes",

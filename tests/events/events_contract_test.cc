@@ -39,6 +39,22 @@ TEST_CASE("sequences are per topic, start at 1 and come back from Read in order"
   CHECK((*topics)[0].count == 3);
 }
 
+TEST_CASE("Stats counts events appended, groups and consumers", "[events][contract]") {
+  Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
+  REQUIRE(h.Publish("t", "one", "id-1").ok());
+  REQUIRE(h.Publish("t", "one again", "id-1")->duplicate);
+  REQUIRE(h.Publish("u", "two").ok());
+  auto a1 = std::make_unique<TestConsumer>(*h.events, Sub("t", "a"));
+  TestConsumer a2(*h.events, Sub("t", "a"));
+  TestConsumer b(*h.events, Sub("u", "b"));
+  EventsStats stats = h.events->Stats();
+  CHECK(stats.published == 2);
+  CHECK(stats.groups == 2);
+  CHECK(stats.consumers == 3);
+  a1.reset();
+  CHECK(h.events->Stats().consumers == 2);
+}
+
 TEST_CASE("published events and sequence numbers survive a restart", "[events][contract]") {
   Harness h({0, 0, 0}, {}, 0, /*memory=*/GENERATE(false, true));
   REQUIRE(h.Publish("t", "one").ok());

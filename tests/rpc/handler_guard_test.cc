@@ -125,6 +125,7 @@ class ThrowingStore final : public store::Store {
   size_t ExpireRecords() override { return 0; }
   Result<store::SnapshotInfo> Snapshot(const std::string&) override { thrower_.Throw(); }
   std::string Alarm() override { thrower_.Throw(); }
+  store::StoreStats Stats() override { return {}; }
 
  private:
   const Thrower& thrower_;

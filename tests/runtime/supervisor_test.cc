@@ -194,6 +194,32 @@ TEST_CASE("a crash-looping instance waits exactly the backoff delays", "[supervi
   CHECK(h.Instance("crasher").last_exit_code == 3);
 }
 
+TEST_CASE("the summary counts services and instances by status, with restarts",
+          "[supervisor][clock]") {
+  Harness h;
+  ServiceSpec two = Spec("two");
+  two.instances = 2;
+  two.backoff.initial = 60s;
+  REQUIRE(h.Create(two).ok());
+  REQUIRE(h.Create(Spec("one")).ok());
+  h.driver.Launch(Id("one"));
+  h.driver.Launch("micro.two.latest.0");
+  h.driver.Launch("micro.two.latest.1");
+  h.driver.End("micro.two.latest.1", 1);
+  h.Settle();
+  const RuntimeSummary summary = h.supervisor.Summary();
+  REQUIRE(summary.services.size() == 2);
+  CHECK(summary.services[0].name == "one");
+  CHECK(summary.services[0].status == Phase::kRunning);
+  CHECK(summary.services[0].running == 1);
+  CHECK(summary.services[1].name == "two");
+  CHECK(summary.services[1].status == Phase::kBackoff);
+  CHECK(summary.services[1].running == 1);
+  CHECK(summary.services[1].desired == 2);
+  CHECK(summary.services[1].restarts == 1);
+  CHECK(summary.instances == std::map<Phase, int>{{Phase::kRunning, 2}, {Phase::kBackoff, 1}});
+}
+
 TEST_CASE("a run as long as reset_after starts the backoff over", "[supervisor][clock]") {
   Harness h;
   REQUIRE(h.Create(Spec("resets")).ok());

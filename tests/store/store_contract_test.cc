@@ -99,6 +99,22 @@ TEMPLATE_TEST_CASE("a written record reads back with its metadata and revision",
   CHECK(record->ttl_seconds == 0);
 }
 
+TEMPLATE_TEST_CASE("Stats counts the records and the bytes the quota counts", "[store][contract]",
+                   BACKENDS) {
+  Fixture<TestType> f;
+  CHECK(f.store.Stats().records == 0);
+  CHECK(f.store.Stats().bytes == 0);
+  REQUIRE(f.Write("k1", "value").ok());
+  REQUIRE(f.Write("k2", "value", 0, {}, "other").ok());
+  // Each record with its database and table names: "db" "t" and "db" "other", and 2.
+  const uint64_t record = RecordBytes("k1", "value", {{"kind", "test"}});
+  const StoreStats stats = f.store.Stats();
+  CHECK(stats.records == 2);
+  CHECK(stats.bytes == (record + 5) + (record + 9));
+  REQUIRE(f.Delete("k1").ok());
+  CHECK(f.store.Stats().bytes == record + 9);
+}
+
 TEMPLATE_TEST_CASE("revisions strictly increase across keys and overwrites", "[store][contract]",
                    BACKENDS) {
   Fixture<TestType> f;

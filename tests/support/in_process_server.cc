@@ -3,11 +3,12 @@
 namespace micro::testing {
 
 InProcessServer::InProcessServer(CallContexts& contexts,
-                                 const std::vector<grpc::Service*>& services) {
+                                 const std::vector<grpc::Service*>& services, Metrics* metrics) {
   grpc::ServerBuilder builder;
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
-  factories.push_back(std::make_unique<CallContextInterceptorFactory>(contexts, clock_));
+  factories.push_back(
+      std::make_unique<CallContextInterceptorFactory>(contexts, clock_, nullptr, metrics));
   builder.experimental().SetInterceptorCreators(std::move(factories));
   server_ = builder.BuildAndStart();
 }

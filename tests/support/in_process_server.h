@@ -14,8 +14,10 @@ namespace micro::testing {
 // through the whole RPC stack (serialization, interceptor, status codes) without sockets.
 class InProcessServer {
  public:
-  // Services are registered before start; they and `contexts` must outlive the server.
-  InProcessServer(CallContexts& contexts, const std::vector<grpc::Service*>& services);
+  // Services are registered before start; they, `contexts` and `metrics` (null: none) must
+  // outlive the server.
+  InProcessServer(CallContexts& contexts, const std::vector<grpc::Service*>& services,
+                  Metrics* metrics = nullptr);
   ~InProcessServer();
 
   std::shared_ptr<grpc::Channel> channel();

@@ -106,6 +106,7 @@ bool MicroDaemon::WaitUntilServing(std::chrono::milliseconds timeout) {
                auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
                if (json.is_discarded() || !json.contains("grpc_address")) return false;
                address_ = json["grpc_address"].get<std::string>();
+               http_address_ = json.value("http_address", "");
                return true;
              },
              timeout) &&

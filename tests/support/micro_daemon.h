@@ -42,6 +42,8 @@ class MicroDaemon {
   bool WaitUntilServing(std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
   const std::string& address() const { return address_; }
+  // The HTTP gateway's HOST:PORT (empty if it is off).
+  const std::string& http_address() const { return http_address_; }
   const std::string& data_dir() const { return data_dir_; }
   ChildProcess& process() { return *process_; }
 
@@ -64,6 +66,7 @@ class MicroDaemon {
   bool auth_ = true;  // false when started with --auth-enabled false
   std::string home_;
   std::string address_;
+  std::string http_address_;
   std::string token_;
   std::unique_ptr<ChildProcess> process_;
 };
