@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# What the daemon's proxy adds: helloworld's Greeter.SayHello (examples/helloworld, the C++
-# SDK) deployed under a daemon, called at CONCURRENCY calls in flight directly on its node and
-# through the daemon's gRPC port (the proxy, with auth on: the token is checked, then the call
-# is forwarded), named by the micro-service metadata and found by its endpoint. Runs
-# interleaved, medians; the added p50/p99 and the throughput ratio. (The HTTP gateway is not
-# built yet.)
+# What the daemon's proxy and HTTP gateway add: helloworld's Greeter.SayHello (examples/helloworld,
+# the C++ SDK) deployed under a daemon, called at CONCURRENCY calls in flight directly on its node
+# (gRPC, micro-loadgen), through the daemon's gRPC port (the proxy, with auth on: the token is
+# checked, then the call is forwarded; named by the micro-service metadata and found by its
+# endpoint), and through the HTTP gateway with JSON (wrk, keep-alive connections; the full path
+# and micro's short path). Runs interleaved, medians; the added p50/p99 and the throughput ratio.
 #
 #   bench/gateway.sh       # after: ninja -C build micro micro-loadgen helloworld
+# Installs wrk (Debian) when missing.
 #
 # Environment: BUILD_DIR (build), CONCURRENCY (16), DURATION (5 s), RUNS (3),
 # RESULTS (bench/results/gateway.md).
@@ -27,6 +28,10 @@ HELLO=$BUILD_DIR/examples/helloworld/helloworld
 PY=/usr/bin/python3
 log() { echo "gateway.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  apt-get install -y --no-install-recommends wrk >/dev/null || die "cannot install wrk"
+fi
 for tool in "$MICRO" "$LOADGEN" "$HELLO"; do
   [[ -x $tool ]] || die "$tool is missing; build it first"
 done
@@ -41,6 +46,7 @@ PIDS+=($!)
 out=$("$LOADGEN" wait-ready --address-file "$TMP/data/server.json" --timeout-ms 20000) ||
   die "micro server did not become ready: $(tail -n 5 "$TMP/daemon.log")"
 DAEMON=$(sed -n 's/.*address=\([^ ]*\).*/\1/p' <<<"$out")
+HTTP=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["http_address"])' "$TMP/data/server.json")
 TOKEN=$(micro_token "$MICRO" "$TMP/data" "$DAEMON") || die "micro login --admin failed"
 CLI_HOME=$(ls -d "$TMP"/home.* | head -n 1)
 cli() { HOME=$CLI_HOME "$MICRO" "$1" --address "$DAEMON" "${@:2}"; }
@@ -65,13 +71,42 @@ run() {  # label, target, extra loadgen flags...
   "$PY" -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["errors"] == 0, r; print(r["qps"], r["p50_us"], r["p99_us"])' "$out" |
     { read -r qps p50 p99; printf '%s\t%s\t%s\t%s\n' "$label" "$qps" "$p50" "$p99" >>"$DATA"; }
 }
+# HTTP through the gateway: wrk with CONCURRENCY keep-alive connections on 2 threads. A non-2xx
+# answer fails the run.
+cat >"$TMP/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"name":"Ada"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+LUA
+http() {  # label, path
+  local label=$1 path=$2 out
+  out=$(wrk -t 2 -c "$CONCURRENCY" -d "$((DURATION + 1))s" --latency -s "$TMP/post.lua" "http://$HTTP$path")
+  "$PY" -c '
+import re, sys
+out = sys.argv[1]
+assert "Non-2xx" not in out and "Socket errors" not in out, out
+unit = {"us": 1, "ms": 1e3, "s": 1e6}
+def pct(p):
+    v, u = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % p, out, re.M).groups()
+    return float(v) * unit[u]
+qps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+print(qps, pct(50), pct(99))' "$out" |
+    { read -r qps p50 p99; printf '%s\t%s\t%s\t%s\n' "$label" "$qps" "$p50" "$p99" >>"$DATA"; }
+}
+probe=$(wrk -t 1 -c 1 -d 1s -s "$TMP/post.lua" "http://$HTTP/helloworld/Greeter/SayHello" | grep -c Non-2xx || true)
+[[ $probe == 0 ]] || die "the gateway does not answer 200 to the benchmark's request"
 for ((r = 1; r <= RUNS; r++)); do
   log "run $r of $RUNS"
   if ((r % 2)); then
     run direct "$NODE"
     run named "$DAEMON" --metadata micro-service=helloworld
     run endpoint "$DAEMON"
+    http http_full /helloworld/helloworld.v1.Greeter/SayHello
+    http http_short /helloworld/sayhello
   else
+    http http_short /helloworld/sayhello
+    http http_full /helloworld/helloworld.v1.Greeter/SayHello
     run endpoint "$DAEMON"
     run named "$DAEMON" --metadata micro-service=helloworld
     run direct "$NODE"
@@ -90,18 +125,22 @@ for line in open(data):
 med = {k: [statistics.median(v[i] for v in rows[k]) for i in range(3)] for k in rows}
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 d = med["direct"]
-names = {"direct": "direct to the node", "named": "proxy, micro-service metadata",
-         "endpoint": "proxy, found by endpoint"}
+names = {"direct": "gRPC direct to the node", "named": "gRPC proxy, micro-service metadata",
+         "endpoint": "gRPC proxy, found by endpoint",
+         "http_full": "HTTP gateway, JSON, /helloworld/helloworld.v1.Greeter/SayHello",
+         "http_short": "HTTP gateway, JSON, /helloworld/sayhello"}
 out = [
-    "# The daemon's proxy: what it adds to a call", "",
+    "# The daemon's proxy and HTTP gateway: what they add to a call", "",
     f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, 2 CPUs.", "",
     f"Command: `{command}`", "",
     f"helloworld `Greeter.SayHello` (C++ SDK, one instance), {conc} calls in flight, medians of "
-    f"{len(rows['direct'])} interleaved runs. Auth on: every proxied call's token is checked.", "",
+    f"{len(rows['direct'])} interleaved runs. Auth on: every proxied call's token is checked. "
+    "gRPC rows measured by micro-loadgen, HTTP rows by wrk (keep-alive, 2 threads); both "
+    "compete with the daemon and the service for the 2 CPUs.", "",
     "| path | calls/s | p50 µs | p99 µs | added p50 µs | added p99 µs | throughput vs direct |",
     "|---|---|---|---|---|---|---|",
 ]
-for k in ("direct", "named", "endpoint"):
+for k in ("direct", "named", "endpoint", "http_full", "http_short"):
     m = med[k]
     out.append(f"| {names[k]} | {m[0]:,.0f} | {m[1]:.0f} | {m[2]:.0f} | {m[1] - d[1]:+.0f} | "
                f"{m[2] - d[2]:+.0f} | {m[0] / d[0]:.2f}x |")

@@ -258,7 +258,30 @@ int RotateKeysCommand(const std::vector<std::string>& args, const Env& env) {
   return 0;
 }
 
+// The access token the CLI would send, for curl and the HTTP gateway.
+int TokenCommand(const std::vector<std::string>& args, const Env& env) {
+  return RunClientCommand(
+      {"micro auth token [flags]",
+       "Prints the access token of the login for --address (refreshed first when it expires\n"
+       "within a minute), or MICRO_TOKEN, for clients such as curl:\n"
+       "  curl -H \"Authorization: Bearer $(micro auth token)\" -d '{\"name\": \"Ada\"}' \\\n"
+       "    http://127.0.0.1:8080/helloworld/sayhello\n"
+       "It is a secret: keep it out of logs and shell history.",
+       {},
+       0},
+      args, env, [](const ParsedArgs&, const ClientOptions& options) {
+        if (options.token.empty()) {
+          std::cerr << "error: not logged in to " << options.address
+                    << "; run 'micro login' first\n";
+          return 1;
+        }
+        std::cout << options.token << "\n";
+        return 0;
+      });
+}
+
 const std::vector<Subcommand> kSubcommands = {
+    {"token", "print the access token, for curl and the HTTP gateway", &TokenCommand},
     {"list", "list accounts or rules", &ListCommand},
     {"create", "create an account or a rule", &CreateCommand},
     {"delete", "delete an account or a rule", &DeleteCommand},

@@ -155,6 +155,18 @@ TEST_CASE("the HTTP gateway calls a deployed service with JSON and maps its erro
   CHECK(Http(http, "POST", "/helloworld/sayhello", R"({"name":"C"})", auth).Json()["message"] ==
         "Hello C");
 
+  // `micro auth token` prints a token for such clients.
+  ProgramResult printed = daemon.Cli({"auth", "token"});
+  REQUIRE(printed.exit_code == 0);
+  const std::string cli_token = printed.out.substr(0, printed.out.find('\n'));
+  CHECK(Http(http, "POST", "/helloworld/sayhello", R"({"name":"D"})", Bearer(cli_token)).status ==
+        200);
+  TempDir nobody;
+  ProgramResult not_logged_in = RunProgram(
+      {MicroBinary(), "auth", "token", "--address", daemon.address()}, {{"HOME", nobody.path()}});
+  CHECK(not_logged_in.exit_code == 1);
+  CHECK(not_logged_in.err.find("micro login") != std::string::npos);
+
   // Both instances take calls in turn.
   std::set<std::string> nodes;
   for (int i = 0; i < 6; ++i) {
