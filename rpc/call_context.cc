@@ -184,12 +184,14 @@ RpcMetrics::RpcMetrics(Metrics& metrics)
                                    "gRPC calls ended, by method and status code.",
                                    {"method", "code"})),
       duration_(metrics.AddHistogram("micro_rpc_duration_seconds",
-                                     "gRPC call durations in seconds, by method.", {"method"})) {}
+                                     "gRPC call durations in seconds, by method and status code.",
+                                     {"method", "code"})) {}
 
 void RpcMetrics::Record(std::string_view method, grpc::StatusCode code,
                         std::chrono::nanoseconds elapsed) {
-  requests_.Add({method, CodeName(code)});
-  duration_.Observe({method}, std::chrono::duration<double>(elapsed).count());
+  const std::string_view code_name = CodeName(code);
+  requests_.Add({method, code_name});
+  duration_.Observe({method, code_name}, std::chrono::duration<double>(elapsed).count());
 }
 
 std::string_view RpcMetrics::CodeName(grpc::StatusCode code) {

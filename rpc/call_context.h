@@ -122,8 +122,8 @@ class CallContexts {
 //   micro_rpc_requests_total{method,code}  counter: calls ended, by full method name
 //                                          ("/micro.store.v1.Store/Get") and gRPC code name
 //                                          ("OK", "NOT_FOUND", ...)
-//   micro_rpc_duration_seconds{method}     histogram (Metrics::DefaultBuckets): from the call's
-//                                          start to its status, whatever the code
+//   micro_rpc_duration_seconds{method,code} histogram (Metrics::DefaultBuckets): from the
+//                                          call's start to its status
 // Method names of calls forwarded to user services are the client's choice: the registry's
 // series cap puts those past it under method="other". Thread-safe.
 class RpcMetrics {

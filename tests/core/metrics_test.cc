@@ -224,9 +224,9 @@ TEST_CASE("the interceptor counts every call by method and code and times it", "
                   "code=\"NOT_FOUND\"} 2\n") != std::string::npos);
   // In-process calls of a memory backend take well under 10 s.
   CHECK(text.find("micro_rpc_duration_seconds_bucket{method=\"/micro.registry.v1.Registry/"
-                  "GetService\",le=\"10\"} 2\n") != std::string::npos);
+                  "GetService\",code=\"NOT_FOUND\",le=\"10\"} 2\n") != std::string::npos);
   CHECK(text.find("micro_rpc_duration_seconds_count{method=\"/micro.registry.v1.Registry/"
-                  "ListServices\"} 1\n") != std::string::npos);
+                  "ListServices\",code=\"OK\"} 1\n") != std::string::npos);
   CHECK(CheckWithPrometheusParser(text).exit_code == 0);
 }
 
@@ -247,7 +247,8 @@ TEST_CASE("a call cancelled by its client counts once, as CANCELLED", "[metrics]
                            std::chrono::seconds(5)));
   const std::string text = h.metrics.Render();
   CHECK(std::count(text.begin(), text.end(), '\n') == 2 + 1 + 2 + 16 + 1 + 2);
-  CHECK(text.find("micro_rpc_duration_seconds_count{" + method + "} 1\n") != std::string::npos);
+  CHECK(text.find("micro_rpc_duration_seconds_count{" + method + ",code=\"CANCELLED\"} 1\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("every gRPC code has its name", "[metrics][rpc]") {

@@ -313,6 +313,19 @@ TEST_CASE("the gateway survives garbage, big bodies, slow and silent clients and
   const std::string http = daemon.http_address();
   const auto auth = Bearer(daemon.token());
 
+  // Keep-alive: two requests sent at once on one connection get two answers, in order.
+  {
+    const int fd = Connect(http);
+    REQUIRE(fd >= 0);
+    REQUIRE(SendAll(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\n"
+                        "Host: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    std::string raw;
+    CHECK(ReadUntilClosed(fd, &raw, std::chrono::seconds(10)));
+    CHECK(raw.find("HTTP/1.1 200 OK") == 0);
+    CHECK(raw.find("HTTP/1.1 405", 10) != std::string::npos);  // GET on a call route
+    ::close(fd);
+  }
+
   // Too big a body: 413 before the body is read, and the connection ends.
   HttpResponse big = Http(http, "POST", "/helloworld/sayhello", std::string(4096, 'x'), auth);
   CHECK(big.status == 413);
