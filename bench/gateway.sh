@@ -81,7 +81,7 @@ wrk.headers["Authorization"] = "Bearer $TOKEN"
 LUA
 http() {  # label, path
   local label=$1 path=$2 out
-  out=$(wrk -t 2 -c "$CONCURRENCY" -d "$((DURATION + 1))s" --latency -s "$TMP/post.lua" "http://$HTTP$path")
+  out=$(wrk -t "$((CONCURRENCY < 2 ? 1 : 2))" -c "$CONCURRENCY" -d "$((DURATION + 1))s" --latency -s "$TMP/post.lua" "http://$HTTP$path")
   "$PY" -c '
 import re, sys
 out = sys.argv[1]
