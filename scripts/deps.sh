@@ -9,6 +9,7 @@ PACKAGES=(
   librocksdb-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev catch2 grpc-proto
   python3 python3-grpcio python3-protobuf python3-prometheus-client  # the last: tests/support/check_prometheus.py
   docker.io busybox-static  # the container driver's tests run a real dockerd (scripts/dockerd.sh)
+  dpkg-dev lintian systemd debootstrap  # packaging tests: cpack's shlibdeps, lintian, systemd-analyze, a clean root
 )
 if [[ "${1:-}" == "--bench" ]]; then
   PACKAGES+=(etcd-server supervisor)

@@ -20,6 +20,7 @@
 #include "runtime/container/container_driver.h"
 #include "runtime/fd_budget.h"
 #include "server/grpc_logging.h"
+#include "server/notify.h"
 #include "services/broker/make_broker.h"
 #include "services/config/documents.h"
 #include "services/config/make_config.h"
@@ -62,16 +63,29 @@ std::string SupervisorId(const std::string& data_dir) {
   return fmt::format("{:016x}", hash);
 }
 
-// What supervised processes inherit: the daemon's environment without its MICRO_* settings.
+// What supervised processes inherit: the daemon's environment without its MICRO_* settings and
+// without NOTIFY_SOCKET (the service manager's socket is the daemon's, not its services').
 runtime::Env InheritedEnv() {
   runtime::Env env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string entry(*e);
     const size_t eq = entry.find('=');
-    if (eq == std::string::npos || entry.rfind("MICRO_", 0) == 0) continue;
+    if (eq == std::string::npos || entry.rfind("MICRO_", 0) == 0 ||
+        entry.rfind("NOTIFY_SOCKET=", 0) == 0) {
+      continue;
+    }
     env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   return env;
+}
+
+// Tells systemd (Type=notify, packaging/deb/micro.service) what the daemon is doing, when it
+// was started by one.
+void TellServiceManager(const char* state) {
+  const char* socket = std::getenv("NOTIFY_SOCKET");
+  if (Status s = NotifyServiceManager(socket != nullptr ? socket : "", state); !s.ok()) {
+    spdlog::warn("{}", std::string(s.message()));
+  }
 }
 
 }  // namespace
@@ -467,6 +481,7 @@ Status Daemon::Announce(Clock::TimePoint launched) {
         "--insecure: serving on {} without TLS; tokens and secrets cross the network in clear",
         grpc_address_);
   }
+  TellServiceManager("READY=1");
   return absl::OkStatus();
 }
 
@@ -531,6 +546,7 @@ void Daemon::Shutdown() {
   // Drain first, then stop: gRPC's own graceful shutdown also waits on idle client connections
   // (seconds, whatever the calls), so the daemon counts its in-flight calls itself and stops the
   // server once they are done or the grace period is over. A second signal stops at once.
+  TellServiceManager("STOPPING=1");
   server_->GetHealthCheckService()->Shutdown();
   contexts_.StartDraining();
   registry_->CloseWatchers();
