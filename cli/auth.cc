@@ -271,9 +271,9 @@ int TokenCommand(const std::vector<std::string>& args, const Env& env) {
        0},
       args, env, [](const ParsedArgs&, const ClientOptions& options) {
         if (options.token.empty()) {
-          std::cerr << "error: not logged in to " << options.address
-                    << "; run 'micro login' first\n";
-          return 1;
+          return ReportError(absl::UnauthenticatedError("not logged in to " + options.address +
+                                                        "; run 'micro login' first"),
+                             options);
         }
         std::cout << options.token << "\n";
         return 0;

@@ -79,10 +79,7 @@ int Subscribe(const ParsedArgs& args, const ClientOptions& options) {
   if (valid.ok() && args.Has("queue")) {
     valid = CheckName("queue", args.Get("queue"), limits::kQueueNameBytes, Charset::kName);
   }
-  if (!valid.ok()) {
-    std::cerr << "error: INVALID_ARGUMENT: " << valid.message() << "\n";
-    return 1;
-  }
+  if (!valid.ok()) return ReportError(valid, options);
   BlockStopSignals();
   v1::SubscribeRequest request;
   request.set_topic(args.positionals[0]);

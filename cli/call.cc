@@ -56,11 +56,6 @@ bool SplitMethod(std::string text, std::string* service, std::string* method) {
   return true;
 }
 
-int Fail(const Status& s) {
-  std::cerr << "error: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
-  return 1;
-}
-
 struct Target {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<ReflectionClient> reflection;
@@ -126,7 +121,7 @@ int Call(const ParsedArgs& args, const ClientOptions& options) {
     return 2;
   }
   auto target = Resolve(args.positionals[0], args.positionals[1], options);
-  if (!target.ok()) return absl::IsInvalidArgument(target.status()) ? 2 : Fail(target.status());
+  if (!target.ok()) return ReportError(target.status(), options);
   if (target->method->client_streaming() || target->method->server_streaming()) {
     std::cerr << "error: " << target->path << " streams; use 'micro stream'\n";
     return 2;
@@ -154,7 +149,7 @@ int Stream(const ParsedArgs& args, const ClientOptions& options) {
     return 2;
   }
   auto target = Resolve(args.positionals[0], args.positionals[1], options);
-  if (!target.ok()) return absl::IsInvalidArgument(target.status()) ? 2 : Fail(target.status());
+  if (!target.ok()) return ReportError(target.status(), options);
   // The requests: the argument, or one JSON object per line of stdin.
   std::vector<std::unique_ptr<pb::Message>> requests;
   if (args.positionals.size() == 3) {

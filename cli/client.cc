@@ -5,11 +5,16 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <signal.h>
 
+#include <cerrno>
 #include <charconv>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/credentials.h"
+#include "core/address.h"
 
 namespace micro::cli {
 
@@ -22,8 +27,51 @@ std::vector<FlagSpec> ClientFlags() {
       {"tls-ca", 0, "FILE",
        "verify the daemon's TLS certificate against this CA (env MICRO_TLS_CA; micro login "
        "keeps it for the address)"},
+      {"data-dir", 0, "DIR",
+       "find the daemon's address in DIR/server.json when --address and MICRO_ADDRESS are not "
+       "given (env MICRO_HOME; default ~/.micro)"},
   };
 }
+
+namespace {
+
+// The address a running daemon wrote to <data dir>/server.json; nothing if there is no such
+// file or the daemon that wrote it is gone (kill -9 leaves the file behind).
+bool Discover(const ParsedArgs& flags, const std::map<std::string, std::string>& env,
+              ClientOptions* options) {
+  std::string dir;
+  if (flags.Has("data-dir")) {
+    dir = flags.Get("data-dir");
+  } else if (auto it = env.find("MICRO_HOME"); it != env.end() && !it->second.empty()) {
+    dir = it->second;
+  } else if (auto home = env.find("HOME"); home != env.end() && !home->second.empty()) {
+    dir = home->second + "/.micro";
+  } else {
+    return false;
+  }
+  const std::string path = dir + "/server.json";
+  std::ifstream in(path);
+  if (!in) return false;
+  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object() || !json["grpc_address"].is_string() || !json["pid"].is_number()) {
+    return false;
+  }
+  const int pid = json["pid"].get<int>();
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH)) return false;
+  std::string address = json["grpc_address"].get<std::string>();
+  // A daemon listening on every interface is reached on the loopback one.
+  const std::string host = HostOf(address);
+  if (host == "0.0.0.0") address = "127.0.0.1" + address.substr(host.size());
+  if (host == "[::]") address = "[::1]" + address.substr(host.size());
+  options->address = address;
+  options->address_source = path;
+  if (json.value("tls", false) && json["tls_ca_file"].is_string()) {
+    options->discovered_ca_file = json["tls_ca_file"].get<std::string>();
+  }
+  return true;
+}
+
+}  // namespace
 
 Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
                                            const std::map<std::string, std::string>& env) {
@@ -35,7 +83,15 @@ Result<ClientOptions> ResolveClientOptions(const ParsedArgs& flags,
       out = it->second;
     }
   };
-  pick("address", "MICRO_ADDRESS", options.address);
+  if (flags.Has("address")) {
+    options.address = flags.Get("address");
+    options.address_source = "--address";
+  } else if (auto it = env.find("MICRO_ADDRESS"); it != env.end() && !it->second.empty()) {
+    options.address = it->second;
+    options.address_source = "MICRO_ADDRESS";
+  } else {
+    Discover(flags, env, &options);
+  }
   pick("namespace", "MICRO_NAMESPACE", options.ns);
   std::string output = "table";
   pick("output", "MICRO_OUTPUT", output);
@@ -78,39 +134,80 @@ void Prepare(grpc::ClientContext& context, const ClientOptions& options) {
   if (!options.token.empty()) context.AddMetadata("authorization", "Bearer " + options.token);
 }
 
-int ReportError(const grpc::Status& status, const ClientOptions& options) {
-  const std::string code =
-      absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+int ExitCodeOf(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return kExitUsage;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+      return kExitConflict;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitDenied;
+    case absl::StatusCode::kUnavailable:
+      return kExitUnreachable;
+    default:
+      return kExitError;
+  }
+}
+
+namespace {
+
+// The words for a status, with what the CLI knows about its address added for the unreachable
+// daemon (the code decides that it is one; the message only tells which kind).
+std::string Describe(const grpc::Status& status, const ClientOptions& options) {
   const std::string& message = status.error_message();
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && options.tls &&
-      (message.find("andshake") != std::string::npos ||
-       message.find("ertificate") != std::string::npos)) {
-    std::cerr << "error: " << code << ": the TLS handshake with " << options.address
-              << " failed; the daemon's certificate does not verify against "
-              << (options.tls_ca_pem.empty() ? "the system's CAs" : "the CA in use")
-              << " (pass its CA with --tls-ca or MICRO_TLS_CA), or it does not serve TLS ("
-              << message << ")\n";
-    return 1;
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return message;
+  if (options.tls && (message.find("andshake") != std::string::npos ||
+                      message.find("ertificate") != std::string::npos)) {
+    return "the TLS handshake with " + options.address +
+           " failed; the daemon's certificate does not verify against " +
+           (options.tls_ca_pem.empty() ? "the system's CAs" : "the CA in use") +
+           " (pass its CA with --tls-ca or MICRO_TLS_CA), or it does not serve TLS (" + message +
+           ")";
   }
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      message.find("connect") != std::string::npos) {
-    // Refused: nothing listens. Closed: something does, and a plaintext client is most likely
-    // talking to a daemon that serves TLS.
-    if (options.tls || message.find("refused") != std::string::npos) {
-      std::cerr << "error: " << code << ": no micro server answered at " << options.address
-                << "; start one with 'micro server', or point --address / MICRO_ADDRESS at a "
-                   "running one\n";
-    } else {
-      std::cerr << "error: " << code << ": " << options.address
-                << " closed the connection; if the daemon there serves TLS, pass its CA with "
-                   "--tls-ca FILE or MICRO_TLS_CA (its data dir's tls/ca.pem), or log in with "
-                   "'micro login --admin' on its machine ("
-                << message << ")\n";
-    }
-    return 1;
+  if (message.find("connect") == std::string::npos) return message;
+  // Refused: nothing listens. Closed: something does, and a plaintext client is most likely
+  // talking to a daemon that serves TLS.
+  if (options.tls || message.find("refused") != std::string::npos) {
+    return "no micro server answered at " + options.address + " (from " + options.address_source +
+           "); start one with 'micro server', or point --address / MICRO_ADDRESS at a running one";
   }
-  std::cerr << "error: " << code << ": " << status.error_message() << "\n";
-  return 1;
+  return options.address +
+         " closed the connection; if the daemon there serves TLS, pass its CA with --tls-ca FILE "
+         "or MICRO_TLS_CA (its data dir's tls/ca.pem), or log in with 'micro login --admin' on "
+         "its machine (" +
+         message + ")";
+}
+
+}  // namespace
+
+int ReportError(const grpc::Status& status, const ClientOptions& options) {
+  const auto code = static_cast<absl::StatusCode>(status.error_code());
+  const int exit_code = ExitCodeOf(code);
+  const std::string name = absl::StatusCodeToString(code);
+  const std::string message = Describe(status, options);
+  if (options.output == Output::kJson) {
+    nlohmann::json error = {{"code", name}, {"message", message}, {"exit_code", exit_code}};
+    std::cerr << nlohmann::json{{"error", error}}.dump(-1, ' ', false,
+                                                       nlohmann::json::error_handler_t::replace)
+              << "\n";
+  } else {
+    std::cerr << "error: " << name << ": " << message << "\n";
+  }
+  return exit_code;
+}
+
+int ReportError(const Status& status, const ClientOptions& options) {
+  return ReportError(
+      grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message())),
+      options);
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -131,11 +228,13 @@ int RunClientCommand(const CommandSpec& spec, const std::vector<std::string>& ar
   CommandSpec with_client_flags = spec;
   for (FlagSpec& f : ClientFlags()) {
     // A command's own short flag wins (`micro logs -n` is --lines): the client flag keeps only
-    // its long form.
+    // its long form. A command's own flag of the same name replaces it (login --data-dir).
+    bool own_flag = false;
     for (const FlagSpec& own : spec.flags) {
       if (f.short_name != 0 && own.short_name == f.short_name) f.short_name = 0;
+      own_flag = own_flag || own.name == f.name;
     }
-    with_client_flags.flags.push_back(std::move(f));
+    if (!own_flag) with_client_flags.flags.push_back(std::move(f));
   }
   auto parsed = ParseCommandLine(with_client_flags, args);
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
@@ -173,7 +272,11 @@ int RunSubcommand(const std::string& group, const std::string& about,
     if (args[0] == c.name)
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()), env);
   }
-  std::cerr << "error: unknown " << group << " command '" << args[0] << "'; run 'micro " << group
+  std::vector<std::string> names;
+  for (const Subcommand& c : commands) names.emplace_back(c.name);
+  const std::string match = ClosestMatch(args[0], names);
+  std::cerr << "error: unknown " << group << " command '" << args[0] << "'"
+            << (match.empty() ? "" : "; did you mean '" + match + "'?") << " run 'micro " << group
             << " --help' for the list\n";
   return 2;
 }

@@ -27,13 +27,18 @@ struct ClientOptions {
   // and for a non-loopback address (then the system's CAs unless one is given).
   bool tls = false;
   std::string tls_ca_pem;  // empty: the system's CAs
+  // Where the address came from: "--address", "MICRO_ADDRESS", a server.json path, "default".
+  std::string address_source = "default";
+  std::string discovered_ca_file;  // the TLS CA that server.json names, if it was used
 };
 
 // The flags every client command takes (--address, --namespace, --output, --timeout,
 // --tls-ca).
 std::vector<FlagSpec> ClientFlags();
 
-// Flag > environment (MICRO_ADDRESS, MICRO_NAMESPACE, MICRO_OUTPUT) > default.
+// Flag > environment (MICRO_ADDRESS, MICRO_NAMESPACE, MICRO_OUTPUT) > default. The address
+// without flag or variable comes from the server.json of the data dir (--data-dir, MICRO_HOME,
+// ~/.micro) when the daemon that wrote it still runs, else 127.0.0.1:8081.
 [[nodiscard]] Result<ClientOptions> ResolveClientOptions(
     const ParsedArgs& flags, const std::map<std::string, std::string>& env);
 
@@ -45,9 +50,24 @@ inline constexpr int kMaxResponseBytes = 64 << 20;
 // Sets the deadline, namespace and authorization metadata of one call.
 void Prepare(grpc::ClientContext& context, const ClientOptions& options);
 
-// Prints `error: <CODE>: <message>` to stderr, or for an unreachable daemon one line saying
-// where the CLI looked and how to start one. Returns the exit code (1).
+// Exit codes by class (docs/cli.md), so scripts can tell "not there" from "daemon down".
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;        // anything else (INTERNAL, DEADLINE_EXCEEDED, ...)
+inline constexpr int kExitUsage = 2;        // bad flags or arguments, rejected by the CLI
+inline constexpr int kExitNotFound = 3;     // NOT_FOUND
+inline constexpr int kExitConflict = 4;     // ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED
+inline constexpr int kExitDenied = 5;       // UNAUTHENTICATED, PERMISSION_DENIED
+inline constexpr int kExitUnreachable = 6;  // UNAVAILABLE: no daemon answers (or it drains)
+
+// The exit code of a failed call, by its status code alone (never by the message's words).
+// INVALID_ARGUMENT and OUT_OF_RANGE from the daemon are kExitUsage too: the request was wrong.
+int ExitCodeOf(absl::StatusCode code);
+
+// Prints the error to stderr and returns its exit code (ExitCodeOf): `error: <CODE>: <message>`,
+// or with `-o json` one line `{"error":{"code":"NOT_FOUND","message":"...","exit_code":3}}`.
+// An unreachable daemon gets a message saying where the CLI looked and how to start one.
 int ReportError(const grpc::Status& status, const ClientOptions& options);
+int ReportError(const Status& status, const ClientOptions& options);
 
 // `message` as indented JSON with the proto field names.
 std::string ToJson(const google::protobuf::Message& message);

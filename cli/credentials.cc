@@ -82,6 +82,14 @@ Status ResolveTls(ClientOptions* options, const ParsedArgs& flags,
     options->tls_ca_pem = *kept;
     return absl::OkStatus();
   }
+  // The daemon found through its server.json names its own CA (automatic TLS).
+  if (!options->discovered_ca_file.empty()) {
+    if (auto ca = ReadText(options->discovered_ca_file); ca.ok()) {
+      options->tls = true;
+      options->tls_ca_pem = *ca;
+      return absl::OkStatus();
+    }
+  }
   options->tls = !IsLoopbackAddress(options->address);
   return absl::OkStatus();
 }

@@ -203,9 +203,10 @@ int Retention(const ParsedArgs& args, const ClientOptions& options) {
       }
       return 0;
     }
-    std::cerr << "error: topic '" << topic
-              << "' has no events and no retention of its own; see 'micro events topics'\n";
-    return 1;
+    return ReportError(absl::NotFoundError("topic '" + topic +
+                                           "' has no events and no retention of its own; see "
+                                           "'micro events topics'"),
+                       options);
   }
   v1::ConfigureRequest request;
   request.set_topic(topic);

@@ -4,11 +4,13 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "server/daemon.h"
 
@@ -66,10 +68,41 @@ micro::cli::Env Environment() {
   return env;
 }
 
+// `micro --address X -n ns status` as `micro status --address X -n ns`: the client flags may
+// come before the command, as with kubectl, docker and etcdctl. They go after the command's own
+// arguments, before a `--` (what follows it belongs to the deployed command).
+std::vector<std::string> MoveGlobalFlags(std::vector<std::string> args) {
+  const std::vector<micro::FlagSpec> flags = micro::cli::ClientFlags();
+  std::vector<std::string> global;
+  size_t i = 0;
+  while (i < args.size() && args[i].size() > 1 && args[i][0] == '-' && args[i] != "--" &&
+         args[i] != "-h" && args[i] != "--help" && args[i] != "--version") {
+    const std::string& arg = args[i];
+    const micro::FlagSpec* spec = nullptr;
+    for (const micro::FlagSpec& f : flags) {
+      const bool long_form = arg == "--" + f.name || arg.rfind("--" + f.name + "=", 0) == 0;
+      const bool short_form = f.short_name != 0 && arg == std::string{'-', f.short_name};
+      if (long_form || short_form) spec = &f;
+    }
+    if (spec == nullptr) break;  // the command's parser reports it
+    global.push_back(arg);
+    const bool inline_value = arg.find('=') != std::string::npos;
+    if (!spec->value_name.empty() && !inline_value && i + 1 < args.size()) {
+      global.push_back(args[++i]);
+    }
+    ++i;
+  }
+  if (global.empty() || i >= args.size()) return args;
+  std::vector<std::string> moved(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  auto end = std::find(moved.begin(), moved.end(), "--");
+  moved.insert(end, global.begin(), global.end());
+  return moved;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> args = MoveGlobalFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     PrintUsage(args.empty() ? std::cerr : std::cout);
     return args.empty() ? 2 : 0;
@@ -100,6 +133,11 @@ int main(int argc, char** argv) {
       return code;
     }
   }
-  std::cerr << "error: unknown command '" << args[0] << "'; run 'micro --help' for the list\n";
+  std::vector<std::string> names;
+  for (const Command& c : kCommands) names.emplace_back(c.name);
+  const std::string match = micro::ClosestMatch(args[0], names);
+  std::cerr << "error: unknown command '" << args[0] << "'"
+            << (match.empty() ? "" : "; did you mean '" + match + "'?")
+            << " run 'micro --help' for the list\n";
   return 2;
 }

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "core/flags.h"
 
@@ -185,7 +186,7 @@ int NewCommand(const std::vector<std::string>& args, const Env&) {
   std::error_code ec;
   if (fs::exists(dir, ec)) {
     std::cerr << "error: " << dir.string() << " exists; choose another name or --dir\n";
-    return 1;
+    return kExitConflict;
   }
   std::string package = name;
   for (char& c : package) c = c == '-' ? '_' : c;

@@ -35,7 +35,7 @@ int UsageError(const std::string& subcommand, const Status& status) {
 int ReportStatus(const Status& status) {
   std::cerr << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
             << "\n";
-  return 1;
+  return ExitCodeOf(status.code());
 }
 
 // The numeric flag `name`, or `fallback` when absent. INVALID_ARGUMENT naming the flag unless it

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <iostream>
 
@@ -22,7 +23,60 @@ const FlagSpec* FindShort(const std::vector<FlagSpec>& specs, char name) {
   return nullptr;
 }
 
+// Edits between a and b: insertions, deletions, substitutions and swaps of two neighbours
+// (the optimal string alignment distance: "raed" is one edit from "read").
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean --name?)" for an unknown long flag close to a known one.
+std::string FlagHint(const std::string& arg, const std::vector<FlagSpec>& specs) {
+  if (arg.rfind("--", 0) != 0) return "";
+  std::vector<std::string> names;
+  for (const FlagSpec& spec : specs) names.push_back(spec.name);
+  names.push_back("help");
+  std::string name =
+      arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+  const std::string match = ClosestMatch(name, names);
+  return match.empty() ? "" : fmt::format(" (did you mean --{}?)", match);
+}
+
 }  // namespace
+
+std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::string::npos;
+  std::string prefixed;
+  int prefixes = 0;
+  for (const std::string& c : candidates) {
+    const size_t d = EditDistance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+    if (!word.empty() && c.rfind(word, 0) == 0) {
+      prefixed = c;
+      ++prefixes;
+    }
+  }
+  if (best_distance != std::string::npos && best_distance > 0 && best_distance <= 2 &&
+      best_distance * 3 <= std::max<size_t>(word.size(), 3)) {
+    return best;
+  }
+  return prefixes == 1 ? prefixed : "";
+}
 
 Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                              const std::vector<FlagSpec>& specs) {
@@ -56,7 +110,8 @@ Result<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       spec = FindShort(specs, arg[1]);
     }
     if (spec == nullptr) {
-      return absl::InvalidArgumentError(fmt::format("unknown flag {}", arg));
+      return absl::InvalidArgumentError(
+          fmt::format("unknown flag {}{}", arg, FlagHint(arg, specs)));
     }
     if (spec->value_name.empty()) {
       if (has_inline_value) {

@@ -57,6 +57,11 @@ struct CommandSpec {
 [[nodiscard]] std::variant<ParsedArgs, int> ParseCommandLine(const CommandSpec& spec,
                                                              const std::vector<std::string>& args);
 
+// The candidate closest to `word` by edit distance, if it is close enough to be a typo (at
+// most a third of the word's length, and at most 2 edits) or `word` is a prefix of exactly one
+// candidate; empty otherwise. For "did you mean ...?".
+std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates);
+
 // The help text of a command: usage line, description, then one line per flag.
 std::string FormatHelp(const std::string& usage, const std::string& description,
                        const std::vector<FlagSpec>& specs);

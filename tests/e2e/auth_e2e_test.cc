@@ -94,7 +94,7 @@ TEST_CASE("accounts through the CLI: own namespace, default policy, and no secre
   CHECK(daemon.Cli({"store", "read", "k", "-n", "team-a"}).exit_code == 0);  // admin: any ns
 
   ProgramResult other_ns = alice({"store", "read", "k", "-n", "team-b"});
-  CHECK(other_ns.exit_code == 1);
+  CHECK(other_ns.exit_code == 5);  // denied
   CHECK(other_ns.err.find("PERMISSION_DENIED") != std::string::npos);
   ProgramResult other_db = alice({"store", "read", "k", "--database", "team-b"});
   CHECK(other_db.err.find("PERMISSION_DENIED") != std::string::npos);

@@ -4,10 +4,12 @@
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "micro/registry/v1/registry.grpc.pb.h"
 #include "tests/support/micro_daemon.h"
+#include "tests/support/temp_dir.h"
 
 namespace micro::testing {
 namespace {
@@ -97,7 +99,7 @@ TEST_CASE("micro services NAME shows versions, nodes, endpoints and metadata", "
   CHECK(both.out.find("version   2.0.0") != std::string::npos);
 
   ProgramResult missing = daemon.Cli({"services", "ghost"});
-  CHECK(missing.exit_code == 1);
+  CHECK(missing.exit_code == 3);  // not found
   CHECK(missing.err ==
         "error: NOT_FOUND: service 'ghost' is not registered in namespace 'micro'\n");
 }
@@ -115,7 +117,7 @@ TEST_CASE("the namespace comes from --namespace or MICRO_NAMESPACE", "[e2e][cli]
   CHECK(env.exit_code == 0);
   CHECK(env.out.find("greeter") != std::string::npos);
   ProgramResult bad = daemon.Cli({"services", "-n", "Team B"});
-  CHECK(bad.exit_code == 1);
+  CHECK(bad.exit_code == 2);  // usage
   CHECK(bad.err.rfind("error: INVALID_ARGUMENT: namespace 'Team B'", 0) == 0);
 }
 
@@ -142,10 +144,11 @@ TEST_CASE("with no daemon the CLI says where it looked and how to start one", "[
   for (const char* command : {"services", "health"}) {
     INFO(command);
     ProgramResult result = RunProgram({MicroBinary(), command, "--address", address});
-    CHECK(result.exit_code == 1);
-    CHECK(result.err == "error: UNAVAILABLE: no micro server answered at " + address +
-                            "; start one with 'micro server', or point --address / "
-                            "MICRO_ADDRESS at a running one\n");
+    CHECK(result.exit_code == 6);  // unreachable
+    CHECK(result.err ==
+          "error: UNAVAILABLE: no micro server answered at " + address +
+              " (from --address); start one with 'micro server', or point --address / "
+              "MICRO_ADDRESS at a running one\n");
   }
 }
 
@@ -172,6 +175,75 @@ TEST_CASE("every command has --help, and usage errors exit 2", "[e2e][cli]") {
   ProgramResult version = RunProgram({MicroBinary(), "version"});
   CHECK(version.exit_code == 0);
   CHECK(version.out.rfind("micro ", 0) == 0);
+}
+
+}  // namespace
+}  // namespace micro::testing
+
+namespace micro::testing {
+namespace {
+
+TEST_CASE("global flags before the command, typo hints, server.json discovery, exit classes",
+          "[e2e][cli]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const auto env = daemon.CliEnv();
+
+  // Flags before the command, as kubectl and docker take them.
+  ProgramResult before = RunProgram(
+      {MicroBinary(), "--address", daemon.address(), "-o", "json", "store", "write", "k", "v"},
+      env);
+  CHECK(before.exit_code == 0);
+  ProgramResult read = RunProgram(
+      {MicroBinary(), "--address=" + daemon.address(), "store", "read", "k", "-o", "json"}, env);
+  CHECK(read.exit_code == 0);
+  CHECK(read.out.find("\"key\"") != std::string::npos);
+
+  // The address from the data dir's server.json when neither flag nor variable gives one.
+  auto found = env;
+  found["MICRO_HOME"] = daemon.data_dir();
+  ProgramResult discovered = RunProgram({MicroBinary(), "store", "read", "k"}, found);
+  INFO(discovered.err);
+  CHECK(discovered.exit_code == 0);
+  ProgramResult by_flag =
+      RunProgram({MicroBinary(), "health", "--data-dir", daemon.data_dir()}, env);
+  CHECK(by_flag.exit_code == 0);
+
+  // Exit codes by class, and errors as JSON with -o json.
+  CHECK(daemon.Cli({"store", "read", "missing"}).exit_code == 3);                 // not found
+  CHECK(daemon.Cli({"store", "write", "k", "v", "--if-absent"}).exit_code == 4);  // conflict
+  ProgramResult json_error = daemon.Cli({"store", "read", "missing", "-o", "json"});
+  CHECK(json_error.exit_code == 3);
+  auto error = nlohmann::json::parse(json_error.err, nullptr, false);
+  REQUIRE(error.is_object());
+  CHECK(error["error"]["code"] == "NOT_FOUND");
+  CHECK(error["error"]["exit_code"] == 3);
+  TempDir nobody;
+  ProgramResult anonymous =
+      RunProgram({MicroBinary(), "store", "read", "k", "--address", daemon.address()},
+                 {{"HOME", nobody.path()}});
+  CHECK(anonymous.exit_code == 5);  // unauthenticated
+
+  // Typos get a suggestion, and exit 2.
+  ProgramResult typo = RunProgram({MicroBinary(), "stauts"});
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err.find("did you mean 'status'?") != std::string::npos);
+  ProgramResult sub = RunProgram({MicroBinary(), "store", "raed"});
+  CHECK(sub.exit_code == 2);
+  CHECK(sub.err.find("did you mean 'read'?") != std::string::npos);
+  ProgramResult flag = daemon.Cli({"store", "read", "k", "--namespce", "x"});
+  CHECK(flag.exit_code == 2);
+  CHECK(flag.err.find("did you mean --namespace?") != std::string::npos);
+}
+
+TEST_CASE("a stale server.json (its daemon gone) is not used", "[e2e][cli]") {
+  TempDir home;
+  std::ofstream(home.path() + "/server.json")
+      << R"({"grpc_address": "127.0.0.1:1", "pid": 999999999})";
+  ProgramResult result = RunProgram({MicroBinary(), "health", "--timeout", "2"},
+                                    {{"MICRO_HOME", home.path()}, {"HOME", home.path()}});
+  CHECK(result.exit_code == 6);  // unreachable, at the default address
+  CHECK(result.err.find("127.0.0.1:8081 (from default)") != std::string::npos);
 }
 
 }  // namespace

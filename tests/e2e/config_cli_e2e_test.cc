@@ -21,22 +21,22 @@ TEST_CASE("micro config sets, merges, gets and deletes values by path", "[e2e][c
   CHECK(daemon.Cli({"config", "get", "db.port"}).out == "6432\n");
 
   ProgramResult bad = daemon.Cli({"config", "set", "db.host", "not-json"});
-  CHECK(bad.exit_code == 1);
+  CHECK(bad.exit_code == 2);  // usage
   CHECK(bad.err.rfind("error: INVALID_ARGUMENT: the value is not valid JSON", 0) == 0);
   ProgramResult huge = daemon.Cli({"config", "set", "x", "1e999"});
-  CHECK(huge.exit_code == 1);
+  CHECK(huge.exit_code == 2);  // usage
   CHECK(huge.err.rfind("error: INVALID_ARGUMENT: the value has a number out of range", 0) == 0);
   ProgramResult deep =
       daemon.Cli({"config", "set", "x", std::string(65, '[') + std::string(65, ']')});
-  CHECK(deep.exit_code == 1);
+  CHECK(deep.exit_code == 2);  // usage
   CHECK(deep.err.find("INVALID_ARGUMENT: the value nests arrays and objects 65 levels deep; the "
                       "limit is 64") != std::string::npos);
 
   CHECK(daemon.Cli({"config", "del", "db.host"}).exit_code == 0);
   ProgramResult gone = daemon.Cli({"config", "get", "db.host"});
-  CHECK(gone.exit_code == 1);
+  CHECK(gone.exit_code == 3);  // not found
   CHECK(gone.err == "error: NOT_FOUND: config path 'db.host' is not set in namespace 'micro'\n");
-  CHECK(daemon.Cli({"config", "get", "db", "-n", "team-b"}).exit_code == 1);
+  CHECK(daemon.Cli({"config", "get", "db", "-n", "team-b"}).exit_code == 3);  // not found
 }
 
 TEST_CASE("secret config values are masked, revealed on request, and never on disk in clear",

@@ -107,7 +107,7 @@ TEST_CASE("events retention through the CLI: a topic's own bounds, shown and app
   CHECK(Events(daemon, {"retention", "audit", "--max-age", "soon"}).exit_code == 2);
   CHECK(Events(daemon, {"retention", "audit", "--max-events", "-1"}).exit_code == 2);
   ProgramResult unknown = Events(daemon, {"retention", "nothing-here"});
-  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.exit_code == 3);  // not found
   CHECK(unknown.err.find("nothing-here") != std::string::npos);
 }
 
@@ -128,7 +128,7 @@ TEST_CASE("events CLI usage errors exit 2 and bad input exits 1 naming the field
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("--group") != std::string::npos);
   ProgramResult bad = Events(daemon, {"publish", "bad topic", "x"});
-  CHECK(bad.exit_code == 1);
+  CHECK(bad.exit_code == 2);  // usage
   CHECK(bad.err.find("INVALID_ARGUMENT") != std::string::npos);
   CHECK(bad.err.find("topic") != std::string::npos);
 }
@@ -170,11 +170,12 @@ size_t Drain(v1::Events::Stub& stub, const std::string& group, size_t want,
 // The bound: the daemon's base (start-up footprint, RocksDB's memtables and block cache), the
 // slow consumers' queues (4 MiB each at most) and gRPC's per-stream buffers. The base is 160 MiB
 // (115 MiB peak measured in this test in all); under AddressSanitizer, whose shadow memory and
-// allocator caches hold more, 352 MiB (354 MiB measured in all, about 290 MiB of it base).
+// allocator caches hold more, 376 MiB (424 MiB measured in all since the HTTP gateway and
+// metrics, about 310 MiB of it base).
 // RssMeasuredEnv is empty except under ASan.
 constexpr int kSlowConsumers = 8;
 int64_t BoundBytes() {
-  const int64_t base = RssMeasuredEnv().empty() ? 160 * kMiB : 352 * kMiB;
+  const int64_t base = RssMeasuredEnv().empty() ? 160 * kMiB : 376 * kMiB;
   return base + kSlowConsumers * (4 + 4) * kMiB;
 }
 

@@ -164,7 +164,7 @@ TEST_CASE("the HTTP gateway calls a deployed service with JSON and maps its erro
   TempDir nobody;
   ProgramResult not_logged_in = RunProgram(
       {MicroBinary(), "auth", "token", "--address", daemon.address()}, {{"HOME", nobody.path()}});
-  CHECK(not_logged_in.exit_code == 1);
+  CHECK(not_logged_in.exit_code == 5);  // denied
   CHECK(not_logged_in.err.find("micro login") != std::string::npos);
 
   // Both instances take calls in turn.
@@ -317,8 +317,9 @@ TEST_CASE("the gateway survives garbage, big bodies, slow and silent clients and
   {
     const int fd = Connect(http);
     REQUIRE(fd >= 0);
-    REQUIRE(SendAll(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\n"
-                        "Host: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    REQUIRE(SendAll(fd,
+                    "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\n"
+                    "Host: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
     std::string raw;
     CHECK(ReadUntilClosed(fd, &raw, std::chrono::seconds(10)));
     CHECK(raw.find("HTTP/1.1 200 OK") == 0);

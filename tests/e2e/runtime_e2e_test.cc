@@ -86,7 +86,7 @@ TEST_CASE("run a prebuilt program, see it in status and logs, kill it", "[e2e][r
   CHECK(kill.exit_code == 0);
   // Kill returns once everything is gone: grandchildren that left the group too.
   CHECK(LivePidsWithEnv(marker).empty());
-  CHECK(daemon.Cli({"status", "web"}).exit_code == 1);
+  CHECK(daemon.Cli({"status", "web"}).exit_code == 3);  // not found
   // The logs outlive the service.
   CHECK(daemon.Cli({"logs", "web"}).out.find("hello from web") != std::string::npos);
 }
@@ -157,7 +157,7 @@ TEST_CASE("a Docker socket that never answers neither hangs the start nor the st
                                                   "driver: container\n"
                                                   "image: alpine\n";
   ProgramResult boxed = daemon.Cli({"run", source.path()});
-  CHECK(boxed.exit_code == 1);
+  CHECK(boxed.exit_code == 4);  // conflict
   CHECK(boxed.err.find("did not answer") != std::string::npos);
   CHECK(daemon.process().Stop(SIGTERM, 30s) == 0);
   CHECK(daemon.process().Stderr().find("did not answer") != std::string::npos);
@@ -268,11 +268,11 @@ TEST_CASE("bad deploys get clear errors and change nothing", "[e2e][runtime]") {
   CHECK(bad_name.exit_code != 0);
   CHECK(bad_name.err.find("name") != std::string::npos);
   ProgramResult unknown = daemon.Cli({"kill", "nothing-here"});
-  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.exit_code == 3);  // not found
   CHECK(unknown.err.find("not deployed") != std::string::npos);
   REQUIRE(daemon.Cli({"run", "--name", "dup", "--", "/bin/sleep", "300"}).exit_code == 0);
   ProgramResult dup = daemon.Cli({"run", "--name", "dup", "--", "/bin/sleep", "300"});
-  CHECK(dup.exit_code == 1);
+  CHECK(dup.exit_code == 4);  // conflict
   CHECK(dup.err.find("already deployed") != std::string::npos);
 }
 
@@ -336,7 +336,7 @@ TEST_CASE("while leftovers of a killed daemon are cleaned up, runtime calls wait
   MicroDaemon daemon({"--data-dir", data.path()});
   REQUIRE(daemon.WaitUntilServing());
   ProgramResult early = daemon.Cli({"run", "--name", "deaf", "--", "/bin/sleep", "300"});
-  CHECK(early.exit_code == 1);
+  CHECK(early.exit_code == 6);  // unreachable
   CHECK(early.err.find("still restoring") != std::string::npos);
   REQUIRE(WaitFor([&] { return Running(daemon, "deaf") == 1; }, 20s));
   // The restored instance and nothing else (its shell, and at times that shell's sleep): the

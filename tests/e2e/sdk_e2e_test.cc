@@ -67,7 +67,7 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   CHECK(called.exit_code == 0);
   CHECK(nlohmann::json::parse(called.out)["message"] == "Hello Ada");
   ProgramResult invalid = daemon.Cli({"call", "helloworld", "Greeter.SayHello", "{}"});
-  CHECK(invalid.exit_code == 1);
+  CHECK(invalid.exit_code == 2);  // usage
   CHECK(invalid.err.find("INVALID_ARGUMENT: name is required") != std::string::npos);
   ProgramResult unknown_method = daemon.Cli({"call", "helloworld", "Greeter.Nope", "{}"});
   CHECK(unknown_method.err.find("has no method Nope; it has SayHello, Relay") != std::string::npos);

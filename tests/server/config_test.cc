@@ -299,5 +299,33 @@ TEST_CASE("max_streams is read from every layer and checked, the secret key has 
         absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("the gateway's address follows the gRPC port, is checked, and so are its limits",
+          "[config]") {
+  auto defaults = LoadDaemonConfig(Flags({}), {});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->gateway.address == "127.0.0.1:8080");
+  auto free_port = LoadDaemonConfig(Flags({"--address", "127.0.0.1:0"}), {});
+  REQUIRE(free_port.ok());
+  CHECK(free_port->gateway.address == "127.0.0.1:0");
+  auto off = LoadDaemonConfig(Flags({"--http-address", "off"}), {});
+  REQUIRE(off.ok());
+  CHECK(!off->gateway.enabled());
+  auto exposed = LoadDaemonConfig(Flags({"--http-address", "0.0.0.0:8080"}), {});
+  REQUIRE(!exposed.ok());
+  CHECK(Message(exposed.status()).find("plain HTTP") != std::string::npos);
+  CHECK(LoadDaemonConfig(Flags({"--http-address", "0.0.0.0:8080", "--insecure"}), {}).ok());
+  CHECK(!LoadDaemonConfig(Flags({"--http-address", "nope"}), {}).ok());
+  auto cors = LoadDaemonConfig(Flags({"--http-cors-origins", "https://a.example, *"}), {});
+  REQUIRE(cors.ok());
+  CHECK(cors->gateway.cors_origins == std::vector<std::string>{"https://a.example", "*"});
+  CHECK(!LoadDaemonConfig(Flags({"--http-cors-origins", "a.example"}), {}).ok());
+  CHECK(!LoadDaemonConfig(Flags({"--http-max-body-bytes", "10"}), {}).ok());
+  CHECK(!LoadDaemonConfig(Flags({"--http-call-timeout-seconds", "61"}), {}).ok());
+  CHECK(!LoadDaemonConfig(Flags({"--http-max-connections", "0"}), {}).ok());
+  auto env = LoadDaemonConfig(Flags({}), {{"MICRO_HTTP_REQUEST_TIMEOUT_SECONDS", "3"}});
+  REQUIRE(env.ok());
+  CHECK(env->gateway.request_timeout_seconds == 3);
+}
+
 }  // namespace
 }  // namespace micro::server

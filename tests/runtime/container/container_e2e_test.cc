@@ -299,7 +299,7 @@ TEST_CASE("without a Docker engine a container deploy says why", "[e2e][containe
                                                   "driver: container\n"
                                                   "image: busybox\n";
   ProgramResult run = daemon.Cli({"run", source.path()});
-  CHECK(run.exit_code == 1);
+  CHECK(run.exit_code == 4);  // conflict
   CHECK(run.err.find("cannot reach the Docker engine at /nonexistent/docker.sock") !=
         std::string::npos);
 }

@@ -130,7 +130,7 @@ TEST_CASE("a valid call to a daemon that is not running says how to start one",
     args.insert(args.begin() + 1, {"--address", address});  // before any "--"
 
     ProgramResult result = Micro(args);
-    CHECK(result.exit_code == 1);
+    CHECK(result.exit_code == 6);  // unreachable
     CHECK_THAT(result.err, Contains("no micro server answered at " + address));
   }
 }
@@ -148,7 +148,7 @@ TEST_CASE("micro status of a daemon with nothing deployed says how to deploy",
   REQUIRE(json.exit_code == 0);
   CHECK(nlohmann::json::parse(json.out)["services"] == nlohmann::json::array());
   ProgramResult missing = daemon.Cli({"kill", "nothing"});
-  CHECK(missing.exit_code == 1);
+  CHECK(missing.exit_code == 3);  // not found
   CHECK_THAT(missing.err, StartsWith("error: NOT_FOUND: "));
 }
 
