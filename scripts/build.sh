@@ -2,7 +2,8 @@
 # Configures and builds micro with CMake + Ninja.
 #   scripts/build.sh            -> build/        (RelWithDebInfo)
 #   scripts/build.sh --asan     -> build-asan/   (ASan + UBSan, Debug)
-# Extra arguments after the mode are passed to CMake. BUILD_JOBS overrides the parallelism.
+# Extra arguments after the mode are passed to CMake. BUILD_JOBS overrides the parallelism;
+# TARGETS (space-separated) builds only those targets (scripts/server.sh: micro).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +18,6 @@ fi
 # ccache hits across checkouts in different folders.
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake -S . -B "$dir" -G Ninja "${args[@]}" "$@" >/dev/null
-cmake --build "$dir" -j "${BUILD_JOBS:-$(nproc)}"
+targets=()
+for t in ${TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$dir" -j "${BUILD_JOBS:-$(nproc)}" "${targets[@]}"
