@@ -360,7 +360,7 @@ int ConsumeCommand(const std::vector<std::string>& args, const Env& env) {
         "(default 0: no limit)"},
        {"dead-letter", 0, "TOPIC", "the dead-letter topic (default: TOPIC.dead)"},
        {"max-in-flight", 0, "N", "unacknowledged events at once (default 256, at most 4096)"},
-       {"count", 'n', "N", "exit after N events"},
+       {"count", 0, "N", "exit after N events"},
        {"nack", 0, "", "acknowledge negatively (ask for redelivery) instead; for testing"}},
       1};
   return RunClientCommand(spec, args, env, &Consume);

@@ -449,8 +449,8 @@ Result<v1::LogsRequest> BuildLogsRequest(const ParsedArgs& args) {
       return absl::InvalidArgumentError("--since: " + std::string(since.status().message()));
     request.set_since_unix_ms(NowUnixMs() - since->count());
   }
-  if (args.Has("lines")) {
-    const std::string text = args.Get("lines");
+  if (args.Has("lines") || args.Has("tail")) {
+    const std::string text = args.Get(args.Has("lines") ? "lines" : "tail");
     int64_t lines = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), lines);
     if (text == "all") {
@@ -579,15 +579,15 @@ int LogsCommand(const std::vector<std::string>& args, const Env& env) {
       "printing new records until Ctrl-C.\n\n"
       "Examples:\n"
       "  micro logs hello -f\n"
-      "  micro logs hello -n 500 --since 10m --instance hello-1\n"
+      "  micro logs hello --lines 500 --since 10m --instance hello-1\n"
       "  micro logs hello --instance build",
       {{"version", 0, "VERSION", "only this version"},
        {"follow", 'f', "", "keep printing new records until Ctrl-C"},
-       {"lines", 'n', "N", "the last N records (default 100; all: every record kept; 0: none)"},
+       {"lines", 0, "N", "the last N records (default 100; all: every record kept; 0: none)"},
+       {"tail", 0, "N", "the same as --lines"},
        {"since", 0, "DURATION", "only records of the last DURATION (10m, 1h, 2d)"},
        {"instance", 0, "ID", "only this instance (NAME-N, or N), or 'build' for build output"}},
       1};
-  // -n is --lines here, as in tail: --namespace keeps only its long form.
   return RunClientCommand(spec, args, env, &Logs);
 }
 

@@ -241,9 +241,12 @@ TEST_CASE("logs -f -n 0 prints only the lines written after it started", "[e2e][
     return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + 5);
   };
   REQUIRE(WaitFor([&] { return last_tick(daemon.Cli({"logs", "ticker"}).out) >= 5; }, 10s));
-  const int seen = last_tick(daemon.Cli({"logs", "ticker", "-n", "all"}).out);
+  const int seen = last_tick(daemon.Cli({"logs", "ticker", "--lines", "all"}).out);
+  // -n is the namespace here too, as in every command.
+  CHECK(daemon.Cli({"logs", "ticker", "-n", "micro", "--tail", "1"}).exit_code == 0);
+  CHECK(daemon.Cli({"logs", "ticker", "-n", "elsewhere"}).exit_code == 3);  // not found
   ChildProcess follower(
-      {MicroBinary(), "logs", "ticker", "-f", "-n", "0", "--address", daemon.address()},
+      {MicroBinary(), "logs", "ticker", "-f", "--tail", "0", "--address", daemon.address()},
       daemon.CliEnv());
   REQUIRE(WaitFor([&] { return last_tick(follower.Stdout()) >= seen + 5; }, 10s));
   CHECK(first_tick(follower.Stdout()) > seen);

@@ -113,7 +113,7 @@ TEST_CASE("micro run needs PATH or --name with -- COMMAND", "[e2e][runtime_cli]"
                   "name 'bad name'");
   CheckLocalError(Micro({"run", "/bin/true", "--address", address}), "is a program");
   CheckLocalError(Micro({"logs", "x", "--since", "soon", "--address", address}), "--since");
-  CheckLocalError(Micro({"logs", "x", "-n", "abc", "--address", address}), "--lines");
+  CheckLocalError(Micro({"logs", "x", "--lines", "abc", "--address", address}), "--lines");
   CheckLocalError(Micro({"logs", "--address", address}), "missing NAME");
   CheckLocalError(Micro({"kill", "--address", address}), "missing NAME");
 }
