@@ -294,8 +294,20 @@ class ManifestParser {
         {"path", [this, &h](const Field& f) { return r_.Assign(f, h.path); }},
         {"service", [this, &h](const Field& f) { return r_.Assign(f, h.service); }},
         {"command", [this, &h](const Field& f) { return r_.AssignList(f, h.command); }},
-        {"interval", [this, &h](const Field& f) { return r_.AssignDuration(f, h.interval); }},
-        {"timeout", [this, &h](const Field& f) { return r_.AssignDuration(f, h.timeout); }},
+        {"interval",
+         [this, &h](const Field& f) {
+           Status s = r_.AssignDuration(f, h.interval);
+           // A default follows the fields the user set: an interval shorter than the default
+           // timeout shortens the timeout, unless the manifest gives one itself.
+           if (s.ok() && !health_timeout_set_)
+             h.timeout = std::min(HealthCheck().timeout, h.interval);
+           return s;
+         }},
+        {"timeout",
+         [this, &h](const Field& f) {
+           health_timeout_set_ = true;
+           return r_.AssignDuration(f, h.timeout);
+         }},
         {"failure_threshold",
          [this, &h](const Field& f) { return r_.Assign(f, h.failure_threshold); }},
         {"start_period",
@@ -362,6 +374,7 @@ class ManifestParser {
 
   const ManifestReader& r_;
   ServiceSpec& s_;
+  bool health_timeout_set_ = false;  // the manifest names health_check.timeout
 };
 
 constexpr size_t kMaxManifestBytes = 1 << 20;

@@ -407,3 +407,31 @@ TEST_CASE("StatusName is the lowercase enum name without its prefix", "[manifest
 
 }  // namespace
 }  // namespace micro::runtime
+
+namespace micro::runtime {
+namespace {
+
+TEST_CASE("a default follows the fields set: a short health interval shortens the timeout",
+          "[manifest]") {
+  auto short_interval = Load("name: a\ncommand: x\nhealth_check: {type: tcp, interval: 1s}\n");
+  REQUIRE(short_interval.spec.ok());
+  CHECK(short_interval.spec->health.interval == milliseconds(1000));
+  CHECK(short_interval.spec->health.timeout == milliseconds(1000));
+  auto both =
+      Load("name: a\ncommand: x\nhealth_check: {type: tcp, timeout: 300ms, interval: 1s}\n");
+  REQUIRE(both.spec.ok());
+  CHECK(both.spec->health.timeout == milliseconds(300));
+  CHECK(ValidateSpec(*short_interval.spec).ok());  // refused before: timeout 2s > interval
+  // A timeout the user wrote is still checked against the interval.
+  auto explicit_timeout =
+      Load("name: a\ncommand: x\nhealth_check: {type: tcp, interval: 1s, timeout: 2s}\n");
+  REQUIRE(explicit_timeout.spec.ok());
+  CHECK_THAT(std::string(ValidateSpec(*explicit_timeout.spec).message()),
+             Contains("health_check.timeout"));
+  auto long_interval = Load("name: a\ncommand: x\nhealth_check: {type: tcp, interval: 30s}\n");
+  REQUIRE(long_interval.spec.ok());
+  CHECK(long_interval.spec->health.timeout == milliseconds(2000));  // the default
+}
+
+}  // namespace
+}  // namespace micro::runtime
