@@ -69,6 +69,10 @@ int ExitCodeOf(absl::StatusCode code);
 int ReportError(const grpc::Status& status, const ClientOptions& options);
 int ReportError(const Status& status, const ClientOptions& options);
 
+// A line from the terminal without echo (after `prompt` on stderr), or from stdin when it is not
+// a terminal; trailing newlines and spaces removed. For secrets, which never go through argv.
+std::string ReadSecret(const std::string& prompt);
+
 // `message` as indented JSON with the proto field names.
 std::string ToJson(const google::protobuf::Message& message);
 void PrintJson(const google::protobuf::Message& message);

@@ -1,4 +1,8 @@
+#include <unistd.h>
+
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -27,14 +31,34 @@ int Get(const ParsedArgs& args, const ClientOptions& options) {
   return 0;
 }
 
+// A value read from stdin (VALUE "-", or --secret without VALUE): JSON as on the command line,
+// and text that is not JSON is taken as a string, so a password typed at the prompt needs no
+// quotes.
+std::string ValueFromStdin(const std::string& path) {
+  std::string text;
+  if (::isatty(STDIN_FILENO) == 1) {
+    text = ReadSecret("value for " + path + ": ");
+  } else {
+    std::ostringstream all;
+    all << std::cin.rdbuf();
+    text = all.str();
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  }
+  if (nlohmann::json::accept(text)) return text;
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 int Set(const ParsedArgs& args, const ClientOptions& options) {
-  if (args.positionals.size() != 2) {
-    std::cerr << "error: micro config set needs PATH and VALUE; see 'micro config set --help'\n";
+  const bool from_stdin = (args.positionals.size() == 1 && args.Has("secret")) ||
+                          (args.positionals.size() == 2 && args.positionals[1] == "-");
+  if (args.positionals.size() != 2 && !from_stdin) {
+    std::cerr << "error: micro config set needs PATH and VALUE (or - to read it from stdin); see "
+                 "'micro config set --help'\n";
     return 2;
   }
   v1::SetRequest request;
   request.set_path(args.positionals[0]);
-  request.set_value(args.positionals[1]);
+  request.set_value(from_stdin ? ValueFromStdin(args.positionals[0]) : args.positionals[1]);
   request.set_secret(args.Has("secret"));
   v1::SetResponse response;
   grpc::ClientContext context;
@@ -92,9 +116,14 @@ int ConfigCommand(const std::vector<std::string>& args, const Env& env) {
   }
   if (args[0] == "set") {
     return RunClientCommand(
-        {"micro config set PATH VALUE [flags]",
+        {"micro config set PATH VALUE|- [flags]",
          "Sets VALUE, a JSON text (quote strings: '\"text\"'), at PATH. An object merges into\n"
-         "an object already there, leaf by leaf. With --secret every leaf is encrypted at rest.",
+         "an object already there, leaf by leaf. With --secret every leaf is encrypted at rest.\n"
+         "VALUE - (or no VALUE with --secret) reads it from stdin, or from a prompt without echo\n"
+         "on a terminal, so a secret never passes through argv; text read that way which is not\n"
+         "JSON is taken as a string:\n"
+         "  micro config set db.password --secret            # prompts\n"
+         "  printf '%s' \"$PW\" | micro config set db.password - --secret",
          {{"secret", 0, "", "encrypt the value at rest (AES-256-GCM)"}},
          2},
         rest, env, &Set);
@@ -106,8 +135,10 @@ int ConfigCommand(const std::vector<std::string>& args, const Env& env) {
                              1},
                             rest, env, &Delete);
   }
-  std::cerr << "error: unknown config command '" << args[0]
-            << "'; run 'micro config --help' for the list\n";
+  const std::string match = ClosestMatch(args[0], {"get", "set", "del", "delete"});
+  std::cerr << "error: unknown config command '" << args[0] << "'"
+            << (match.empty() ? "" : "; did you mean '" + match + "'?")
+            << " run 'micro config --help' for the list\n";
   return 2;
 }
 

@@ -27,26 +27,6 @@ std::string Trim(std::string s) {
   return s;
 }
 
-// A line from the terminal without echo, or from stdin when it is not a terminal.
-std::string ReadSecret(const std::string& prompt) {
-  const bool tty = ::isatty(STDIN_FILENO) == 1;
-  termios saved{};
-  if (tty) {
-    std::cerr << prompt << std::flush;
-    ::tcgetattr(STDIN_FILENO, &saved);
-    termios quiet = saved;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-  }
-  std::string line;
-  std::getline(std::cin, line);
-  if (tty) {
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-    std::cerr << "\n";
-  }
-  return Trim(line);
-}
-
 // The data dir `micro login --admin` reads admin.secret from: --data-dir, MICRO_HOME, ~/.micro.
 std::string DataDir(const ParsedArgs& args, const Env& env) {
   if (args.Has("data-dir")) return args.Get("data-dir");
@@ -155,6 +135,25 @@ int Logout(const ParsedArgs&, const ClientOptions& options) {
 }
 
 }  // namespace
+
+std::string ReadSecret(const std::string& prompt) {
+  const bool tty = ::isatty(STDIN_FILENO) == 1;
+  termios saved{};
+  if (tty) {
+    std::cerr << prompt << std::flush;
+    ::tcgetattr(STDIN_FILENO, &saved);
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    std::cerr << "\n";
+  }
+  return Trim(line);
+}
 
 int LoginCommand(const std::vector<std::string>& args, const Env& env) {
   args_env_ = &env;

@@ -99,5 +99,23 @@ TEST_CASE("micro config has help and usage errors", "[e2e][config]") {
   CHECK(RunProgram({MicroBinary(), "config", "set", "only-path"}).exit_code == 2);
 }
 
+TEST_CASE("a secret value is read from stdin, never from argv", "[e2e][config]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const auto piped = [&](const std::string& input, const std::string& args) {
+    return RunProgram({"/bin/sh", "-c",
+                       "printf '%s' '" + input + "' | '" + MicroBinary() + "' config set " + args +
+                           " --address " + daemon.address()},
+                      daemon.CliEnv());
+  };
+  // Plain text is taken as a string; JSON as JSON; no VALUE with --secret reads stdin too.
+  CHECK(piped("hunter22", "db.password - --secret").exit_code == 0);
+  CHECK(daemon.Cli({"config", "get", "db.password", "--secret"}).out == "\"hunter22\"\n");
+  CHECK(daemon.Cli({"config", "get", "db.password"}).out.find("hunter22") == std::string::npos);
+  CHECK(piped("{\"user\":\"u\"}", "db.login --secret").exit_code == 0);
+  CHECK(daemon.Cli({"config", "get", "db.login.user", "--secret"}).out == "\"u\"\n");
+  CHECK(daemon.Cli({"config", "set", "db.port"}).exit_code == 2);  // no VALUE, not secret
+}
+
 }  // namespace
 }  // namespace micro::testing
