@@ -8,7 +8,8 @@ namespace micro::cli {
 
 using Env = std::map<std::string, std::string>;
 
-// Each returns the process exit code: 0 success, 1 a failed call, 2 a usage error.
+// Each returns the process exit code: 0 success, 2 a usage error, else the class of the failed
+// call (cli/client.h, docs/cli.md).
 int ServicesCommand(const std::vector<std::string>& args, const Env& env);
 int StoreCommand(const std::vector<std::string>& args, const Env& env);
 int ConfigCommand(const std::vector<std::string>& args, const Env& env);
@@ -23,6 +24,8 @@ int CallCommand(const std::vector<std::string>& args, const Env& env);
 int StreamCommand(const std::vector<std::string>& args, const Env& env);
 // A service to start from (cli/new.cc).
 int NewCommand(const std::vector<std::string>& args, const Env& env);
+// Shell completion scripts (cli/completion.cc).
+int CompletionCommand(const std::vector<std::string>& args, const Env& env);
 int VersionCommand(const std::vector<std::string>& args, const Env& env);
 // The runtime: deployed services (cli/runtime.cc).
 int RunCommand(const std::vector<std::string>& args, const Env& env);

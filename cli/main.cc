@@ -45,6 +45,7 @@ const Command kCommands[] = {
     {"logout", "forget the tokens kept for the daemon", &micro::cli::LogoutCommand},
     {"health", "show whether the daemon is serving, and its version", &micro::cli::HealthCommand},
     {"version", "print the version of this binary", &micro::cli::VersionCommand},
+    {"completion", "print a bash or zsh completion script", &micro::cli::CompletionCommand},
 };
 
 void PrintUsage(std::ostream& out) {

@@ -367,7 +367,7 @@ int ReadCommand(const std::vector<std::string>& args, const Env& env) {
       "--offset gives the next page. Table columns: KEY VALUE TTL (seconds left, - for none)\n"
       "REVISION METADATA. A key or value that is not printable UTF-8 is shown as base64:...;\n"
       "--output json has the exact bytes (base64, as proto JSON writes bytes).\n"
-      "A missing or expired KEY is NOT_FOUND (exit 1).",
+      "A missing or expired KEY is NOT_FOUND (exit 3).",
       Concat(LocationFlags(),
              std::vector<FlagSpec>{{"prefix", 0, "", "every record whose key starts with KEY"},
                                    {"suffix", 0, "", "every record whose key ends with KEY"}},
@@ -381,7 +381,7 @@ int WriteCommand(const std::vector<std::string>& args, const Env& env) {
       "micro store write KEY VALUE [flags]",
       "Writes the record KEY and prints its new revision. VALUE '-' reads the value from stdin.\n"
       "With --if-absent or --if-revision the write happens only if the condition holds, else\n"
-      "FAILED_PRECONDITION (exit 1).",
+      "FAILED_PRECONDITION (exit 4).",
       Concat(LocationFlags(),
              std::vector<FlagSpec>{
                  {"ttl", 0, "SECONDS", "expire after this long (default 0: never)"},

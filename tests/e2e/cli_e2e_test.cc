@@ -246,5 +246,24 @@ TEST_CASE("a stale server.json (its daemon gone) is not used", "[e2e][cli]") {
   CHECK(result.err.find("127.0.0.1:8081 (from default)") != std::string::npos);
 }
 
+TEST_CASE("micro completion bash completes commands, subcommands and flags", "[e2e][cli]") {
+  const std::string bin = MicroBinary();
+  const std::string dir = bin.substr(0, bin.rfind('/'));
+  const std::string script =
+      "export PATH='" + dir +
+      "':$PATH; source <(micro completion bash); "
+      "complete_at() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); _micro; "
+      "echo \"${COMPREPLY[*]}\"; }; "
+      "complete_at micro sta; complete_at micro store r; complete_at micro store read --ta; "
+      "complete_at micro logs x --ta";
+  ProgramResult completed = RunProgram({"/bin/bash", "-c", script});
+  INFO(completed.err);
+  CHECK(completed.exit_code == 0);
+  CHECK(completed.out == "status\nread restore\n--table\n--tail\n");
+  CHECK(RunProgram({MicroBinary(), "completion", "zsh"}).out.find("bashcompinit") !=
+        std::string::npos);
+  CHECK(RunProgram({MicroBinary(), "completion", "fish"}).exit_code == 2);
+}
+
 }  // namespace
 }  // namespace micro::testing
