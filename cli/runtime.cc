@@ -14,6 +14,8 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -180,6 +182,9 @@ std::variant<ServiceSpec, int> RunSpec(const ParsedArgs& args) {
   return spec;
 }
 
+int WaitForDeploy(const std::string& name, const std::string& version, const ParsedArgs& args,
+                  const ClientOptions& options);
+
 int Run(const ParsedArgs& args, const ClientOptions& options) {
   auto spec = RunSpec(args);
   if (const int* exit_code = std::get_if<int>(&spec)) return *exit_code;
@@ -191,20 +196,22 @@ int Run(const ParsedArgs& args, const ClientOptions& options) {
   v1::CreateResponse response;
   grpc::Status status = Stub(options)->Create(&context, request, &response);
   if (!status.ok()) return ReportError(status, options);
-  if (options.output == Output::kJson) {
-    PrintJson(response);
-    return 0;
-  }
   const v1::Service& s = response.service();
   const std::string& name = s.name().empty() ? request.service().name() : s.name();
-  const int instances =
-      s.instances_desired() > 0 ? s.instances_desired() : request.options().instances();
-  std::cout << "created " << name << " (version "
-            << (s.version().empty() ? request.service().version() : s.version())
-            << "): " << instances << " instance(s)\n"
-            << "see it with 'micro status " << name << "' and its logs with 'micro logs " << name
-            << " -f'\n";
-  return 0;
+  const std::string& version = s.version().empty() ? request.service().version() : s.version();
+  if (options.output == Output::kJson) {
+    PrintJson(response);
+  } else {
+    const int instances =
+        s.instances_desired() > 0 ? s.instances_desired() : request.options().instances();
+    std::cout << "created " << name << " (version " << version << "): " << instances
+              << " instance(s)\n";
+    if (!args.Has("wait")) {
+      std::cout << "see it with 'micro status " << name << "' and its logs with 'micro logs "
+                << name << " -f'\n";
+    }
+  }
+  return args.Has("wait") ? WaitForDeploy(name, version, args, options) : 0;
 }
 
 // ---- micro update / kill ----
@@ -266,7 +273,9 @@ int Update(const ParsedArgs& args, const ClientOptions& options) {
     std::cout << ": restarting " << s.instances_desired() << " instance(s)";
   }
   std::cout << "\n";
-  return 0;
+  if (!args.Has("wait")) return 0;
+  return WaitForDeploy(s.name().empty() ? request.service().name() : s.name(), s.version(), args,
+                       options);
 }
 
 int Kill(const ParsedArgs& args, const ClientOptions& options) {
@@ -437,6 +446,148 @@ void PrintRecord(const v1::LogRecord& record, bool json) {
             << record.stream() << "] " << message << "\n";
 }
 
+// ---- micro run --wait, micro update --wait ----
+
+const char* StatusWord(v1::Status status) {
+  switch (status) {
+    case v1::STATUS_PENDING:
+      return "pending";
+    case v1::STATUS_BUILDING:
+      return "building";
+    case v1::STATUS_STARTING:
+      return "starting";
+    case v1::STATUS_RUNNING:
+      return "running";
+    case v1::STATUS_STOPPING:
+      return "stopping";
+    case v1::STATUS_STOPPED:
+      return "stopped";
+    case v1::STATUS_BACKOFF:
+      return "waiting to restart";
+    case v1::STATUS_ERROR:
+      return "error";
+    default:
+      return "unknown";
+  }
+}
+
+// Where PrintNewLogs got to: the newest timestamp printed and the records printed with it
+// (several records can share a millisecond).
+struct LogCursor {
+  int64_t since_ms = 0;
+  std::set<std::string> at_since;
+};
+
+// Prints the log records of `name` (`instance`: one of them, or "build") not printed yet, at
+// most `lines`, and moves the cursor past them. False if the call failed.
+bool PrintNewLogs(const std::string& name, const std::string& version, const std::string& instance,
+                  int64_t lines, LogCursor* cursor, const ClientOptions& options) {
+  v1::LogsRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  request.set_instance(instance);
+  request.set_lines(lines);
+  request.set_since_unix_ms(cursor->since_ms);
+  grpc::ClientContext context;
+  Prepare(context, options);
+  auto reader = Stub(options)->Logs(&context, request);
+  v1::LogRecord record;
+  while (reader->Read(&record)) {
+    const int64_t ts = record.timestamp_unix_ms();
+    const std::string key = record.instance() + '\n' + record.stream() + '\n' + record.message();
+    if (ts < cursor->since_ms || (ts == cursor->since_ms && cursor->at_since.count(key) != 0)) {
+      continue;
+    }
+    PrintRecord(record, false);
+    if (ts > cursor->since_ms) {
+      cursor->since_ms = ts;
+      cursor->at_since.clear();
+    }
+    cursor->at_since.insert(key);
+  }
+  return reader->Finish().ok();
+}
+
+// Follows a deploy until every instance runs, for a second at least (exit 0), it fails (the reason and the last log
+// lines, exit 1) or --wait-timeout passes (exit 1). Build output is printed as it comes.
+// Progress goes to stderr, so stdout stays the command's own answer.
+int WaitForDeploy(const std::string& name, const std::string& version, const ParsedArgs& args,
+                  const ClientOptions& options) {
+  int64_t wait_seconds = 300;
+  if (args.Has("wait-timeout")) {
+    const std::string text = args.Get("wait-timeout");
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), wait_seconds);
+    if (ec != std::errc() || end != text.data() + text.size() || wait_seconds <= 0) {
+      std::cerr << "error: --wait-timeout must be a positive number of seconds\n";
+      return kExitUsage;
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  LogCursor build{NowUnixMs() - 1000, {}};
+  std::map<std::string, v1::Status> seen;
+  v1::Status service_seen = v1::STATUS_UNSPECIFIED;
+  while (true) {
+    v1::ReadRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    grpc::ClientContext context;
+    Prepare(context, options);
+    v1::ReadResponse response;
+    grpc::Status status = Stub(options)->Read(&context, request, &response);
+    if (!status.ok()) return ReportError(status, options);
+    if (response.services_size() == 0) {
+      return ReportError(absl::NotFoundError("service " + name + " is gone"), options);
+    }
+    const v1::Service& s = response.services(0);
+    if (s.status() != service_seen) {
+      std::cerr << name << ": " << StatusWord(s.status()) << "\n";
+      service_seen = s.status();
+    }
+    if (s.status() == v1::STATUS_BUILDING || s.status() == v1::STATUS_ERROR) {
+      (void)PrintNewLogs(name, s.version(), "build", 1000, &build, options);
+    }
+    int running = 0;
+    std::string failed;
+    for (const v1::Instance& i : s.instances()) {
+      if (seen[i.id()] != i.status()) {
+        std::cerr << "  " << i.id() << ": " << StatusWord(i.status())
+                  << (i.error().empty() ? "" : " (" + i.error() + ")") << "\n";
+        seen[i.id()] = i.status();
+      }
+      // Running, and for a second at least: a program that exits right after its start
+      // fails the wait instead of passing it.
+      if (i.status() == v1::STATUS_RUNNING && NowUnixMs() - i.started_unix_ms() >= 1000) {
+        ++running;
+      }
+      const bool crashed = i.status() == v1::STATUS_BACKOFF ||
+                           (i.status() == v1::STATUS_STOPPED && i.last_exit_code() != 0) ||
+                           i.status() == v1::STATUS_ERROR;
+      if (crashed && failed.empty()) failed = i.id();
+    }
+    const int desired = s.instances_desired() > 0 ? s.instances_desired() : 1;
+    if (s.status() == v1::STATUS_ERROR || !failed.empty()) {
+      std::cerr << "error: " << name << " did not start"
+                << (s.error().empty() ? "" : ": " + s.error()) << "\n";
+      if (!failed.empty()) {
+        std::cerr << "last lines of " << failed << ":\n";
+        LogCursor from_start;
+        (void)PrintNewLogs(name, s.version(), failed, 20, &from_start, options);
+      }
+      return kExitError;
+    }
+    if (running >= desired) {
+      std::cerr << name << ": " << running << "/" << desired << " instance(s) running\n";
+      return kExitOk;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "error: " << name << " has " << running << "/" << desired
+                << " instance(s) running after " << wait_seconds << " s (--wait-timeout)\n";
+      return kExitError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
 Result<v1::LogsRequest> BuildLogsRequest(const ParsedArgs& args) {
   v1::LogsRequest request;
   request.set_name(args.positionals[0]);
@@ -523,7 +674,9 @@ int RunCommand(const std::vector<std::string>& args, const Env& env) {
        {"env", 'e', "KEY=VALUE", "environment variable for the service", true},
        {"env-secret", 0, "KEY=PATH",
         "environment variable read from config PATH (a secret) at each start; never stored", true},
-       {"working-dir", 0, "DIR", "working directory (default: the manifest's folder, or here)"}},
+       {"working-dir", 0, "DIR", "working directory (default: the manifest's folder, or here)"},
+       {"wait", 'w', "", "follow the deploy: build output, then each instance until it runs"},
+       {"wait-timeout", 0, "SECONDS", "give up waiting after this long (default 300)"}},
       1};
   return RunClientCommand(spec, args, env, &Run);
 }
@@ -538,7 +691,9 @@ int UpdateCommand(const std::vector<std::string>& args, const Env& env) {
       "Examples:\n"
       "  micro update hello\n"
       "  micro update ./hello --version 1.1.0",
-      {{"version", 0, "VERSION", "the version to update (default: the manifest's, or latest)"}},
+      {{"version", 0, "VERSION", "the version to update (default: the manifest's, or latest)"},
+       {"wait", 'w', "", "follow the restart: build output, then each instance until it runs"},
+       {"wait-timeout", 0, "SECONDS", "give up waiting after this long (default 300)"}},
       1};
   return RunClientCommand(spec, args, env, &Update);
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/support/micro_daemon.h"
+#include "tests/support/temp_dir.h"
 
 namespace micro::testing {
 namespace {
@@ -512,6 +513,35 @@ TEST_CASE("acknowledged deploys and removals survive kill -9 of the daemon", "[e
   CHECK(LivePidsWithEnv(gone).empty());
   CHECK(daemon.process().Stop(SIGTERM, 30s) == 0);
   CHECK(LivePidsWithEnv(kept).empty());
+}
+
+TEST_CASE("micro run --wait follows the deploy to running, or to its failure with the reason",
+          "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  ProgramResult ok = daemon.Cli({"run", "--wait", "--name", "ok", "--", "/bin/sleep", "1000"});
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.err.find("ok: 1/1 instance(s) running") != std::string::npos);
+
+  ProgramResult crash = daemon.Cli({"run", "--wait", "--name", "bad", "--restart", "never", "--",
+                                    "/bin/sh", "-c", "echo boom; exit 3"});
+  CHECK(crash.exit_code == 1);
+  CHECK(crash.err.find("error: bad did not start") != std::string::npos);
+  CHECK(crash.out.find("[stdout] boom") != std::string::npos);  // its last lines
+
+  TempDir dir;
+  std::ofstream(dir.path() + "/micro.yaml")
+      << "name: b\ncommand: ./x\nbuild: echo compiling; echo oops >&2; exit 1\n";
+  ProgramResult build = daemon.Cli({"run", "--wait", dir.path()});
+  CHECK(build.exit_code == 1);
+  CHECK(build.out.find("[stdout] compiling") != std::string::npos);  // the build output
+  CHECK(build.out.find("[stderr] oops") != std::string::npos);
+  CHECK(build.err.find("build failed") != std::string::npos);
+
+  ProgramResult slow = daemon.Cli({"update", "ok", "--wait", "--wait-timeout", "30"});
+  CHECK(slow.exit_code == 0);
+  CHECK(daemon.Cli({"run", "--wait", "--wait-timeout", "0", "--name", "z", "--", "/bin/true"})
+            .exit_code == 2);
 }
 
 }  // namespace
