@@ -64,7 +64,9 @@ TEST_CASE("every runtime command has --help with an example", "[e2e][runtime_cli
     CHECK(help.err.empty());
   }
   CHECK_THAT(Micro({"run", "--help"}).out, Contains("-e, --env KEY=VALUE ..."));
-  CHECK_THAT(Micro({"logs", "--help"}).out, Contains("-n, --lines N"));
+  CHECK_THAT(Micro({"logs", "--help"}).out, Contains("    --lines N"));
+  CHECK_THAT(Micro({"logs", "--help"}).out,
+             Contains("-n, --namespace NS"));  // -n: namespace everywhere
   ProgramResult usage = Micro({"--help"});
   for (const char* command : {"run", "update", "kill", "status", "logs"}) {
     CHECK_THAT(usage.out, Contains(std::string("\n  ") + command + " "));
