@@ -6,12 +6,16 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/credentials.h"
 #include "core/address.h"
@@ -208,6 +212,34 @@ int ReportError(const Status& status, const ClientOptions& options) {
   return ReportError(
       grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message())),
       options);
+}
+
+grpc::Status WithProgress(const std::string& what, const std::function<grpc::Status()>& call) {
+  if (::isatty(STDERR_FILENO) != 1) return call();
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread shower([&] {
+    const auto start = std::chrono::steady_clock::now();
+    std::unique_lock lock(mu);
+    bool shown = false;
+    while (!done_cv.wait_for(lock, std::chrono::seconds(1), [&] { return done; })) {
+      const auto seconds =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+              .count();
+      std::cerr << "\r" << what << "... " << seconds << " s" << std::flush;
+      shown = true;
+    }
+    if (shown) std::cerr << "\r\033[K" << std::flush;  // clear the line
+  });
+  grpc::Status status = call();
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  done_cv.notify_one();
+  shower.join();
+  return status;
 }
 
 std::string ToJson(const google::protobuf::Message& message) {

@@ -4,6 +4,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +73,11 @@ int ReportError(const Status& status, const ClientOptions& options);
 // A line from the terminal without echo (after `prompt` on stderr), or from stdin when it is not
 // a terminal; trailing newlines and spaces removed. For secrets, which never go through argv.
 std::string ReadSecret(const std::string& prompt);
+
+// Runs `call`, a blocking RPC that may take long (a stop's grace period, a snapshot). On a
+// terminal, stderr shows `what` and the seconds passed, once a second after the first, and the
+// line is cleared when it returns; in a pipe nothing is printed.
+grpc::Status WithProgress(const std::string& what, const std::function<grpc::Status()>& call);
 
 // `message` as indented JSON with the proto field names.
 std::string ToJson(const google::protobuf::Message& message);

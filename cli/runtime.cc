@@ -260,7 +260,9 @@ int Update(const ParsedArgs& args, const ClientOptions& options) {
   PrepareStop(context, args, options, request.service().name(),
               request.service().version().empty() ? "latest" : request.service().version());
   v1::UpdateResponse response;
-  grpc::Status status = Stub(options)->Update(&context, request, &response);
+  grpc::Status status = WithProgress("restarting " + request.service().name(), [&] {
+    return Stub(options)->Update(&context, request, &response);
+  });
   if (!status.ok()) return ReportError(status, options);
   if (options.output == Output::kJson) {
     PrintJson(response);
@@ -286,7 +288,9 @@ int Kill(const ParsedArgs& args, const ClientOptions& options) {
   grpc::ClientContext context;
   PrepareStop(context, args, options, request.name(), request.version());
   v1::DeleteResponse response;
-  grpc::Status status = Stub(options)->Delete(&context, request, &response);
+  grpc::Status status = WithProgress("stopping " + request.name(), [&] {
+    return Stub(options)->Delete(&context, request, &response);
+  });
   if (!status.ok()) return ReportError(status, options);
   if (options.output == Output::kJson) {
     PrintJson(response);
@@ -508,9 +512,9 @@ bool PrintNewLogs(const std::string& name, const std::string& version, const std
   return reader->Finish().ok();
 }
 
-// Follows a deploy until every instance runs, for a second at least (exit 0), it fails (the reason and the last log
-// lines, exit 1) or --wait-timeout passes (exit 1). Build output is printed as it comes.
-// Progress goes to stderr, so stdout stays the command's own answer.
+// Follows a deploy until every instance runs, for a second at least (exit 0), it fails (the reason
+// and the last log lines, exit 1) or --wait-timeout passes (exit 1). Build output is printed as it
+// comes. Progress goes to stderr, so stdout stays the command's own answer.
 int WaitForDeploy(const std::string& name, const std::string& version, const ParsedArgs& args,
                   const ClientOptions& options) {
   int64_t wait_seconds = 300;

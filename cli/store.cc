@@ -306,7 +306,9 @@ int Snapshot(const ParsedArgs& args, const ClientOptions& options) {
   grpc::ClientContext context;
   Prepare(context, options);
   v1::SnapshotResponse response;
-  grpc::Status status = Stub(options)->Snapshot(&context, request, &response);
+  grpc::Status status = WithProgress("writing the snapshot", [&] {
+    return Stub(options)->Snapshot(&context, request, &response);
+  });
   if (!status.ok()) return ReportError(status, options);
   if (options.output == Output::kJson) {
     PrintJson(response);

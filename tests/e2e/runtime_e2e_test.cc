@@ -544,5 +544,27 @@ TEST_CASE("micro run --wait follows the deploy to running, or to its failure wit
             .exit_code == 2);
 }
 
+TEST_CASE("a long stop shows its progress on a terminal and nothing in a pipe", "[e2e][runtime]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir dir;
+  std::ofstream(dir.path() + "/micro.yaml")
+      << "name: stubborn\ncommand: /bin/sh\nargs: [-c, \"trap '' TERM; while true; do sleep "
+         "0.2; done\"]\ngrace_period: 3\n";
+  REQUIRE(daemon.Cli({"run", "--wait", dir.path()}).exit_code == 0);
+  // `script` gives the command a terminal: the seconds of the grace period are shown.
+  std::string command = "'" + MicroBinary() + "' kill stubborn --address " + daemon.address();
+  ProgramResult on_terminal =
+      RunProgram({"/usr/bin/script", "-qec", command, "/dev/null"}, daemon.CliEnv());
+  CHECK(on_terminal.exit_code == 0);
+  CHECK(on_terminal.out.find("stopping stubborn... 1 s") != std::string::npos);
+  CHECK(on_terminal.out.find("stopped and removed stubborn") != std::string::npos);
+  REQUIRE(daemon.Cli({"run", "--wait", dir.path()}).exit_code == 0);
+  ProgramResult piped = daemon.Cli({"kill", "stubborn"});
+  CHECK(piped.exit_code == 0);
+  CHECK(piped.err.empty());
+  CHECK(piped.out == "stopped and removed stubborn\n");
+}
+
 }  // namespace
 }  // namespace micro::testing
