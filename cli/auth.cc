@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/client.h"
@@ -275,7 +276,11 @@ int TokenCommand(const std::vector<std::string>& args, const Env& env) {
                                                         "; run 'micro login' first"),
                              options);
         }
-        std::cout << options.token << "\n";
+        if (options.output == Output::kJson) {
+          std::cout << nlohmann::json{{"access_token", options.token}}.dump() << "\n";
+        } else {
+          std::cout << options.token << "\n";
+        }
         return 0;
       });
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "micro/registry/v1/registry.grpc.pb.h"
 #include "tests/support/micro_daemon.h"
@@ -263,6 +264,52 @@ TEST_CASE("micro completion bash completes commands, subcommands and flags", "[e
   CHECK(RunProgram({MicroBinary(), "completion", "zsh"}).out.find("bashcompinit") !=
         std::string::npos);
   CHECK(RunProgram({MicroBinary(), "completion", "fish"}).exit_code == 2);
+}
+
+TEST_CASE("with -o json every command's answer is JSON, and so is its error", "[e2e][cli]") {
+  MicroDaemon daemon;
+  REQUIRE(daemon.WaitUntilServing());
+  const std::vector<std::vector<std::string>> commands = {
+      {"health"},
+      {"services"},
+      {"status"},
+      {"store", "write", "k", "v"},
+      {"store", "read", "k"},
+      {"store", "list"},
+      {"store", "databases"},
+      {"store", "tables"},
+      {"config", "set", "a", "1"},
+      {"config", "get", "a"},
+      {"config", "del", "a"},
+      {"broker", "publish", "t", "hi"},
+      {"events", "publish", "t", "hi"},
+      {"events", "topics"},
+      {"events", "read", "t"},
+      {"auth", "list", "accounts"},
+      {"auth", "list", "rules"},
+      {"auth", "token"},
+      {"run", "-o", "json", "--name", "s", "--", "/bin/sleep", "100"},
+      {"logs", "s"},
+      {"kill", "s"}};
+  for (std::vector<std::string> args : commands) {
+    if (args[0] != "run") args.insert(args.end(), {"-o", "json"});
+    ProgramResult result = daemon.Cli(args);
+    INFO(args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << result.out << result.err);
+    CHECK(result.exit_code == 0);
+    // One JSON document, or one per line (logs, events).
+    bool json = nlohmann::json::accept(result.out);
+    if (!json) {
+      json = true;
+      std::istringstream lines(result.out);
+      for (std::string line; std::getline(lines, line);) {
+        json = json && (line.empty() || nlohmann::json::accept(line));
+      }
+    }
+    CHECK(json);
+  }
+  ProgramResult missing = daemon.Cli({"status", "nobody", "-o", "json"});
+  CHECK(missing.exit_code == 3);
+  CHECK(nlohmann::json::parse(missing.err)["error"]["code"] == "NOT_FOUND");
 }
 
 }  // namespace

@@ -161,6 +161,8 @@ TEST_CASE("the HTTP gateway calls a deployed service with JSON and maps its erro
   const std::string cli_token = printed.out.substr(0, printed.out.find('\n'));
   CHECK(Http(http, "POST", "/helloworld/sayhello", R"({"name":"D"})", Bearer(cli_token)).status ==
         200);
+  CHECK(nlohmann::json::parse(daemon.Cli({"auth", "token", "-o", "json"}).out)["access_token"] ==
+        cli_token);
   TempDir nobody;
   ProgramResult not_logged_in = RunProgram(
       {MicroBinary(), "auth", "token", "--address", daemon.address()}, {{"HOME", nobody.path()}});
