@@ -110,26 +110,6 @@ std::map<std::string, std::string> Bearer(const std::string& token) {
   return {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}};
 }
 
-size_t NodeCount(const MicroDaemon& daemon, const std::string& name) {
-  auto listed = nlohmann::json::parse(daemon.Cli({"services", name, "-o", "json"}).out, nullptr,
-                                      /*allow_exceptions=*/false);
-  if (!listed.is_object() || !listed.contains("services")) return 0;
-  size_t n = 0;
-  for (const auto& version : listed["services"]) n += version["nodes"].size();
-  return n;
-}
-
-std::vector<int> Pids(const MicroDaemon& daemon, const std::string& name) {
-  std::vector<int> pids;
-  auto status = nlohmann::json::parse(daemon.Cli({"status", name, "-o", "json"}).out, nullptr,
-                                      /*allow_exceptions=*/false);
-  if (!status.is_object()) return pids;
-  for (const auto& instance : status["services"][0]["instances"]) {
-    if (instance.value("pid", 0) > 0) pids.push_back(instance["pid"].get<int>());
-  }
-  return pids;
-}
-
 TEST_CASE("the HTTP gateway calls a deployed service with JSON and maps its errors",
           "[e2e][gateway]") {
   MicroDaemon daemon({"--http-cors-origins", "https://app.example.com"});

@@ -27,27 +27,6 @@ micro::ClientOptions AdminOptions(const MicroDaemon& daemon) {
   return micro::ClientOptions::FromEnvironment(options);
 }
 
-// The pids of the running instances of `name`.
-std::vector<int> Pids(const MicroDaemon& daemon, const std::string& name) {
-  std::vector<int> pids;
-  auto status = nlohmann::json::parse(daemon.Cli({"status", name, "-o", "json"}).out, nullptr,
-                                      /*allow_exceptions=*/false);
-  if (!status.is_object()) return pids;
-  for (const auto& instance : status["services"][0]["instances"]) {
-    if (instance.value("pid", 0) > 0) pids.push_back(instance["pid"].get<int>());
-  }
-  return pids;
-}
-
-size_t NodeCount(const MicroDaemon& daemon, const std::string& name) {
-  auto listed = nlohmann::json::parse(daemon.Cli({"services", name, "-o", "json"}).out, nullptr,
-                                      /*allow_exceptions=*/false);
-  if (!listed.is_object() || !listed.contains("services")) return 0;
-  size_t n = 0;
-  for (const auto& version : listed["services"]) n += version["nodes"].size();
-  return n;
-}
-
 TEST_CASE("helloworld deployed twice: called by name in turn, calling another, skipped when gone",
           "[e2e][sdk]") {
   MicroDaemon daemon;

@@ -146,4 +146,24 @@ ProgramResult MicroDaemon::Cli(std::vector<std::string> args,
   return RunProgram(args, env);
 }
 
+size_t NodeCount(const MicroDaemon& daemon, const std::string& name) {
+  auto listed = nlohmann::json::parse(daemon.Cli({"services", name, "-o", "json"}).out, nullptr,
+                                      /*allow_exceptions=*/false);
+  if (!listed.is_object() || !listed.contains("services")) return 0;
+  size_t n = 0;
+  for (const auto& version : listed["services"]) n += version["nodes"].size();
+  return n;
+}
+
+std::vector<int> Pids(const MicroDaemon& daemon, const std::string& name) {
+  std::vector<int> pids;
+  auto status = nlohmann::json::parse(daemon.Cli({"status", name, "-o", "json"}).out, nullptr,
+                                      /*allow_exceptions=*/false);
+  if (!status.is_object()) return pids;
+  for (const auto& instance : status["services"][0]["instances"]) {
+    if (instance.value("pid", 0) > 0) pids.push_back(instance["pid"].get<int>());
+  }
+  return pids;
+}
+
 }  // namespace micro::testing

@@ -71,4 +71,9 @@ class MicroDaemon {
   std::unique_ptr<ChildProcess> process_;
 };
 
+// The nodes registered for service `name` in the daemon's registry (micro services -o json).
+size_t NodeCount(const MicroDaemon& daemon, const std::string& name);
+// The pids of the running instances of deployed service `name` (micro status -o json).
+std::vector<int> Pids(const MicroDaemon& daemon, const std::string& name);
+
 }  // namespace micro::testing
