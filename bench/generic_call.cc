@@ -8,33 +8,10 @@
 #include <future>
 
 #include "bench/bench_auth.h"
+#include "rpc/grpc_status.h"
 
 namespace micro::bench {
-namespace {
-
-const char* StatusCodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
-  const auto index = static_cast<size_t>(code);
-  return index < std::size(kNames) ? kNames[index] : "UNKNOWN_CODE";
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int index,
                                            bool fast_reconnect) {
@@ -89,7 +66,8 @@ grpc::Status CallOnce(grpc::GenericStub& stub, const CallSpec& spec, bool wait_f
 }
 
 std::string DescribeStatus(const grpc::Status& status) {
-  std::string text = StatusCodeName(status.error_code());
+  const std::string_view name = StatusCodeName(status.error_code());
+  std::string text = name.empty() ? "UNKNOWN_CODE" : std::string(name);
   if (!status.error_message().empty()) text += ": " + status.error_message();
   return text;
 }

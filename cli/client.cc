@@ -37,23 +37,20 @@ std::vector<FlagSpec> ClientFlags() {
   };
 }
 
+std::string DataDirOf(const ParsedArgs& flags, const std::map<std::string, std::string>& env) {
+  if (flags.Has("data-dir")) return flags.Get("data-dir");
+  if (auto it = env.find("MICRO_HOME"); it != env.end() && !it->second.empty()) return it->second;
+  auto home = env.find("HOME");
+  return (home != env.end() ? home->second : std::string("/root")) + "/.micro";
+}
+
 namespace {
 
 // The address a running daemon wrote to <data dir>/server.json; nothing if there is no such
 // file or the daemon that wrote it is gone (kill -9 leaves the file behind).
 bool Discover(const ParsedArgs& flags, const std::map<std::string, std::string>& env,
               ClientOptions* options) {
-  std::string dir;
-  if (flags.Has("data-dir")) {
-    dir = flags.Get("data-dir");
-  } else if (auto it = env.find("MICRO_HOME"); it != env.end() && !it->second.empty()) {
-    dir = it->second;
-  } else if (auto home = env.find("HOME"); home != env.end() && !home->second.empty()) {
-    dir = home->second + "/.micro";
-  } else {
-    return false;
-  }
-  const std::string path = dir + "/server.json";
+  const std::string path = DataDirOf(flags, env) + "/server.json";
   std::ifstream in(path);
   if (!in) return false;
   auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

@@ -43,6 +43,9 @@ std::vector<FlagSpec> ClientFlags();
 [[nodiscard]] Result<ClientOptions> ResolveClientOptions(
     const ParsedArgs& flags, const std::map<std::string, std::string>& env);
 
+// The daemon's data dir as a client sees it: --data-dir, else MICRO_HOME, else ~/.micro.
+std::string DataDirOf(const ParsedArgs& flags, const std::map<std::string, std::string>& env);
+
 // A channel to the daemon. Responses up to kMaxResponseBytes are accepted (gRPC's default of
 // 4 MiB is too small for ListServices of a large namespace).
 std::shared_ptr<grpc::Channel> Connect(const ClientOptions& options);

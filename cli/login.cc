@@ -27,21 +27,13 @@ std::string Trim(std::string s) {
   return s;
 }
 
-// The data dir `micro login --admin` reads admin.secret from: --data-dir, MICRO_HOME, ~/.micro.
-std::string DataDir(const ParsedArgs& args, const Env& env) {
-  if (args.Has("data-dir")) return args.Get("data-dir");
-  if (auto it = env.find("MICRO_HOME"); it != env.end() && !it->second.empty()) return it->second;
-  auto home = env.find("HOME");
-  return (home != env.end() ? home->second : std::string("/root")) + "/.micro";
-}
-
 int Login(const ParsedArgs& args, const ClientOptions& options_in) {
   ClientOptions options = options_in;
   options.token.clear();
   v1::TokenRequest request;
   std::string ns = options.ns.empty() ? "micro" : options.ns;
   if (args.Has("admin")) {
-    const std::string path = DataDir(args, *args_env_) + "/admin.secret";
+    const std::string path = DataDirOf(args, *args_env_) + "/admin.secret";
     std::ifstream in(path);
     if (!in) {
       std::cerr << "error: cannot read " << path
@@ -56,7 +48,7 @@ int Login(const ParsedArgs& args, const ClientOptions& options_in) {
     ns = "micro";
     // On the daemon's machine its automatic CA is at hand: trust it unless told otherwise.
     if (!args.Has("tls-ca") && args_env_->count("MICRO_TLS_CA") == 0) {
-      std::ifstream ca(DataDir(args, *args_env_) + "/tls/ca.pem");
+      std::ifstream ca(DataDirOf(args, *args_env_) + "/tls/ca.pem");
       if (ca) {
         std::stringstream pem;
         pem << ca.rdbuf();

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "core/names.h"
+#include "rpc/grpc_status.h"
 
 namespace micro {
 namespace {
@@ -195,25 +196,8 @@ void RpcMetrics::Record(std::string_view method, grpc::StatusCode code,
 }
 
 std::string_view RpcMetrics::CodeName(grpc::StatusCode code) {
-  static constexpr std::string_view kNames[] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
-  const auto index = static_cast<size_t>(code);
-  return index < std::size(kNames) ? kNames[index] : "UNKNOWN";
+  const std::string_view name = StatusCodeName(code);
+  return name.empty() ? "UNKNOWN" : name;
 }
 
 }  // namespace micro

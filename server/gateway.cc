@@ -393,7 +393,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       // micro's short path: the one registered endpoint whose method is `parts[1]`.
       std::set<std::string> matches;
-      std::string all;
+      std::set<std::string> all;
       for (const registry::Service& version : *versions) {
         for (const registry::Endpoint& e : version.endpoints) {
           const size_t dot = e.name.rfind('.');
@@ -401,14 +401,15 @@ class Session : public std::enable_shared_from_this<Session> {
           if (EqualsIgnoreCase(std::string_view(e.name).substr(dot + 1), parts[1])) {
             matches.insert(e.name);
           }
-          if (all.find(e.name) == std::string::npos) all += (all.empty() ? "" : ", ") + e.name;
+          all.insert(e.name);
         }
       }
       if (matches.empty()) {
         return Fail(absl::NotFoundError(
             fmt::format("service {} registered no endpoint named {} (it has: {}); the full path is "
                         "/{{service}}/{{Service}}/{{Method}}",
-                        plan.service, parts[1], all.empty() ? "none" : all)));
+                        plan.service, parts[1],
+                        all.empty() ? "none" : fmt::format("{}", fmt::join(all, ", ")))));
       }
       if (matches.size() > 1) {
         return Fail(absl::InvalidArgumentError(
