@@ -227,8 +227,12 @@ void ServiceLogs::ReadInstance(const LogQuery& query, const Snapshot& snapshot, 
     const int64_t size = g == 0 ? std::min<int64_t>(snapshot.size, st.st_size) : st.st_size;
     const int64_t modified_ms =
         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
-    // A file last written before `since` holds nothing newer (nor do older generations).
-    if (!ok || (query.since_unix_ms > 0 && modified_ms < query.since_unix_ms)) {
+    // A file last written before `since` holds nothing newer (nor do older generations). The
+    // kernel stamps files from a coarse clock (a tick behind the records' precise one, more on
+    // some file systems), so a file is skipped only when it is older than that by a margin:
+    // otherwise a line written in the same tick as `since` would be lost to the reader.
+    if (!ok || (query.since_unix_ms > 0 &&
+                modified_ms + kFileTimeSlackMs < query.since_unix_ms)) {
       ::close(fd);
       return;
     }

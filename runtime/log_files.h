@@ -57,6 +57,10 @@ inline constexpr int64_t kMinReadBytesPerInstance = 64 << 10;
 // output; past it, it is closed (RESOURCE_EXHAUSTED) like a follower that falls behind.
 inline constexpr size_t kMaxHeldBackBytes = 4 << 20;
 
+// How far a log file's modification time may lag behind the records written to it: files are
+// stamped from the kernel's coarse clock, and some file systems keep whole seconds only.
+inline constexpr int64_t kFileTimeSlackMs = 2000;
+
 // Which records a reader wants.
 struct LogQuery {
   std::string instance;  // empty: every instance and the build

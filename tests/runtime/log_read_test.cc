@@ -101,6 +101,21 @@ TEST_CASE("with since = now, files last written before it are not read", "[runti
   CHECK(read->empty());
 }
 
+TEST_CASE("a file stamped a little before its last record is still read from that record's time",
+          "[runtime][logs]") {
+  TempDir dir;
+  ServiceLogs logs(dir.path(), "v1", LogPolicy{});
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  // The kernel's coarse clock stamps the file a tick (here: 500 ms) behind the record's time.
+  logs.Append({now + 500, "build", "stderr", "oops", ""});
+  auto read = logs.Read({"", now + 500, -1});
+  REQUIRE(read.ok());
+  REQUIRE(read->size() == 1);
+  CHECK((*read)[0].message == "oops");
+}
+
 TEST_CASE("records appended while a follower's history is read are neither lost nor doubled",
           "[runtime][logs]") {
   TempDir dir;
