@@ -346,7 +346,13 @@ int Restore(const ParsedArgs& args, const Env& env) {
   if (!data_dir.ok()) return ReportStatus(data_dir.status());
   const std::string db = (*data_dir)->path() + "/db";
   const std::set<std::string> before = Entries((*data_dir)->path());
-  if (Status s = storage::RocksDb::Restore(snapshot, db); !s.ok()) return ReportStatus(s);
+  // A large snapshot takes a while to copy and sync: on a terminal, the seconds are shown.
+  Status restored;
+  (void)WithProgress("restoring " + snapshot, [&] {
+    restored = storage::RocksDb::Restore(snapshot, db);
+    return grpc::Status::OK;
+  });
+  if (!restored.ok()) return ReportStatus(restored);
   std::cout << "restored " << db << " from " << snapshot;
   bool kept = false;
   for (const std::string& entry : Entries((*data_dir)->path())) {
