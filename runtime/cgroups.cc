@@ -46,6 +46,47 @@ bool MakeDir(const std::string& dir) {
   return fs::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool HasWord(const std::string& text, const std::string& word) {
+  std::stringstream words(text);
+  std::string w;
+  while (words >> w) {
+    if (w == word) return true;
+  }
+  return false;
+}
+
+// cgroup v2 enables a controller for a cgroup's children only while the cgroup itself holds no
+// process. A daemon given a cgroup of its own (systemd's Delegate=yes, a container's cgroup
+// namespace) sits in it, so it first moves into a leaf, `<own>/micro-daemon`, and then enables
+// pids and memory below `own`. Returns what is missing, or "" when the controllers are on.
+std::string EnableV2Controllers(const std::string& own) {
+  const std::string available = ReadFile(own + "/cgroup.controllers");
+  std::string missing;
+  for (const char* controller : {"pids", "memory"}) {
+    if (!HasWord(available, controller))
+      missing += std::string(missing.empty() ? "" : ", ") + controller;
+  }
+  if (!missing.empty()) return missing + " not delegated";
+  if (WriteFile(own + "/cgroup.subtree_control", "+pids +memory")) return "";
+  // The root cgroup may hold processes and still enable controllers: a failure there is final.
+  if (fs::path(own) == fs::path(own).root_path() || ::access(own.c_str(), W_OK) != 0) {
+    return "cannot enable pids, memory in " + own;
+  }
+  const std::string leaf = own + "/micro-daemon";
+  if (!MakeDir(leaf) || !WriteFile(leaf + "/cgroup.procs", std::to_string(::getpid())) ||
+      !WriteFile(own + "/cgroup.subtree_control", "+pids +memory")) {
+    return "cannot enable pids, memory in " + own + " (other processes share it)";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::unique_ptr<Cgroups> Cgroups::Detect(const std::string& supervisor_id) {
@@ -58,7 +99,9 @@ std::unique_ptr<Cgroups> Cgroups::Detect(const std::string& supervisor_id) {
     if (it == own.end() || !fs::exists(mount + "/cgroup.procs")) continue;
     const std::string base =
         fs::path(mount + it->second).lexically_normal().string() + "/" + folder;
-    if (MakeDir(base)) cgroups->hierarchies_.push_back({base, controller});
+    if (!MakeDir(base)) continue;
+    cgroups->hierarchies_.push_back({base, controller});
+    if (std::string(controller) == "memory") cgroups->limits_memory_ = true;
   }
   if (!cgroups->hierarchies_.empty()) {
     cgroups->description_ = "cgroup v1 (";
@@ -73,13 +116,18 @@ std::unique_ptr<Cgroups> Cgroups::Detect(const std::string& supervisor_id) {
   if (v2 == own.end()) return nullptr;
   for (const char* mount : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
     if (!fs::exists(std::string(mount) + "/cgroup.controllers")) continue;
-    const std::string base =
-        fs::path(std::string(mount) + v2->second).lexically_normal().string() + "/" + folder;
+    const std::string mine = fs::path(std::string(mount) + v2->second).lexically_normal().string();
+    const std::string base = mine + "/" + folder;
     if (!MakeDir(base)) continue;
-    // Limits need the controllers enabled below us; without them the cgroup still tracks.
-    WriteFile(base + "/cgroup.subtree_control", "+pids +memory");
+    // Limits need the controllers enabled below us. Without them the cgroups still hold and stop
+    // every process of an instance, the memory limit falls back to RLIMIT_AS, and the log says so.
+    const std::string missing = EnableV2Controllers(mine);
+    if (missing.empty()) {
+      cgroups->limits_memory_ = WriteFile(base + "/cgroup.subtree_control", "+pids +memory");
+    }
     cgroups->hierarchies_.push_back({base, ""});
-    cgroups->description_ = "cgroup v2";
+    cgroups->description_ =
+        missing.empty() ? "cgroup v2" : "cgroup v2 (no limits: " + missing + ")";
     return cgroups;
   }
   return nullptr;

@@ -33,6 +33,8 @@ class Cgroups {
   // Instances of this supervisor that have a cgroup, left by this or an earlier daemon.
   std::vector<std::string> Instances() const;
 
+  // Whether the instances' cgroups carry memory limits (else the driver uses RLIMIT_AS).
+  bool limits_memory() const { return limits_memory_; }
   // Which hierarchy is in use, for the log: "cgroup v1 (pids, memory)" or "cgroup v2".
   const std::string& description() const { return description_; }
 
@@ -43,6 +45,7 @@ class Cgroups {
   };
   std::vector<Hierarchy> hierarchies_;  // the first one tracks membership
   std::string description_;
+  bool limits_memory_ = false;
 };
 
 }  // namespace micro::runtime

@@ -231,8 +231,7 @@ void ServiceLogs::ReadInstance(const LogQuery& query, const Snapshot& snapshot, 
     // kernel stamps files from a coarse clock (a tick behind the records' precise one, more on
     // some file systems), so a file is skipped only when it is older than that by a margin:
     // otherwise a line written in the same tick as `since` would be lost to the reader.
-    if (!ok || (query.since_unix_ms > 0 &&
-                modified_ms + kFileTimeSlackMs < query.since_unix_ms)) {
+    if (!ok || (query.since_unix_ms > 0 && modified_ms + kFileTimeSlackMs < query.since_unix_ms)) {
       ::close(fd);
       return;
     }

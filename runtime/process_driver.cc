@@ -340,7 +340,7 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
   }
   ExecArgs exec(request, supervisor_id_);
   ChildSetup setup = exec.Setup(*program, request, *pipes, *procs);
-  setup.rlimit_memory = !cgroups_ && request.memory_bytes > 0;
+  setup.rlimit_memory = (!cgroups_ || !cgroups_->limits_memory()) && request.memory_bytes > 0;
   setup.memory = static_cast<rlim_t>(request.memory_bytes);
 
   auto pid = Spawn(setup);
