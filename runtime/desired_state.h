@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,11 +10,34 @@
 
 namespace micro::runtime {
 
+enum class RolloutState { kNone, kRunning, kRollingBack, kSucceeded, kRolledBack, kFailed };
+
+const char* RolloutStateName(RolloutState state);
+
+// The latest update of a service (runtime.proto's Rollout).
+struct Rollout {
+  RolloutState state = RolloutState::kNone;
+  std::string reason;    // why it failed or went back
+  int64_t revision = 0;  // of the options it goes to
+  int64_t started_unix_ms = 0;
+  int64_t finished_unix_ms = 0;
+  int instances_updated = 0;  // while it runs: instances of `revision` counted healthy (not kept)
+  bool active() const {
+    return state == RolloutState::kRunning || state == RolloutState::kRollingBack;
+  }
+};
+
 // A deployed service as the desired state keeps it.
 struct DeployedService {
   ServiceSpec spec;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
+  int64_t revision = 1;  // of `spec`: 1 at the deploy, a new one at each update
+  // What ran before the latest update (a rollback's target), and its revision.
+  std::optional<ServiceSpec> previous;
+  int64_t previous_revision = 0;
+  // The latest update; a daemon that starts while it is active takes it up again.
+  Rollout rollout;
 };
 
 // Where the engine keeps what should run, so that a new daemon restores it. Implementations:

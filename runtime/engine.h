@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "runtime/desired_state.h"
 #include "runtime/log_files.h"
 #include "runtime/spec.h"
 
@@ -38,6 +39,7 @@ struct InstanceView {
   std::string address;
   std::string error;
   std::string container_id;
+  int64_t revision = 0;  // of the options it runs with
 };
 
 struct ServiceView {
@@ -50,6 +52,10 @@ struct ServiceView {
   int restarts = 0;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
+  int64_t revision = 0;
+  Rollout rollout;
+  std::optional<ServiceSpec> previous;
+  int64_t previous_revision = 0;
 };
 
 // What the Runtime API asks of the engine that runs the deployed services (the Supervisor; a
@@ -66,11 +72,18 @@ class Engine {
   // that version is deployed; FAILED_PRECONDITION if its driver is not available.
   virtual void Create(ServiceSpec spec, std::function<void(Result<ServiceView>)> done) = 0;
 
-  // Restarts every instance at once (no backoff wait), with `spec` if given (durable before
-  // the restart begins). NOT_FOUND if that version is not deployed or is being removed.
+  // Replaces the instances with `spec` if given, else with the same options (a restart), by the
+  // spec's update policy: a rolling update (ServiceView::rollout follows it) or all at once. The
+  // new options are durable before anything is replaced; `done` does not wait for the rollout.
+  // NOT_FOUND if that version is not deployed or is being removed.
   virtual void Update(const std::string& ns, const std::string& name, const std::string& version,
                       std::optional<ServiceSpec> spec,
                       std::function<void(Result<ServiceView>)> done) = 0;
+
+  // Goes back to the options that ran before the latest update, the same way. NOT_FOUND as
+  // Update; FAILED_PRECONDITION if there are none.
+  virtual void Rollback(const std::string& ns, const std::string& name, const std::string& version,
+                        std::function<void(Result<ServiceView>)> done) = 0;
 
   // Forgets the service durably, then stops every instance (stop signal, grace, SIGKILL);
   // `done` once all of its processes are gone. Empty version: every version. NOT_FOUND.

@@ -33,6 +33,7 @@ const Choices<HealthCheckKind> kHealthCheckKinds = {{"grpc", HealthCheckKind::kG
                                                     {"http", HealthCheckKind::kHttp},
                                                     {"tcp", HealthCheckKind::kTcp},
                                                     {"command", HealthCheckKind::kCommand}};
+const Choices<bool> kBooleans = {{"true", true}, {"false", false}};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -272,6 +273,20 @@ class ManifestParser {
         {"image", [this](const Field& f) { return r_.Assign(f, s_.image); }},
         {"network_mode", [this](const Field& f) { return r_.Assign(f, s_.network_mode); }},
         {"logs", [this](const Field& f) { return r_.ForEach(f.value, f, Logs()); }},
+        {"update", [this](const Field& f) { return r_.ForEach(f.value, f, Update()); }},
+    };
+  }
+
+  Handlers Update() {
+    UpdatePolicy& u = s_.update;
+    return {
+        {"max_parallel", [this, &u](const Field& f) { return r_.Assign(f, u.max_parallel); }},
+        {"min_healthy_time",
+         [this, &u](const Field& f) { return r_.AssignDuration(f, u.min_healthy_time); }},
+        {"healthy_deadline",
+         [this, &u](const Field& f) { return r_.AssignDuration(f, u.healthy_deadline); }},
+        {"auto_revert",
+         [this, &u](const Field& f) { return r_.AssignChoice(f, kBooleans, u.auto_revert); }},
     };
   }
 
@@ -645,6 +660,18 @@ Status ValidateResources(const ServiceSpec& spec) {
                 CheckRange("logs.max_files", spec.logs.max_files, 0, kMaxLogFiles)});
 }
 
+Status ValidateUpdate(const ServiceSpec& spec) {
+  const UpdatePolicy& u = spec.update;
+  return First(
+      {CheckRange("update.max_parallel", u.max_parallel, 0, kMaxInstances),
+       CheckDuration("update.min_healthy_time", u.min_healthy_time, milliseconds(0),
+                     kMaxMinHealthyTime),
+       WithHint(CheckDuration("update.healthy_deadline", u.healthy_deadline,
+                              std::max(kMinHealthyDeadline, u.min_healthy_time + milliseconds(1)),
+                              kMaxHealthyDeadline),
+                "it must be longer than update.min_healthy_time")});
+}
+
 }  // namespace
 
 Result<ServiceSpec> LoadManifest(const std::string& path) {
@@ -681,7 +708,7 @@ Result<ServiceSpec> LoadManifest(const std::string& path) {
 
 Status ValidateSpec(const ServiceSpec& spec) {
   for (const auto& check : {ValidateIdentity, ValidateProgram, ValidateEnv, ValidateBackoff,
-                            ValidateHealth, ValidateStop, ValidateResources}) {
+                            ValidateHealth, ValidateStop, ValidateResources, ValidateUpdate}) {
     if (Status s = check(spec); !s.ok()) return s;
   }
   return absl::OkStatus();

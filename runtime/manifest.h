@@ -42,6 +42,11 @@
 // | network_mode                   | string (container)        | host                |
 // | logs.max_file_size             | size                      | 10MiB               |
 // | logs.max_files                 | whole number              | 5                   |
+// | update.max_parallel            | whole number (0: all at   | 1                   |
+// |                                |   once)                   |                     |
+// | update.min_healthy_time        | duration                  | 10s                 |
+// | update.healthy_deadline        | duration                  | 5m                  |
+// | update.auto_revert             | true|false                | true                |
 //
 // Durations, sizes and signals are written as runtime/units.h reads them.
 
@@ -89,6 +94,9 @@ inline constexpr int64_t kMaxProcesses = 100000;
 inline constexpr int64_t kMinLogFileBytes = int64_t{4} << 10;
 inline constexpr int64_t kMaxLogFileBytes = int64_t{1} << 30;
 inline constexpr int kMaxLogFiles = 100;
+inline constexpr std::chrono::milliseconds kMaxMinHealthyTime = std::chrono::hours(1);
+inline constexpr std::chrono::milliseconds kMinHealthyDeadline{100};  // above min_healthy_time
+inline constexpr std::chrono::milliseconds kMaxHealthyDeadline = std::chrono::hours(24);
 
 // Environment variables the daemon sets for every instance; a spec may not set a key starting
 // with one of these.

@@ -37,6 +37,19 @@ struct HealthCheck {
   std::chrono::milliseconds start_period{0};
 };
 
+// How `micro update` replaces the instances (the names of Nomad's update stanza): at most
+// `max_parallel` new instances at a time are started beside the old ones; one counts once it has
+// been running and healthy for `min_healthy_time`, and then an old one is stopped. A new instance
+// that exits first, or is not counted within `healthy_deadline`, fails the update, which then
+// goes back to the options that ran before if `auto_revert`. max_parallel 0: every instance is
+// stopped and started again at once.
+struct UpdatePolicy {
+  int max_parallel = 1;
+  std::chrono::milliseconds min_healthy_time{10000};
+  std::chrono::milliseconds healthy_deadline{300000};
+  bool auto_revert = true;
+};
+
 struct LogPolicy {
   int64_t max_file_bytes = 10 << 20;
   int max_files = 5;
@@ -70,6 +83,7 @@ struct ServiceSpec {
   std::string image;
   std::string network_mode;  // container; empty: host
   LogPolicy logs;
+  UpdatePolicy update;
 };
 
 }  // namespace micro::runtime

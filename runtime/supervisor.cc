@@ -13,6 +13,7 @@
 
 #include "runtime/instance_id.h"
 #include "runtime/manifest.h"
+#include "runtime/supervisor_state.h"
 
 namespace micro::runtime {
 namespace {
@@ -78,43 +79,6 @@ const char* PhaseName(Phase phase) {
   }
   return "unknown";
 }
-
-struct Supervisor::Instance {
-  Instance(Timers& timers, const BackoffPolicy& policy, uint64_t seed)
-      : backoff(policy, seed), timer(timers.NewTimer()), probe_timer(timers.NewTimer()) {}
-
-  std::string id;  // NAME-N
-  std::string driver_id;
-  InstanceView view;
-  Backoff backoff;
-  std::unique_ptr<Timer> timer;        // backoff wait, or the stop grace period
-  std::unique_ptr<Timer> probe_timer;  // the next health probe
-  uint64_t run = 0;                    // bumped at every start: callbacks of older runs are stale
-  bool launching = false;              // the driver is starting it
-  bool running = false;                // a process exists (started, not yet exited)
-  bool stop_requested = false;
-  bool health_failed = false;
-  int probe_failures = 0;
-  Clock::TimePoint run_started;
-  std::vector<std::function<void()>> on_stopped;
-  LineSplitter out, err;
-  Driver* driver = nullptr;
-};
-
-struct Supervisor::Service {
-  DeployedService deployed;
-  Phase phase = Phase::kPending;  // service-level: building, error, stopping; else from instances
-  std::string error;
-  std::vector<std::shared_ptr<Instance>> instances;
-  std::shared_ptr<ServiceLogs> logs;
-  uint64_t generation = 0;       // bumped when the service is relaunched or removed
-  uint64_t stops_requested = 0;  // the generation the latest StopService set
-  bool removed = false;          // its removal is durable: it stops for good
-  bool removing = false;         // a Delete waits for its removal to become durable
-  bool building = false;         // the build command runs
-  std::string build_id;          // its driver id
-  const ServiceSpec& spec() const { return deployed.spec; }
-};
 
 Supervisor::Supervisor(asio::io_context& io, Clock& clock, Timers& timers, DesiredState& state,
                        Driver& processes, Driver* containers, std::string containers_error,
@@ -227,8 +191,9 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
     creating_.insert(key);
     const uint64_t instances = static_cast<uint64_t>(spec.instances);
     creating_instances_ += instances;
-    auto deployed = std::make_shared<DeployedService>(
-        DeployedService{std::move(spec), clock_.UnixMillis(), clock_.UnixMillis()});
+    auto deployed = std::make_shared<DeployedService>();
+    deployed->spec = std::move(spec);
+    deployed->created_unix_ms = deployed->updated_unix_ms = clock_.UnixMillis();
     Persist([this, deployed] { return state_.Save(*deployed); },
             [this, key, deployed, instances, done = std::move(done)](Status status) {
               creating_.erase(key);
@@ -245,7 +210,47 @@ void Supervisor::AddService(DeployedService deployed) {
   service->deployed = std::move(deployed);
   service->logs = LogsFor(service->spec());
   services_[{service->spec().ns, service->spec().name, service->spec().version}] = service;
-  Launch(service);
+  const Rollout& rollout = service->deployed.rollout;
+  if (!rollout.active()) return Launch(service);
+  // An update was under way when the last daemon stopped: take it up again from no instances,
+  // all at once, with its health gates, and go back if it still fails.
+  Note(service, "", fmt::format("resuming the update to revision {}", service->deployed.revision));
+  const bool back = rollout.state == RolloutState::kRollingBack;
+  std::shared_ptr<const ServiceSpec> revert;
+  if (!back && service->spec().update.auto_revert && service->deployed.previous) {
+    revert = std::make_shared<const ServiceSpec>(*service->deployed.previous);
+  }
+  StartRollout(service, service->spec().instances, back, std::move(revert),
+               service->deployed.previous_revision);
+}
+
+std::shared_ptr<Supervisor::Instance> Supervisor::NewInstance(
+    const std::shared_ptr<Service>& service) {
+  std::set<int> used;
+  for (const auto& i : service->instances) used.insert(i->number);
+  int number = 0;
+  while (used.count(number)) ++number;
+  auto spec = std::make_shared<const ServiceSpec>(service->spec());
+  auto instance =
+      std::make_shared<Instance>(timers_, spec, service->deployed.revision, number, seed_++);
+  instance->id = fmt::format("{}-{}", spec->name, number);
+  instance->driver_id = DriverId(*spec, std::to_string(number));
+  instance->view.id = instance->id;
+  instance->view.address = ReservePort();
+  instance->view.revision = instance->revision;
+  instance->driver = DriverFor(*spec);
+  return instance;
+}
+
+void Supervisor::SaveDeployed(const std::shared_ptr<Service>& service) {
+  auto deployed = std::make_shared<DeployedService>(service->deployed);
+  Persist([this, deployed] { return state_.Save(*deployed); },
+          [this, service](Status status) {
+            if (!status.ok()) {
+              Note(service, "",
+                   "cannot save the service's state: " + std::string(status.message()));
+            }
+          });
 }
 
 // (Re)creates the instance slots and starts them, after the build if there is one.
@@ -283,26 +288,27 @@ void Supervisor::Launch(const std::shared_ptr<Service>& service) {
   const ServiceSpec& spec = service->spec();
   service->instances.clear();
   service->error.clear();
-  for (int n = 0; n < spec.instances; ++n) {
-    auto instance = std::make_shared<Instance>(timers_, spec.backoff, seed_++);
-    instance->id = fmt::format("{}-{}", spec.name, n);
-    instance->driver_id = DriverId(spec, std::to_string(n));
-    instance->view.id = instance->id;
-    instance->view.address = ReservePort();
-    instance->driver = DriverFor(spec);
-    service->instances.push_back(instance);
-  }
+  for (int n = 0; n < spec.instances; ++n) service->instances.push_back(NewInstance(service));
   if (spec.driver == DriverKind::kContainer && containers_ == nullptr) {
     service->phase = Phase::kError;
     service->error = "the container driver is not available: " + containers_error_;
     return;
   }
-  if (!spec.build.empty()) return Build(service);
+  auto start = [this, service] {
+    for (const auto& instance : service->instances) StartInstance(service, instance);
+  };
+  if (!spec.build.empty()) {
+    return Build(service, std::move(start), [this, service](std::string reason) {
+      service->phase = Phase::kError;
+      service->error = std::move(reason);
+    });
+  }
   service->phase = Phase::kPending;
-  for (const auto& instance : service->instances) StartInstance(service, instance);
+  start();
 }
 
-void Supervisor::Build(const std::shared_ptr<Service>& service) {
+void Supervisor::Build(const std::shared_ptr<Service>& service, std::function<void()> built,
+                       std::function<void(std::string)> failed) {
   const ServiceSpec& spec = service->spec();
   service->phase = Phase::kBuilding;
   service->building = true;
@@ -319,12 +325,14 @@ void Supervisor::Build(const std::shared_ptr<Service>& service) {
   request.working_dir = spec.working_dir;
   auto splitters = std::make_shared<std::pair<LineSplitter, LineSplitter>>();
   LaunchCallbacks callbacks;
-  callbacks.on_started = [this, service, generation](Result<Launched> launched) {
+  auto fail = std::make_shared<std::function<void(std::string)>>(std::move(failed));
+  callbacks.on_started = [this, service, generation, fail](Result<Launched> launched) {
     if (!launched.ok() && service->generation == generation) service->building = false;
     if (launched.ok() || service->generation != generation) return;
-    service->phase = Phase::kError;
-    service->error = fmt::format("build failed: {}", std::string(launched.status().message()));
-    Note(service, "build", service->error);
+    const std::string reason =
+        fmt::format("build failed: {}", std::string(launched.status().message()));
+    Note(service, "build", reason);
+    (*fail)(reason);
   };
   callbacks.on_output = [this, service, splitters](OutputStream stream, std::string_view chunk) {
     const bool out = stream == OutputStream::kStdout;
@@ -333,7 +341,8 @@ void Supervisor::Build(const std::shared_ptr<Service>& service) {
           {clock_.UnixMillis(), "build", out ? "stdout" : "stderr", std::string(line), ""});
     });
   };
-  callbacks.on_exit = [this, service, generation, splitters](Exit exit) {
+  callbacks.on_exit = [this, service, generation, splitters, fail,
+                       built = std::move(built)](Exit exit) {
     if (service->generation == generation) service->building = false;
     for (int i = 0; i < 2; ++i) {
       (i == 0 ? splitters->first : splitters->second).Flush([&](std::string_view line) {
@@ -343,24 +352,24 @@ void Supervisor::Build(const std::shared_ptr<Service>& service) {
     }
     if (service->generation != generation || service->removed) return;
     if (exit.code != 0) {
-      service->phase = Phase::kError;
-      service->error = fmt::format("build failed: {}; see 'micro logs {} --instance build'",
-                                   Describe(exit), service->spec().name);
-      Note(service, "build", service->error);
-      return;
+      const std::string reason =
+          fmt::format("build failed: {}; see 'micro logs {} --instance build'", Describe(exit),
+                      service->spec().name);
+      Note(service, "build", reason);
+      return (*fail)(reason);
     }
     Note(service, "build", "build succeeded");
     service->phase = Phase::kPending;
     if (stopping_all_) return;
-    for (const auto& instance : service->instances) StartInstance(service, instance);
+    built();
   };
   processes_.Start(request, std::move(callbacks));
 }
 
 void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
                                const std::shared_ptr<Instance>& instance) {
-  if (service->removed || stopping_all_) return;
-  const ServiceSpec& spec = service->spec();
+  if (service->removed || stopping_all_ || instance->retiring) return;
+  const ServiceSpec& spec = *instance->spec;
   const uint64_t run = ++instance->run;
   instance->stop_requested = false;
   instance->health_failed = false;
@@ -388,6 +397,7 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
     // Deleted or changed since the deploy: this start fails like an exec would, with backoff.
     instance->view.error = std::string(secrets.status().message());
     Note(service, instance->id, "cannot start: " + instance->view.error);
+    OnFailedRun(service, instance, "cannot start: " + instance->view.error);
     return RunFailed(service, instance, milliseconds(0));
   }
   for (auto& [k, v] : *secrets) request.env[k] = std::move(v);
@@ -412,6 +422,7 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
       instance->view.error = std::string(launched.status().message());
       instance->view.pid = 0;
       Note(service, instance->id, "cannot start: " + instance->view.error);
+      OnFailedRun(service, instance, "cannot start: " + instance->view.error);
       return RunFailed(service, instance, milliseconds(0));
     }
     instance->running = true;
@@ -420,7 +431,7 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
     instance->view.started_unix_ms = clock_.UnixMillis();
     instance->view.error.clear();
     instance->run_started = clock_.Now();
-    const HealthCheck& health = service->spec().health;
+    const HealthCheck& health = instance->spec->health;
     instance->view.status =
         health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
     Note(service, instance->id, fmt::format("started, pid {}", launched->pid));
@@ -429,6 +440,8 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
       BeginStop(service, instance);
     } else if (health.kind != HealthCheckKind::kNone) {
       ScheduleProbe(service, instance, run);
+    } else {
+      OnHealthy(service, instance);
     }
   };
   callbacks.on_output = [this, service, instance](OutputStream stream, std::string_view chunk) {
@@ -472,7 +485,8 @@ void Supervisor::OnExit(const std::shared_ptr<Service>& service,
     return;
   }
   if (!exit.error.empty()) instance->view.error = exit.error;
-  const RestartPolicy policy = service->spec().restart;
+  OnFailedRun(service, instance, fmt::format("exited ({})", Describe(exit)));
+  const RestartPolicy policy = instance->spec->restart;
   const bool failed =
       exit.code != 0 || exit.signal != 0 || !exit.error.empty() || instance->health_failed;
   if (policy == RestartPolicy::kNever || (policy == RestartPolicy::kOnFailure && !failed)) {
@@ -485,11 +499,11 @@ void Supervisor::OnExit(const std::shared_ptr<Service>& service,
 // Schedules the next start by the backoff; a failed start or exec counts as a run of zero.
 void Supervisor::RunFailed(const std::shared_ptr<Service>& service,
                            const std::shared_ptr<Instance>& instance, milliseconds run_time) {
-  if (service->removed || stopping_all_) {
+  if (service->removed || stopping_all_ || instance->retiring) {
     instance->view.status = Phase::kStopped;
     return;
   }
-  if (service->spec().restart == RestartPolicy::kNever) {
+  if (instance->spec->restart == RestartPolicy::kNever) {
     instance->view.status = instance->view.error.empty() ? Phase::kStopped : Phase::kError;
     return;
   }
@@ -507,9 +521,9 @@ void Supervisor::RunFailed(const std::shared_ptr<Service>& service,
 
 void Supervisor::ScheduleProbe(const std::shared_ptr<Service>& service,
                                const std::shared_ptr<Instance>& instance, uint64_t run) {
-  instance->probe_timer->Start(service->spec().health.interval, [this, service, instance, run] {
+  instance->probe_timer->Start(instance->spec->health.interval, [this, service, instance, run] {
     if (instance->run != run || !instance->running || instance->stop_requested) return;
-    const ServiceSpec& spec = service->spec();
+    const ServiceSpec& spec = *instance->spec;
     Env env = options_.base_env;
     for (const auto& [k, v] : spec.env) env[k] = v;
     prober_.Probe(spec.health, instance->view.address, instance->driver_id + ".health",
@@ -522,14 +536,16 @@ void Supervisor::ScheduleProbe(const std::shared_ptr<Service>& service,
 void Supervisor::OnProbe(const std::shared_ptr<Service>& service,
                          const std::shared_ptr<Instance>& instance, uint64_t run, Status status) {
   if (instance->run != run || !instance->running || instance->stop_requested) return;
-  const HealthCheck& health = service->spec().health;
+  const HealthCheck& health = instance->spec->health;
   if (status.ok()) {
     instance->probe_failures = 0;
+    ScheduleProbe(service, instance, run);
     if (instance->view.status == Phase::kStarting) {
       instance->view.status = Phase::kRunning;
       Note(service, instance->id, "health check passed");
+      OnHealthy(service, instance);
     }
-    return ScheduleProbe(service, instance, run);
+    return;
   }
   // Failures within the start period do not count.
   if (clock_.Now() - instance->run_started < health.start_period) {
@@ -547,8 +563,8 @@ void Supervisor::OnProbe(const std::shared_ptr<Service>& service,
   Note(service, instance->id, "restarting: the health check failed");
   // Stop it like a kill request, but let the exit take the restart path.
   instance->view.status = Phase::kStopping;
-  instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
-  instance->timer->Start(service->spec().grace, [instance, run] {
+  instance->driver->Signal(instance->driver_id, instance->spec->stop_signal);
+  instance->timer->Start(instance->spec->grace, [instance, run] {
     if (instance->run != run || !instance->running) return;
     instance->driver->Signal(instance->driver_id, SIGKILL);
   });
@@ -580,12 +596,13 @@ void Supervisor::StopInstance(const std::shared_ptr<Service>& service,
 void Supervisor::BeginStop(const std::shared_ptr<Service>& service,
                            const std::shared_ptr<Instance>& instance) {
   instance->view.status = Phase::kStopping;
-  Note(service, instance->id,
-       fmt::format("stopping: signal {}, SIGKILL after {} s", service->spec().stop_signal,
-                   service->spec().grace.count()));
-  instance->driver->Signal(instance->driver_id, service->spec().stop_signal);
+  const ServiceSpec& spec = *instance->spec;
+  Note(
+      service, instance->id,
+      fmt::format("stopping: signal {}, SIGKILL after {} s", spec.stop_signal, spec.grace.count()));
+  instance->driver->Signal(instance->driver_id, spec.stop_signal);
   const uint64_t run = instance->run;
-  instance->timer->Start(service->spec().grace, [this, service, instance, run] {
+  instance->timer->Start(spec.grace, [this, service, instance, run] {
     if (instance->run != run || !instance->running) return;
     Note(service, instance->id, "still running after the grace period: SIGKILL");
     instance->driver->Signal(instance->driver_id, SIGKILL);
@@ -595,16 +612,38 @@ void Supervisor::BeginStop(const std::shared_ptr<Service>& service,
 void Supervisor::StopService(const std::shared_ptr<Service>& service, std::function<void()> done) {
   ++service->generation;  // a build in flight no longer starts anything...
   service->stops_requested = service->generation;
+  service->rolling.reset();  // nor does a rollout
   if (service->building) {
     // ...and does not outlive the service either.
     processes_.Signal(service->build_id, SIGKILL);
   }
-  auto left = std::make_shared<size_t>(service->instances.size() + 1);
+  // A copy: a retired instance leaves the list when it stops, which may be at once.
+  const auto instances = service->instances;
+  auto left = std::make_shared<size_t>(instances.size() + 1);
   auto one_done = [left, done = std::move(done)]() {
     if (--*left == 0) done();
   };
-  for (const auto& instance : service->instances) StopInstance(service, instance, one_done);
+  for (const auto& instance : instances) {
+    instance->gate_timer->Cancel();
+    instance->deadline_timer->Cancel();
+    StopInstance(service, instance, one_done);
+  }
   one_done();
+}
+
+Result<std::shared_ptr<Supervisor::Service>> Supervisor::Updatable(const std::string& ns,
+                                                                   const std::string& name,
+                                                                   const std::string& version) {
+  if (stopping_all_) return absl::UnavailableError("the daemon is shutting down");
+  if (restoring_) return RestoringError();
+  auto it = services_.find({ns, name, version});
+  if (it == services_.end() || it->second->removing || it->second->removed) {
+    // A service being removed is gone for good: saving a new spec now would bring it back at
+    // the next start.
+    return absl::NotFoundError(
+        fmt::format("service {} version {} is not deployed; see 'micro status'", name, version));
+  }
+  return it->second;
 }
 
 void Supervisor::Update(const std::string& ns, const std::string& name, const std::string& version,
@@ -612,37 +651,46 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
                         std::function<void(Result<ServiceView>)> done) {
   asio::post(
       io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
-        if (stopping_all_) return done(absl::UnavailableError("the daemon is shutting down"));
-        if (restoring_) return done(RestoringError());
-        auto it = services_.find({ns, name, version});
-        if (it == services_.end() || it->second->removing || it->second->removed) {
-          // A service being removed is gone for good: saving a new spec now would bring it back
-          // at the next start.
-          return done(absl::NotFoundError(fmt::format(
-              "service {} version {} is not deployed; see 'micro status'", name, version)));
-        }
-        std::shared_ptr<Service> service = it->second;
-        if (!spec) {
-          service->deployed.updated_unix_ms = clock_.UnixMillis();
-          return Restart(service, std::move(done));
-        }
-        if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
-          return done(absl::FailedPreconditionError("the container driver is not available: " +
-                                                    containers_error_));
-        }
-        if (auto secrets = ResolveSecrets(*spec); !secrets.ok()) return done(secrets.status());
-        if (options_.fd_budget) {
-          const uint64_t deployed = DeployedInstances();
-          const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +
-                                  static_cast<uint64_t>(spec->instances);
-          if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
-            return done(s);
+        auto found = Updatable(ns, name, version);
+        if (!found.ok()) return done(found.status());
+        std::shared_ptr<Service> service = *found;
+        if (spec) {
+          if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
+            return done(absl::FailedPreconditionError("the container driver is not available: " +
+                                                      containers_error_));
+          }
+          if (auto secrets = ResolveSecrets(*spec); !secrets.ok()) return done(secrets.status());
+          if (options_.fd_budget) {
+            const uint64_t deployed = DeployedInstances();
+            const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +
+                                    static_cast<uint64_t>(spec->instances);
+            if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
+              return done(s);
+            }
           }
         }
-        auto updated = std::make_shared<DeployedService>(DeployedService{
-            std::move(*spec), service->deployed.created_unix_ms, clock_.UnixMillis()});
+        const DeployedService& now = service->deployed;
+        // What ran before: what a failure goes back to. During an update, what ran before that one.
+        const bool mid_update = now.rollout.state == RolloutState::kRunning && now.previous;
+        auto before = std::make_shared<const ServiceSpec>(mid_update ? *now.previous : now.spec);
+        const int64_t before_revision = mid_update ? now.previous_revision : now.revision;
+        auto updated = std::make_shared<DeployedService>(now);
+        updated->updated_unix_ms = clock_.UnixMillis();
+        updated->revision = std::max(now.revision, now.previous_revision) + 1;
+        if (spec) {
+          updated->spec = std::move(*spec);
+          updated->previous = *before;
+          updated->previous_revision = before_revision;
+        }
+        const bool rolling = updated->spec.update.max_parallel > 0;
+        updated->rollout = {};
+        if (rolling) {
+          updated->rollout = {RolloutState::kRunning, "", updated->revision,
+                              updated->updated_unix_ms, 0};
+        }
         Persist([this, updated] { return state_.Save(*updated); },
-                [this, service, updated, done = std::move(done)](Status status) mutable {
+                [this, service, updated, rolling, before, before_revision,
+                 done = std::move(done)](Status status) mutable {
                   if (!status.ok()) return done(status);
                   // A Delete decided meanwhile wrote its removal after this save: it wins.
                   if (service->removing || service->removed) {
@@ -650,9 +698,59 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
                   }
                   service->deployed = std::move(*updated);
                   service->logs = LogsFor(service->spec());
-                  Restart(service, std::move(done));
+                  if (!rolling) return Restart(service, std::move(done));
+                  const UpdatePolicy& policy = service->spec().update;
+                  StartRollout(service, policy.max_parallel, false,
+                               policy.auto_revert ? before : nullptr, before_revision);
+                  done(View(*service));
                 });
       });
+}
+
+void Supervisor::Rollback(const std::string& ns, const std::string& name,
+                          const std::string& version,
+                          std::function<void(Result<ServiceView>)> done) {
+  asio::post(io_, [this, ns, name, version, done = std::move(done)]() mutable {
+    auto found = Updatable(ns, name, version);
+    if (!found.ok()) return done(found.status());
+    std::shared_ptr<Service> service = *found;
+    const DeployedService& now = service->deployed;
+    if (!now.previous) {
+      return done(absl::FailedPreconditionError(fmt::format(
+          "service {} has no earlier options to go back to: it was not updated since its deploy",
+          name)));
+    }
+    if (now.previous->driver == DriverKind::kContainer && containers_ == nullptr) {
+      return done(absl::FailedPreconditionError("the container driver is not available: " +
+                                                containers_error_));
+    }
+    if (auto secrets = ResolveSecrets(*now.previous); !secrets.ok()) {
+      return done(secrets.status());
+    }
+    auto updated = std::make_shared<DeployedService>(now);
+    updated->spec = *now.previous;
+    updated->revision = now.previous_revision;
+    updated->previous = now.spec;
+    updated->previous_revision = now.revision;
+    updated->updated_unix_ms = clock_.UnixMillis();
+    const bool rolling = updated->spec.update.max_parallel > 0;
+    updated->rollout = {rolling ? RolloutState::kRollingBack : RolloutState::kRolledBack,
+                        fmt::format("rolled back by hand from revision {}", now.revision),
+                        updated->revision, updated->updated_unix_ms,
+                        rolling ? 0 : updated->updated_unix_ms};
+    Persist([this, updated] { return state_.Save(*updated); },
+            [this, service, updated, rolling, done = std::move(done)](Status status) mutable {
+              if (!status.ok()) return done(status);
+              if (service->removing || service->removed) {
+                return done(absl::NotFoundError("the service was removed"));
+              }
+              service->deployed = std::move(*updated);
+              service->logs = LogsFor(service->spec());
+              if (!rolling) return Restart(service, std::move(done));
+              StartRollout(service, service->spec().update.max_parallel, true, nullptr, 0);
+              done(View(*service));
+            });
+  });
 }
 
 // Stops every instance, then launches them again (unless a later update or delete took over).
@@ -842,11 +940,24 @@ ServiceView Supervisor::View(const Service& service) const {
   view.desired = service.spec().instances;
   view.created_unix_ms = service.deployed.created_unix_ms;
   view.updated_unix_ms = service.deployed.updated_unix_ms;
-  bool all_running = !service.instances.empty(), any_starting = false, any_backoff = false,
-       any_error = false, all_stopped = !service.instances.empty();
+  view.revision = service.deployed.revision;
+  view.rollout = service.deployed.rollout;
+  view.previous = service.deployed.previous;
+  view.previous_revision = service.deployed.previous_revision;
+  if (service.rolling) {
+    for (const auto& instance : service.instances) {
+      view.rollout.instances_updated +=
+          instance->revision == view.revision && instance->counted && !instance->retiring;
+    }
+  }
+  size_t live = 0;  // instances a rollout is not stopping for good: they make the status
+  for (const auto& instance : service.instances) live += !instance->retiring;
+  bool all_running = live > 0, any_starting = false, any_backoff = false, any_error = false,
+       all_stopped = live > 0;
   for (const auto& instance : service.instances) {
     view.instances.push_back(instance->view);
     view.restarts += instance->view.restarts;
+    if (instance->retiring) continue;
     const Phase p = instance->view.status;
     if (p == Phase::kRunning) ++view.running;
     all_running &= p == Phase::kRunning;

@@ -89,6 +89,8 @@ class Supervisor final : public Engine {
   void Update(const std::string& ns, const std::string& name, const std::string& version,
               std::optional<ServiceSpec> spec,
               std::function<void(Result<ServiceView>)> done) override;
+  void Rollback(const std::string& ns, const std::string& name, const std::string& version,
+                std::function<void(Result<ServiceView>)> done) override;
   void Delete(const std::string& ns, const std::string& name, const std::string& version,
               std::function<void(Status)> done) override;
   void Read(const std::string& ns, const std::string& name, const std::string& version,
@@ -120,7 +122,34 @@ class Supervisor final : public Engine {
   void Launch(const std::shared_ptr<Service>& service);
   // The spec's env_secrets resolved; FAILED_PRECONDITION naming the variable if one cannot be.
   Result<Env> ResolveSecrets(const ServiceSpec& spec) const;
-  void Build(const std::shared_ptr<Service>& service);
+  // Runs the spec's build command, then `built`; `failed` with the reason if it fails.
+  void Build(const std::shared_ptr<Service>& service, std::function<void()> built,
+             std::function<void(std::string)> failed);
+  // A new instance slot of the service's current options (not started), numbered with the
+  // lowest N its instances do not use.
+  std::shared_ptr<Instance> NewInstance(const std::shared_ptr<Service>& service);
+  // The service's current state saved on the state writer (errors are logged).
+  void SaveDeployed(const std::shared_ptr<Service>& service);
+  // Looks up a service for Update or Rollback: NOT_FOUND if absent or being removed.
+  Result<std::shared_ptr<Service>> Updatable(const std::string& ns, const std::string& name,
+                                             const std::string& version);
+
+  // Rolling updates (rollout.cc). Begins replacing every instance not on the current revision,
+  // `max_parallel` at a time; a failure goes back to `revert` if given.
+  void StartRollout(const std::shared_ptr<Service>& service, int max_parallel, bool back,
+                    std::shared_ptr<const ServiceSpec> revert_spec, int64_t revert_revision);
+  // Starts new instances and retires old ones as far as the rollout allows; ends it when done.
+  void Pump(const std::shared_ptr<Service>& service);
+  // An instance passed its health check (or started, without one).
+  void OnHealthy(const std::shared_ptr<Service>& service,
+                 const std::shared_ptr<Instance>& instance);
+  // An instance exited or failed to start.
+  void OnFailedRun(const std::shared_ptr<Service>& service,
+                   const std::shared_ptr<Instance>& instance, const std::string& why);
+  void RolloutFailed(const std::shared_ptr<Service>& service, const std::string& reason);
+  void FinishRollout(const std::shared_ptr<Service>& service);
+  // Stops an instance for good and drops it from the service once stopped.
+  void Retire(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance);
   void StartInstance(const std::shared_ptr<Service>& service,
                      const std::shared_ptr<Instance>& instance);
   void OnExit(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance,
@@ -157,6 +186,7 @@ class Supervisor final : public Engine {
   HealthProber prober_;
   uint64_t seed_;
   bool stopping_all_ = false;
+  uint64_t rollouts_ = 0;               // io thread only: ids of RolloutRun
   std::atomic<bool> restoring_{false};  // Restore has begun and not yet added the services
 
   std::map<Key, std::shared_ptr<Service>> services_;  // io thread only

@@ -17,8 +17,7 @@ std::string KeyOf(const std::string& ns, const std::string& name, const std::str
 Status RocksDbDesiredState::Save(const DeployedService& service) {
   v1::CreateRequest request;
   SpecToProto(service.spec, request.mutable_service(), request.mutable_options());
-  request.mutable_service()->set_created_unix_ms(service.created_unix_ms);
-  request.mutable_service()->set_updated_unix_ms(service.updated_unix_ms);
+  DeployedToProto(service, request.mutable_service());
   rocksdb::WriteOptions options;
   options.sync = true;  // acknowledged means on disk
   const std::string key = KeyOf(service.spec.ns, service.spec.name, service.spec.version);
@@ -54,8 +53,17 @@ Result<std::vector<DeployedService>> RocksDbDesiredState::LoadAll() {
       continue;
     }
     spec->ns = key.substr(0, key.find('/'));
-    out.push_back({std::move(*spec), request.service().created_unix_ms(),
-                   request.service().updated_unix_ms()});
+    DeployedService deployed;
+    if (Status s = DeployedFromProto(request.service(), &deployed); !s.ok()) {
+      // The current options hold; only the way back is lost.
+      spdlog::error(
+          "runtime: the previous options of {} are invalid ({}); a rollback is not "
+          "possible",
+          key, std::string(s.message()));
+    }
+    if (deployed.previous) deployed.previous->ns = spec->ns;
+    deployed.spec = std::move(*spec);
+    out.push_back(std::move(deployed));
   }
   if (Status s = storage::FromRocks(it->status(), "cannot read the desired state"); !s.ok()) {
     return s;

@@ -143,6 +143,13 @@ void CopyPlain(const v1::Service& service, const v1::CreateOptions& o, ServiceSp
   spec.logs.max_file_bytes = Or(o.logs().max_file_bytes(), spec.logs.max_file_bytes);
   if (o.logs().has_max_files()) spec.logs.max_files = o.logs().max_files();
   if (o.has_grace_period_seconds()) spec.grace = seconds(o.grace_period_seconds());
+  const v1::UpdatePolicy& u = o.update();
+  if (u.has_max_parallel()) spec.update.max_parallel = u.max_parallel();
+  if (u.has_min_healthy_time_ms())
+    spec.update.min_healthy_time = milliseconds(u.min_healthy_time_ms());
+  if (u.has_healthy_deadline_ms())
+    spec.update.healthy_deadline = milliseconds(u.healthy_deadline_ms());
+  if (u.has_auto_revert()) spec.update.auto_revert = u.auto_revert();
 }
 
 }  // namespace
@@ -212,6 +219,65 @@ void SpecToProto(const ServiceSpec& spec, v1::Service* service, v1::CreateOption
   o.set_network_mode(spec.network_mode);
   o.mutable_logs()->set_max_file_bytes(spec.logs.max_file_bytes);
   o.mutable_logs()->set_max_files(spec.logs.max_files);
+  v1::UpdatePolicy& u = *o.mutable_update();
+  u.set_max_parallel(spec.update.max_parallel);
+  u.set_min_healthy_time_ms(spec.update.min_healthy_time.count());
+  u.set_healthy_deadline_ms(spec.update.healthy_deadline.count());
+  u.set_auto_revert(spec.update.auto_revert);
+}
+
+// RolloutState and v1::RolloutState have the same values, in the same order.
+static_assert(static_cast<int>(RolloutState::kRunning) == v1::ROLLOUT_STATE_RUNNING);
+static_assert(static_cast<int>(RolloutState::kRollingBack) == v1::ROLLOUT_STATE_ROLLING_BACK);
+static_assert(static_cast<int>(RolloutState::kSucceeded) == v1::ROLLOUT_STATE_SUCCEEDED);
+static_assert(static_cast<int>(RolloutState::kRolledBack) == v1::ROLLOUT_STATE_ROLLED_BACK);
+static_assert(static_cast<int>(RolloutState::kFailed) == v1::ROLLOUT_STATE_FAILED);
+
+void DeployedToProto(const DeployedService& deployed, v1::Service* service) {
+  service->set_created_unix_ms(deployed.created_unix_ms);
+  service->set_updated_unix_ms(deployed.updated_unix_ms);
+  service->set_revision(deployed.revision);
+  v1::Rollout& r = *service->mutable_rollout();
+  r.set_state(static_cast<v1::RolloutState>(deployed.rollout.state));
+  r.set_reason(deployed.rollout.reason);
+  r.set_revision(deployed.rollout.revision);
+  r.set_started_unix_ms(deployed.rollout.started_unix_ms);
+  r.set_finished_unix_ms(deployed.rollout.finished_unix_ms);
+  r.set_instances_updated(deployed.rollout.instances_updated);
+  if (deployed.previous) {
+    SpecToProto(*deployed.previous, nullptr, service->mutable_previous_options());
+    service->set_previous_revision(deployed.previous_revision);
+    service->set_previous_source(deployed.previous->source);
+  }
+}
+
+Status DeployedFromProto(const v1::Service& service, DeployedService* deployed) {
+  deployed->created_unix_ms = service.created_unix_ms();
+  deployed->updated_unix_ms = service.updated_unix_ms();
+  deployed->revision = std::max<int64_t>(1, service.revision());
+  const v1::Rollout& r = service.rollout();
+  const int state = r.state();
+  deployed->rollout.state = state >= 0 && state <= static_cast<int>(RolloutState::kFailed)
+                                ? static_cast<RolloutState>(state)
+                                : RolloutState::kNone;
+  deployed->rollout.reason = r.reason();
+  deployed->rollout.revision = r.revision();
+  deployed->rollout.started_unix_ms = r.started_unix_ms();
+  deployed->rollout.finished_unix_ms = r.finished_unix_ms();
+  deployed->previous.reset();
+  deployed->previous_revision = 0;
+  if (service.has_previous_options()) {
+    v1::Service identity;
+    identity.set_name(service.name());
+    identity.set_version(service.version());
+    identity.set_source(service.previous_source());
+    *identity.mutable_metadata() = service.metadata();
+    auto previous = SpecFromProto(identity, service.previous_options());
+    if (!previous.ok()) return previous.status();
+    deployed->previous = std::move(*previous);
+    deployed->previous_revision = service.previous_revision();
+  }
+  return absl::OkStatus();
 }
 
 std::string StatusName(v1::Status status) {

@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "micro/runtime/v1/runtime.pb.h"
+#include "runtime/desired_state.h"
 #include "runtime/spec.h"
 
 namespace micro::runtime {
@@ -25,6 +26,12 @@ namespace micro::runtime {
 // API does not carry (it reads back as 0.2).
 // Either pointer may be null to skip that half. Does not touch status, instances or timestamps.
 void SpecToProto(const ServiceSpec& spec, v1::Service* service, v1::CreateOptions* options);
+
+// A deployed service's revision, latest rollout and previous options into `service` (the
+// fields Service carries besides the spec), and back. DeployedFromProto fills `deployed` but for
+// its spec; INVALID_ARGUMENT if the previous options are invalid.
+void DeployedToProto(const DeployedService& deployed, v1::Service* service);
+[[nodiscard]] Status DeployedFromProto(const v1::Service& service, DeployedService* deployed);
 
 // "running", "backoff", ...: the enum name, lowercase, without the STATUS_ prefix
 // ("unknown" for STATUS_UNSPECIFIED and values this build does not know).

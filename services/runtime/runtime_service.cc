@@ -80,12 +80,18 @@ Status CheckTarget(const std::string& name, const std::string& version, bool nam
 
 void ViewToProto(const ServiceView& view, v1::Service* out) {
   SpecToProto(view.spec, out, out->mutable_options());
+  DeployedService deployed;
+  deployed.created_unix_ms = view.created_unix_ms;
+  deployed.updated_unix_ms = view.updated_unix_ms;
+  deployed.revision = view.revision;
+  deployed.rollout = view.rollout;
+  deployed.previous = view.previous;
+  deployed.previous_revision = view.previous_revision;
+  DeployedToProto(deployed, out);
   out->set_status(ToProto(view.status));
   out->set_error(view.error);
   out->set_instances_running(view.running);
   out->set_instances_desired(view.desired);
-  out->set_created_unix_ms(view.created_unix_ms);
-  out->set_updated_unix_ms(view.updated_unix_ms);
   out->set_restarts(view.restarts);
   for (const InstanceView& i : view.instances) {
     v1::Instance* instance = out->add_instances();
@@ -100,6 +106,7 @@ void ViewToProto(const ServiceView& view, v1::Service* out) {
     instance->set_address(i.address);
     instance->set_error(i.error);
     instance->set_container_id(i.container_id);
+    instance->set_revision(i.revision);
   }
 }
 
@@ -171,6 +178,11 @@ grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* co
   if (Status s = CheckTarget(service.name(), version, true); !s.ok()) {
     return FinishUnary(context, s);
   }
+  if (request->rollback() && request->has_options()) {
+    return FinishUnary(context, absl::InvalidArgumentError(
+                                    "a rollback goes back to the previous options: send no options "
+                                    "with it"));
+  }
   std::optional<ServiceSpec> spec;
   if (request->has_options()) {
     auto parsed = SpecFromProto(service, request->options());
@@ -180,13 +192,14 @@ grpc::ServerUnaryReactor* RuntimeService::Update(grpc::CallbackServerContext* co
     spec = std::move(*parsed);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto update = [this, reactor, response, ns = *ns, name = service.name(),
-                 version](std::optional<ServiceSpec> spec) {
-    engine_.Update(ns, name, version, std::move(spec),
-                   [reactor, response](Result<ServiceView> view) {
-                     if (view.ok()) ViewToProto(*view, response->mutable_service());
-                     reactor->Finish(ToGrpc(view.status()));
-                   });
+  auto update = [this, reactor, response, ns = *ns, name = service.name(), version,
+                 rollback = request->rollback()](std::optional<ServiceSpec> spec) {
+    auto answer = [reactor, response](Result<ServiceView> view) {
+      if (view.ok()) ViewToProto(*view, response->mutable_service());
+      reactor->Finish(ToGrpc(view.status()));
+    };
+    if (rollback) return engine_.Rollback(ns, name, version, std::move(answer));
+    engine_.Update(ns, name, version, std::move(spec), std::move(answer));
   };
   if (accounts_ == nullptr) {
     update(std::move(spec));

@@ -46,6 +46,19 @@ class FakeEngine final : public Engine {
     done(std::move(out));
   }
 
+  void Rollback(const std::string& ns, const std::string& name, const std::string& version,
+                std::function<void(Result<ServiceView>)> done) override {
+    Result<ServiceView> out = [&]() -> Result<ServiceView> {
+      std::lock_guard lock(mu_);
+      calls_.push_back("rollback " + ns + "/" + name);
+      if (Status s = Refusal(); !s.ok()) return s;
+      auto it = services_.find({ns, name, version});
+      if (it == services_.end()) return absl::NotFoundError("not deployed");
+      return absl::FailedPreconditionError("no earlier options");
+    }();
+    done(std::move(out));
+  }
+
   void Delete(const std::string& ns, const std::string& name, const std::string& version,
               std::function<void(Status)> done) override {
     Status out = [&]() -> Status {
