@@ -30,6 +30,7 @@ int VersionCommand(const std::vector<std::string>& args, const Env& env);
 // The runtime: deployed services (cli/runtime.cc).
 int RunCommand(const std::vector<std::string>& args, const Env& env);
 int UpdateCommand(const std::vector<std::string>& args, const Env& env);
+int RollbackCommand(const std::vector<std::string>& args, const Env& env);
 int KillCommand(const std::vector<std::string>& args, const Env& env);
 int StatusCommand(const std::vector<std::string>& args, const Env& env);
 int LogsCommand(const std::vector<std::string>& args, const Env& env);

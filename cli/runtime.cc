@@ -184,6 +184,10 @@ std::variant<ServiceSpec, int> RunSpec(const ParsedArgs& args) {
 
 int WaitForDeploy(const std::string& name, const std::string& version, const ParsedArgs& args,
                   const ClientOptions& options);
+int WaitForRollout(const v1::Service& started, bool rollback, const ParsedArgs& args,
+                   const ClientOptions& options);
+int SendUpdate(const v1::UpdateRequest& request, const ParsedArgs& args,
+               const ClientOptions& options);
 
 int Run(const ParsedArgs& args, const ClientOptions& options) {
   auto spec = RunSpec(args);
@@ -256,28 +260,54 @@ int Update(const ParsedArgs& args, const ClientOptions& options) {
     request.mutable_service()->set_name(target);
     request.mutable_service()->set_version(args.Get("version"));
   }
+  return SendUpdate(request, args, options);
+}
+
+// Sends an Update (or a rollback) and reports it; with --wait, follows it to the end.
+int SendUpdate(const v1::UpdateRequest& request, const ParsedArgs& args,
+               const ClientOptions& options) {
+  const bool rollback = request.rollback();
   grpc::ClientContext context;
   PrepareStop(context, args, options, request.service().name(),
               request.service().version().empty() ? "latest" : request.service().version());
   v1::UpdateResponse response;
-  grpc::Status status = WithProgress("restarting " + request.service().name(), [&] {
-    return Stub(options)->Update(&context, request, &response);
-  });
+  grpc::Status status =
+      WithProgress((rollback ? "rolling back " : "updating ") + request.service().name(),
+                   [&] { return Stub(options)->Update(&context, request, &response); });
   if (!status.ok()) return ReportError(status, options);
-  if (options.output == Output::kJson) {
-    PrintJson(response);
+  v1::Service s = response.service();
+  if (s.name().empty()) s.set_name(request.service().name());
+  const bool rolling = s.rollout().state() == v1::ROLLOUT_STATE_RUNNING ||
+                       s.rollout().state() == v1::ROLLOUT_STATE_ROLLING_BACK;
+  if (options.output != Output::kJson) {
+    std::cout << (rollback ? "rolling back " : "updated ") << s.name();
+    if (!s.version().empty()) std::cout << " (version " << s.version() << ")";
+    if (rolling) {
+      std::cout << " to revision " << s.revision() << ": replacing " << s.instances_desired()
+                << " instance(s), " << std::max(1, s.options().update().max_parallel())
+                << " at a time; see 'micro status " << s.name() << "'";
+    } else if (s.instances_desired() > 0) {
+      std::cout << ": restarted " << s.instances_desired() << " instance(s) at once";
+    }
+    std::cout << "\n";
+  }
+  if (!args.Has("wait")) {
+    if (options.output == Output::kJson) PrintJson(response);
     return 0;
   }
-  const v1::Service& s = response.service();
-  std::cout << "updated " << (s.name().empty() ? request.service().name() : s.name());
-  if (!s.version().empty()) std::cout << " (version " << s.version() << ")";
-  if (s.instances_desired() > 0) {
-    std::cout << ": restarting " << s.instances_desired() << " instance(s)";
-  }
-  std::cout << "\n";
-  if (!args.Has("wait")) return 0;
-  return WaitForDeploy(s.name().empty() ? request.service().name() : s.name(), s.version(), args,
-                       options);
+  if (rolling) return WaitForRollout(s, rollback, args, options);
+  const int code = WaitForDeploy(s.name(), s.version(), args, options);
+  if (options.output == Output::kJson && code == 0) PrintJson(response);
+  return code;
+}
+
+int Rollback(const ParsedArgs& args, const ClientOptions& options) {
+  if (args.positionals.empty()) return UsageError("rollback", "missing NAME");
+  v1::UpdateRequest request;
+  request.mutable_service()->set_name(args.positionals[0]);
+  request.mutable_service()->set_version(args.Get("version"));
+  request.set_rollback(true);
+  return SendUpdate(request, args, options);
 }
 
 int Kill(const ParsedArgs& args, const ClientOptions& options) {
@@ -367,10 +397,36 @@ std::string NextStart(const v1::Instance& i, int64_t now) {
   return "in " + Human(wait);
 }
 
+// One line on the service's latest update, or "" when there is nothing to say: "revision 3,
+// updating: 1/3 instance(s) healthy" or "revision 2, rolled back: revision 3 failed: ...".
+std::string RolloutLine(const v1::Service& s) {
+  const v1::Rollout& r = s.rollout();
+  const std::string head = "revision " + std::to_string(s.revision());
+  switch (r.state()) {
+    case v1::ROLLOUT_STATE_RUNNING:
+      return head + ", updating: " + std::to_string(r.instances_updated()) + "/" +
+             std::to_string(s.instances_desired()) + " instance(s) of it healthy";
+    case v1::ROLLOUT_STATE_ROLLING_BACK:
+      return head + ", going back to it: " + std::to_string(r.instances_updated()) + "/" +
+             std::to_string(s.instances_desired()) + " instance(s) healthy; " + r.reason();
+    case v1::ROLLOUT_STATE_SUCCEEDED:
+      return head + ", updated";
+    case v1::ROLLOUT_STATE_ROLLED_BACK:
+      return head + ", rolled back: " + r.reason();
+    case v1::ROLLOUT_STATE_FAILED:
+      return head + ", update failed: " + r.reason();
+    default:
+      return s.revision() > 1 ? head : "";
+  }
+}
+
 void PrintInstances(const v1::Service& s, int64_t now) {
-  Table table({"ID", "PID", "STATUS", "RESTARTS", "STARTED", "LAST EXIT", "NEXT START", "ERROR"});
+  const std::string rollout = RolloutLine(s);
+  if (!rollout.empty()) std::cout << rollout << "\n";
+  Table table({"ID", "REVISION", "PID", "STATUS", "RESTARTS", "STARTED", "LAST EXIT", "NEXT START",
+               "ERROR"});
   for (const v1::Instance& i : s.instances()) {
-    table.Add({i.id(), i.pid() == 0 ? "-" : std::to_string(i.pid()),
+    table.Add({i.id(), std::to_string(i.revision()), i.pid() == 0 ? "-" : std::to_string(i.pid()),
                runtime::StatusName(i.status()), std::to_string(i.restarts()),
                i.started_unix_ms() == 0 ? "-" : Human(now - i.started_unix_ms()) + " ago",
                LastExit(i), NextStart(i, now), OrDash(i.error())});
@@ -512,20 +568,26 @@ bool PrintNewLogs(const std::string& name, const std::string& version, const std
   return reader->Finish().ok();
 }
 
+// The --wait-timeout flag in seconds (default 300), or -1 after printing a usage error.
+int64_t WaitSeconds(const ParsedArgs& args) {
+  int64_t wait_seconds = 300;
+  if (!args.Has("wait-timeout")) return wait_seconds;
+  const std::string text = args.Get("wait-timeout");
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), wait_seconds);
+  if (ec != std::errc() || end != text.data() + text.size() || wait_seconds <= 0) {
+    std::cerr << "error: --wait-timeout must be a positive number of seconds\n";
+    return -1;
+  }
+  return wait_seconds;
+}
+
 // Follows a deploy until every instance runs, for a second at least (exit 0), it fails (the reason
 // and the last log lines, exit 1) or --wait-timeout passes (exit 1). Build output is printed as it
 // comes. Progress goes to stderr, so stdout stays the command's own answer.
 int WaitForDeploy(const std::string& name, const std::string& version, const ParsedArgs& args,
                   const ClientOptions& options) {
-  int64_t wait_seconds = 300;
-  if (args.Has("wait-timeout")) {
-    const std::string text = args.Get("wait-timeout");
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), wait_seconds);
-    if (ec != std::errc() || end != text.data() + text.size() || wait_seconds <= 0) {
-      std::cerr << "error: --wait-timeout must be a positive number of seconds\n";
-      return kExitUsage;
-    }
-  }
+  const int64_t wait_seconds = WaitSeconds(args);
+  if (wait_seconds < 0) return kExitUsage;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
   LogCursor build{NowUnixMs() - 1000, {}};
   std::map<std::string, v1::Status> seen;
@@ -586,6 +648,90 @@ int WaitForDeploy(const std::string& name, const std::string& version, const Par
     if (std::chrono::steady_clock::now() >= deadline) {
       std::cerr << "error: " << name << " has " << running << "/" << desired
                 << " instance(s) running after " << wait_seconds << " s (--wait-timeout)\n";
+      return kExitError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+// Follows a rolling update (or a rollback) until it ends: each instance as it changes, and the
+// count of new instances that hold. Exit 0 when it succeeded (for a rollback: when the service is
+// back), 1 when it failed or went back by itself (the reason on stderr) or on --wait-timeout.
+// With -o json, the service as it ended is printed on stdout.
+int WaitForRollout(const v1::Service& started, bool rollback, const ParsedArgs& args,
+                   const ClientOptions& options) {
+  const int64_t wait_seconds = WaitSeconds(args);
+  if (wait_seconds < 0) return kExitUsage;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  const std::string& name = started.name();
+  std::map<std::string, v1::Status> seen;
+  v1::RolloutState state_seen = v1::ROLLOUT_STATE_UNSPECIFIED;
+  int updated_seen = -1;
+  LogCursor build{NowUnixMs() - 1000, {}};
+  while (true) {
+    v1::ReadRequest request;
+    request.set_name(name);
+    request.set_version(started.version());
+    grpc::ClientContext context;
+    Prepare(context, options);
+    v1::ReadResponse response;
+    grpc::Status status = Stub(options)->Read(&context, request, &response);
+    if (!status.ok()) return ReportError(status, options);
+    if (response.services_size() == 0) {
+      return ReportError(absl::NotFoundError("service " + name + " is gone"), options);
+    }
+    const v1::Service& s = response.services(0);
+    const v1::Rollout& rollout = s.rollout();
+    if (rollout.state() != state_seen) {
+      std::cerr << name << ": "
+                << (rollout.state() == v1::ROLLOUT_STATE_RUNNING
+                        ? "updating to revision " + std::to_string(s.revision())
+                    : rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK
+                        ? "going back to revision " + std::to_string(s.revision()) +
+                              (rollout.reason().empty() ? "" : ": " + rollout.reason())
+                        : std::string(runtime::RolloutStateName(
+                              static_cast<runtime::RolloutState>(rollout.state()))))
+                << "\n";
+      state_seen = rollout.state();
+      updated_seen = -1;
+    }
+    if (s.status() == v1::STATUS_BUILDING) {
+      (void)PrintNewLogs(name, s.version(), "build", 1000, &build, options);
+    }
+    for (const v1::Instance& i : s.instances()) {
+      if (seen[i.id()] != i.status()) {
+        std::cerr << "  " << i.id() << " (revision " << i.revision()
+                  << "): " << StatusWord(i.status())
+                  << (i.error().empty() ? "" : " (" + i.error() + ")") << "\n";
+        seen[i.id()] = i.status();
+      }
+    }
+    const bool active = rollout.state() == v1::ROLLOUT_STATE_RUNNING ||
+                        rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK;
+    if (active && rollout.instances_updated() != updated_seen) {
+      updated_seen = rollout.instances_updated();
+      std::cerr << name << ": " << updated_seen << "/" << s.instances_desired()
+                << " instance(s) of revision " << s.revision() << " healthy\n";
+    }
+    if (!active) {
+      const bool ok = rollout.state() == v1::ROLLOUT_STATE_SUCCEEDED ||
+                      (rollback && rollout.state() == v1::ROLLOUT_STATE_ROLLED_BACK);
+      if (options.output == Output::kJson) PrintJson(s);
+      if (ok) {
+        std::cerr << name << ": revision " << s.revision() << " runs on " << s.instances_running()
+                  << "/" << s.instances_desired() << " instance(s)\n";
+        return kExitOk;
+      }
+      std::cerr << "error: " << name << ": the update "
+                << (rollout.state() == v1::ROLLOUT_STATE_ROLLED_BACK
+                        ? "failed and was rolled back to revision " + std::to_string(s.revision())
+                        : std::string("failed"))
+                << (rollout.reason().empty() ? "" : ": " + rollout.reason()) << "\n";
+      return kExitError;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "error: " << name << " is still updating after " << wait_seconds
+                << " s (--wait-timeout); see 'micro status " << name << "'\n";
       return kExitError;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -688,18 +834,43 @@ int RunCommand(const std::vector<std::string>& args, const Env& env) {
 int UpdateCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro update NAME|PATH [flags]",
-      "Restarts every instance of a deployed service at once, skipping any backoff wait.\n"
-      "With PATH (a folder holding micro.yaml, or a manifest file) the service named there\n"
-      "gets the manifest's options first; with NAME it keeps the options it has.\n"
+      "Replaces every instance of a deployed service. With PATH (a folder holding micro.yaml,\n"
+      "or a manifest file) the service named there gets the manifest's options; with NAME it\n"
+      "keeps the options it has (a restart).\n"
       "An argument with a '/', ending in .yaml/.yml, or a folder holding micro.yaml is a PATH.\n\n"
+      "By default this is a rolling update (the manifest's update section): one new instance\n"
+      "at a time starts beside the old ones, and once it has been healthy for\n"
+      "update.min_healthy_time (10s) an old one stops. A new instance that exits first, or is\n"
+      "not healthy within update.healthy_deadline (5m), fails the update, and the service goes\n"
+      "back to its previous options (update.auto_revert). update.max_parallel: 0 replaces\n"
+      "every instance at once. The command returns once the new options are saved; --wait\n"
+      "follows the update to its end (exit 1 if it failed or was rolled back).\n\n"
       "Examples:\n"
       "  micro update hello\n"
+      "  micro update ./hello --wait\n"
       "  micro update ./hello --version 1.1.0",
       {{"version", 0, "VERSION", "the version to update (default: the manifest's, or latest)"},
-       {"wait", 'w', "", "follow the restart: build output, then each instance until it runs"},
+       {"wait", 'w', "", "follow the update: each step, then its outcome"},
        {"wait-timeout", 0, "SECONDS", "give up waiting after this long (default 300)"}},
       1};
   return RunClientCommand(spec, args, env, &Update);
+}
+
+int RollbackCommand(const std::vector<std::string>& args, const Env& env) {
+  const CommandSpec spec{
+      "micro rollback NAME [flags]",
+      "Goes back to the options a service ran with before its latest update, replacing its\n"
+      "instances the way an update does (the update section of those options). A second\n"
+      "rollback goes forward again. An update that fails its health gates goes back by\n"
+      "itself (update.auto_revert); 'micro status NAME' shows the revision and why.\n\n"
+      "Examples:\n"
+      "  micro rollback hello\n"
+      "  micro rollback hello --wait",
+      {{"version", 0, "VERSION", "the version to roll back (default latest)"},
+       {"wait", 'w', "", "follow it until every instance of the earlier options is healthy"},
+       {"wait-timeout", 0, "SECONDS", "give up waiting after this long (default 300)"}},
+      1};
+  return RunClientCommand(spec, args, env, &Rollback);
 }
 
 int KillCommand(const std::vector<std::string>& args, const Env& env) {

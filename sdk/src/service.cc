@@ -179,8 +179,10 @@ int Service::Run() {
       lock.lock();
     }
   }
-  // Deregistered first, so callers stop picking this node; then the calls in flight finish.
+  // Deregistered first, so callers stop picking this node; calls of callers that picked it just
+  // before are still taken for a moment; then the calls in flight finish.
   Deregister();
+  std::this_thread::sleep_for(options_.linger);
   server_->Shutdown(std::chrono::system_clock::now() + options_.drain);
   server_->Wait();
   server_.reset();

@@ -37,7 +37,10 @@ struct ServiceOptions {
   std::map<std::string, std::string> metadata;  // the service's, in the registry
   std::chrono::seconds ttl{15};       // the registry drops the node this long after a heartbeat
   std::chrono::seconds heartbeat{5};  // how often the node is registered again
-  std::chrono::seconds drain{10};     // after deregistering, how long calls may finish
+  // After deregistering, new calls are still taken this long: callers that looked the node up
+  // just before (a registry cache, the daemon's proxy) reach it instead of a closed port.
+  std::chrono::milliseconds linger{1000};
+  std::chrono::seconds drain{10};  // then, how long the calls in flight may finish
   ClientOptions client = ClientOptions::FromEnvironment();
 };
 
