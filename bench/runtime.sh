@@ -419,6 +419,8 @@ $(dpkg-query -W -f '${Version}' supervisor 2>/dev/null || echo ?), $(python3 --v
 export REPORT_DATE REPORT_MACHINE REPORT_VERSIONS
 
 mkdir -p "$(dirname "$RESULTS")"
+# bench/rollout.sh keeps its section in the same file: it survives this rewrite.
+ROLLOUT_SECTION=$(sed -n '/<!-- rollout:begin/,/<!-- rollout:end -->/p' "$RESULTS" 2>/dev/null || true)
 "$PY" - "$DATA" <<'PY' | tee "$RESULTS"
 import math, os, statistics, sys
 from collections import defaultdict
@@ -534,4 +536,5 @@ if problems:
     print("\n**Problems**:")
     print("\n".join(problems))
 PY
+[[ -z $ROLLOUT_SECTION ]] || printf '\n%s\n' "$ROLLOUT_SECTION" >>"$RESULTS"
 log "wrote $RESULTS"

@@ -214,6 +214,63 @@ TEST_CASE("a container service runs, logs, restarts and is removed", "[e2e][cont
   CHECK(Containers(socket, boxed_1).empty());
 }
 
+TEST_CASE("a rolling update of containers starts each new one before an old one stops",
+          "[e2e][container][rollout]") {
+  const std::string socket = DockerSocket();
+  if (socket.empty()) {
+    WARN("SKIPPED: no dockerd (MICRO_TEST_DOCKER_SOCKET unset or missing)");
+    return;
+  }
+  MicroDaemon daemon({"--runtime-docker-socket", socket});
+  REQUIRE(daemon.WaitUntilServing());
+  TempDir source;
+  const auto manifest = [&](const std::string& version) {
+    std::ofstream(source.path() + "/micro.yaml")
+        << "name: rolled\n"
+           "driver: container\n"
+           "image: micro-test:latest\n"
+           "command: /bin/sh\n"
+           "args: [-c, 'echo "
+        << version
+        << "; exec sleep 300']\n"
+           "instances: 2\n"
+           "grace_period: 2s\n"
+           "update: {min_healthy_time: 500ms, healthy_deadline: 30s}\n";
+  };
+  manifest("v1");
+  REQUIRE(daemon.Cli({"run", "--wait", source.path()}).exit_code == 0);
+  manifest("v2");
+  REQUIRE(daemon.Cli({"update", source.path()}).exit_code == 0);
+  int fewest = 2, samples = 0;
+  nlohmann::json service;
+  const auto give_up = std::chrono::steady_clock::now() + 90s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    ProgramResult status = daemon.Cli({"status", "rolled", "--output", "json"});
+    REQUIRE(status.exit_code == 0);
+    service = nlohmann::json::parse(status.out)["services"][0];
+    int running = 0;
+    for (const auto& i : service["instances"]) running += i["status"] == "STATUS_RUNNING";
+    fewest = std::min(fewest, running);
+    ++samples;
+    if (service["rollout"]["state"] != "ROLLOUT_STATE_RUNNING") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO("samples: " << samples);
+  CHECK(service["rollout"]["state"] == "ROLLOUT_STATE_SUCCEEDED");
+  CHECK(fewest == 2);  // an old container stops only after a new one has run 500 ms
+  REQUIRE(service["instances"].size() == 2);
+  for (const auto& instance : service["instances"]) {
+    CHECK(instance["revision"] == "2");
+    const std::string id = instance["id"];
+    const std::string n = id.substr(id.rfind('-') + 1);
+    CHECK_FALSE(Containers(socket, "micro.instance=micro.rolled.latest." + n).empty());
+  }
+  // The old containers are gone: new ones took the numbers 2 and 3.
+  CHECK(Containers(socket, "micro.instance=micro.rolled.latest.0").empty());
+  CHECK(Containers(socket, "micro.instance=micro.rolled.latest.1").empty());
+  CHECK(daemon.Cli({"kill", "rolled"}).exit_code == 0);
+}
+
 TEST_CASE("a container service with a missing image reports the engine's error",
           "[e2e][container]") {
   const std::string socket = DockerSocket();
