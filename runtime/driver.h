@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,15 @@ struct LaunchRequest {
   std::string network_mode;   // container only; empty: host
   int64_t memory_bytes = 0;   // 0: no limit
   int64_t max_processes = 0;  // 0: no limit
+  // Kept with a process instance for a next daemon to adopt it (Recover hands them back).
+  std::map<std::string, std::string> labels;
+};
+
+// An instance an earlier daemon started that a driver found again (Recover).
+struct Recovered {
+  std::string instance_id;
+  int pid = 0;  // 0: it has exited since (its output may still wait in the spool)
+  std::map<std::string, std::string> labels;  // LaunchRequest::labels
 };
 
 struct Launched {
@@ -63,9 +73,21 @@ class Driver {
   // instance left behind (grandchildren, the container). No-op for an unknown instance.
   virtual void Signal(const std::string& instance_id, int signal) = 0;
 
+  // The instances an earlier daemon with the same data dir started and that the driver can take
+  // over (Attach), alive or not. The default: none.
+  virtual void Recover(std::function<void(std::vector<Recovered>)> done) { done({}); }
+
+  // Takes over a recovered instance as if Start had started it: on_started with its pid, its
+  // output from where the earlier daemon stopped reading, on_exit when it ends (at once if it
+  // already has; then with Exit::error set, its status being unknown).
+  virtual void Attach(const std::string& /*instance_id*/, LaunchCallbacks callbacks) {
+    callbacks.on_started(absl::UnimplementedError("this driver does not adopt instances"));
+  }
+
   // Kills whatever an earlier daemon with the same data dir left running (after a crash or a
-  // kill -9), so nothing runs twice; `done` runs on the io_context thread when all are gone.
-  virtual void RemoveLeftovers(std::function<void()> done) = 0;
+  // kill -9), but the instances in `keep` (being attached), so nothing runs twice; `done` runs on
+  // the io_context thread when all are gone.
+  virtual void RemoveLeftovers(const std::set<std::string>& keep, std::function<void()> done) = 0;
 };
 
 }  // namespace micro::runtime

@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +17,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <sstream>
+#include <tuple>
 #include <utility>
 
 namespace micro::runtime {
@@ -28,10 +34,13 @@ constexpr auto kLeftoverPoll = std::chrono::milliseconds(50);
 // After an instance's main process exits, what is left of its cgroup gets SIGKILL; the exit is
 // reported once the cgroup is empty, checked this often, at most this many times.
 constexpr int kEmptyCgroupPolls = 1000;
-// Output read from one pipe per wake-up; and what is still read after the process exited (the
+// Output read from one spool per wake-up; and what is still read after the process exited (the
 // rest, if a grandchild keeps writing, is not waited for).
 constexpr size_t kReadBudget = 64 << 10;
 constexpr size_t kFinalReadBudget = 1 << 20;
+// Of the output an adopted instance wrote while no daemon read it, at most this much (the
+// newest) is delivered; the rest is skipped with a note.
+constexpr int64_t kMaxBacklogBytes = 8 << 20;
 constexpr auto kEmptyCgroupPoll = std::chrono::milliseconds(2);
 
 // The program to exec: a path with a '/' as it is (relative ones resolve after the chdir), a
@@ -139,24 +148,30 @@ class Fd {
   int fd_;
 };
 
-// The descriptors a start needs: stdout and stderr pipes (their read ends stay with the daemon
-// while the instance runs), the exec status pipe and /dev/null for stdin (both gone once the
-// child has exec'd).
+// The descriptors a start needs: the stdout and stderr spools (the child's ends, appending; the
+// daemon's read and punch ends stay while the instance runs), the exec status pipe and
+// /dev/null for stdin (gone once the child has exec'd).
 struct ChildPipes {
   Fd out_read, out_write, err_read, err_write, status_read, status_write, dev_null;
 
-  static Result<ChildPipes> Open() {
+  static Result<ChildPipes> Open(const std::string& out_path, const std::string& err_path) {
     ChildPipes p;
-    for (auto [read, write] :
-         {std::pair{&p.out_read, &p.out_write}, std::pair{&p.err_read, &p.err_write},
-          std::pair{&p.status_read, &p.status_write}}) {
-      int fds[2];
-      if (::pipe2(fds, O_CLOEXEC) != 0) {
-        return absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno)));
+    for (auto [read, write, path] : {std::tuple{&p.out_read, &p.out_write, &out_path},
+                                     std::tuple{&p.err_read, &p.err_write, &err_path}}) {
+      write->Reset(
+          ::open(path->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+      read->Reset(::open(path->c_str(), O_RDWR | O_CLOEXEC));
+      if (write->get() < 0 || read->get() < 0) {
+        return absl::ResourceExhaustedError(
+            fmt::format("cannot open the output spool {}: {}", *path, std::strerror(errno)));
       }
-      read->Reset(fds[0]);
-      write->Reset(fds[1]);
     }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      return absl::ResourceExhaustedError(fmt::format("pipe: {}", std::strerror(errno)));
+    }
+    p.status_read.Reset(fds[0]);
+    p.status_write.Reset(fds[1]);
     p.dev_null.Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     return p;
   }
@@ -266,6 +281,36 @@ bool Gone(pid_t pid) {
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
 }
 
+// Processes whose environment holds `marker` (NAME=VALUE), found through /proc, each with the
+// value of its MICRO_INSTANCE_ID.
+std::vector<std::pair<pid_t, std::string>> PidsWithEnvAndInstance(const std::string& marker) {
+  std::vector<std::pair<pid_t, std::string>> out;
+  std::error_code ec;
+  const pid_t self = ::getpid();
+  const std::string instance_key = "MICRO_INSTANCE_ID=";
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == self) continue;
+    std::ifstream in(entry.path() / "environ", std::ios::binary);
+    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bool marked = false;
+    std::string instance;
+    for (size_t start = 0; start < env.size();) {
+      size_t end = env.find('\0', start);
+      if (end == std::string::npos) end = env.size();
+      if (env.compare(start, end - start, marker) == 0) marked = true;
+      if (env.compare(start, instance_key.size(), instance_key) == 0) {
+        instance = env.substr(start + instance_key.size(), end - start - instance_key.size());
+      }
+      start = end + 1;
+    }
+    if (marked) out.emplace_back(pid, std::move(instance));
+  }
+  return out;
+}
+
 // Processes whose environment holds `marker` (NAME=VALUE), found through /proc.
 std::vector<pid_t> PidsWithEnv(const std::string& marker) {
   std::vector<pid_t> out;
@@ -291,51 +336,180 @@ std::vector<pid_t> PidsWithEnv(const std::string& marker) {
   return out;
 }
 
+// The start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat), -1 if it is
+// gone or a zombie: with the pid, it names one process for good (pids are reused).
+int64_t StartTicks(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 3 && field == "Z") return -1;
+    if (i == 22) return std::stoll(field);
+  }
+  return -1;
+}
+
+// An instance's record: `pid N`, `start TICKS`, then `label KEY=VALUE` lines. Written to a
+// temporary file and renamed, so a reader never sees half of one; not synced: it only has to
+// outlive the daemon, not the machine (a reboot ends the instances too).
+void WriteRecord(const std::string& path, pid_t pid, int64_t ticks,
+                 const std::map<std::string, std::string>& labels) {
+  std::string text = fmt::format("pid {}\nstart {}\n", pid, ticks);
+  for (const auto& [key, value] : labels) {
+    if (key.find_first_of("=\n") == std::string::npos && value.find('\n') == std::string::npos) {
+      text += fmt::format("label {}={}\n", key, value);
+    }
+  }
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+  }
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+}
+
+struct Record {
+  pid_t pid = 0;
+  int64_t ticks = -1;
+  std::map<std::string, std::string> labels;
+};
+
+std::optional<Record> ReadRecord(const std::string& path) {
+  std::ifstream in(path);
+  Record record;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("pid ", 0) == 0) {
+      record.pid = static_cast<pid_t>(std::atol(line.c_str() + 4));
+    } else if (line.rfind("start ", 0) == 0) {
+      record.ticks = std::atoll(line.c_str() + 6);
+    } else if (line.rfind("label ", 0) == 0) {
+      const size_t eq = line.find('=');
+      if (eq != std::string::npos) record.labels[line.substr(6, eq - 6)] = line.substr(eq + 1);
+    }
+  }
+  if (record.pid <= 0) return std::nullopt;
+  return record;
+}
+
+// Where reading a spool resumes: past the holes punched behind what an earlier daemon read, and
+// the NUL bytes of a partial block.
+int64_t FirstUnread(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return 0;
+  off_t at = ::lseek(fd, 0, SEEK_DATA);
+  if (at < 0) return st.st_size;  // all hole, or empty
+  char buffer[4096];
+  while (at < st.st_size) {
+    const ssize_t n = ::pread(fd, buffer, sizeof buffer, at);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (buffer[i] != '\0') return at + i;
+    }
+    at += n;
+  }
+  return at;
+}
+
 }  // namespace
+
+// One of an instance's two output spools, as the daemon reads it.
+struct Spool {
+  int fd = -1;          // read, and punched behind what was read
+  int64_t offset = 0;   // read up to here
+  int64_t punched = 0;  // holes up to here: after the last line break read
+  int watch = -1;       // inotify watch, -1 if none (then polled)
+  std::string path;
+};
 
 struct ProcessDriver::Child {
   std::string instance_id;
   pid_t pid = 0;
+  bool adopted = false;  // started by an earlier daemon: not ours to wait for
   LaunchCallbacks callbacks;
-  std::unique_ptr<asio::posix::stream_descriptor> pipes[2];
+  Spool spools[2];
+  std::unique_ptr<asio::posix::stream_descriptor> pidfd;  // adopted: readable once it exits
+  std::unique_ptr<asio::steady_timer> poll;               // spools without an inotify watch
   bool finished = false;
 };
 
-ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id, bool use_cgroups)
+ProcessDriver::ProcessDriver(asio::io_context& io, std::string supervisor_id, bool use_cgroups,
+                             std::string state_dir)
     : io_(io),
       supervisor_id_(std::move(supervisor_id)),
+      state_dir_(std::move(state_dir)),
       cgroups_(use_cgroups ? Cgroups::Detect(supervisor_id_) : nullptr),
       sigchld_(io, SIGCHLD),
       scanner_(1) {
+  std::error_code ec;
+  if (state_dir_.empty()) {
+    char pattern[] = "/tmp/micro-spool.XXXXXX";
+    if (::mkdtemp(pattern) != nullptr) state_dir_ = pattern;
+    own_state_dir_ = true;
+  } else {
+    fs::create_directories(state_dir_, ec);
+  }
   // Orphaned descendants of our instances come to us, not to init: they are reaped here and
   // nothing lingers as a zombie after a stop.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   sigchld_.async_wait([this](const boost::system::error_code& ec, int) {
     if (!ec) OnSigchld();
   });
+  const int inotify = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify >= 0) {
+    inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, inotify);
+    WatchInotify();
+  }
 }
 
 ProcessDriver::~ProcessDriver() {
   boost::system::error_code ignored;
   sigchld_.cancel(ignored);
+  if (inotify_) inotify_->close(ignored);
   scanner_.join();
+  // Instances still running keep their spools (a next daemon adopts them); the descriptors go.
+  for (auto& [pid, child] : by_pid_) {
+    for (Spool& spool : child->spools) {
+      if (spool.fd >= 0) ::close(spool.fd);
+      spool.fd = -1;
+    }
+  }
+  if (own_state_dir_) {
+    std::error_code ec;
+    fs::remove_all(state_dir_, ec);
+  }
 }
 
 std::string ProcessDriver::isolation() const {
   return cgroups_ ? cgroups_->description() : "process groups (no writable cgroups)";
 }
 
+std::string ProcessDriver::PathOf(const std::string& instance_id, const char* suffix) const {
+  return state_dir_ + "/" + instance_id + suffix;
+}
+
 void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callbacks) {
   auto fail = [&](Status error) {
     asio::post(io_, [cb = std::move(callbacks.on_started), error]() { cb(error); });
+  };
+  const std::string out_path = PathOf(request.instance_id, ".out");
+  const std::string err_path = PathOf(request.instance_id, ".err");
+  auto forget_spools = [&] {
+    ::unlink(out_path.c_str());
+    ::unlink(err_path.c_str());
   };
   auto program = ResolveCommand(request);
   if (!program.ok()) return fail(program.status());
   auto procs = JoinCgroups(cgroups_.get(), request);
   if (!procs.ok()) return fail(procs.status());
-  auto pipes = ChildPipes::Open();
+  auto pipes = ChildPipes::Open(out_path, err_path);
   if (!pipes.ok()) {
     if (cgroups_) cgroups_->Remove(request.instance_id);
+    forget_spools();
     return fail(pipes.status());
   }
   ExecArgs exec(request, supervisor_id_);
@@ -346,76 +520,209 @@ void ProcessDriver::Start(const LaunchRequest& request, LaunchCallbacks callback
   auto pid = Spawn(setup);
   pipes->CloseChildEnds();
   for (Fd& fd : *procs) fd.Reset();
-  if (!pid.ok()) return fail(pid.status());
+  if (!pid.ok()) {
+    forget_spools();
+    return fail(pid.status());
+  }
   if (Status exec_error = AwaitExec(*pid, *pipes, request, *program); !exec_error.ok()) {
     if (cgroups_) cgroups_->Remove(request.instance_id);
+    forget_spools();
     return fail(exec_error);
   }
-  Adopt(request.instance_id, *pid, pipes->out_read.Release(), pipes->err_read.Release(),
-        std::move(callbacks));
+  WriteRecord(PathOf(request.instance_id, ".instance"), *pid, StartTicks(*pid), request.labels);
+  auto child = std::make_shared<Child>();
+  child->instance_id = request.instance_id;
+  child->pid = *pid;
+  child->callbacks = std::move(callbacks);
+  child->spools[0] = {pipes->out_read.Release(), 0, 0, -1, out_path};
+  child->spools[1] = {pipes->err_read.Release(), 0, 0, -1, err_path};
+  Track(child);
 }
 
-void ProcessDriver::Adopt(const std::string& instance_id, pid_t pid, int out_fd, int err_fd,
-                          LaunchCallbacks callbacks) {
+void ProcessDriver::Recover(std::function<void(std::vector<Recovered>)> done) {
+  asio::post(scanner_, [this, done = std::move(done)]() mutable {
+    std::vector<Recovered> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(state_dir_, ec)) {
+      if (entry.path().extension() != ".instance") continue;
+      auto record = ReadRecord(entry.path().string());
+      if (!record) continue;
+      const bool alive = record->ticks >= 0 && StartTicks(record->pid) == record->ticks;
+      found.push_back({entry.path().stem().string(), alive ? record->pid : 0, record->labels});
+    }
+    asio::post(io_, [done = std::move(done), found = std::move(found)]() mutable {
+      done(std::move(found));
+    });
+  });
+}
+
+void ProcessDriver::Attach(const std::string& instance_id, LaunchCallbacks callbacks) {
+  auto record = ReadRecord(PathOf(instance_id, ".instance"));
+  if (!record) {
+    asio::post(io_, [cb = std::move(callbacks.on_started), instance_id] {
+      cb(absl::NotFoundError("no record of instance " + instance_id + " to adopt"));
+    });
+    return;
+  }
   auto child = std::make_shared<Child>();
   child->instance_id = instance_id;
-  child->pid = pid;
+  child->pid = record->pid;
+  child->adopted = true;
   child->callbacks = std::move(callbacks);
-  child->pipes[0] = std::make_unique<asio::posix::stream_descriptor>(io_, out_fd);
-  child->pipes[1] = std::make_unique<asio::posix::stream_descriptor>(io_, err_fd);
-  for (auto& pipe : child->pipes) pipe->non_blocking(true);
-  by_pid_[pid] = child;
-  by_instance_[instance_id] = child;
-  WatchPipe(child, 0);
-  WatchPipe(child, 1);
-  asio::post(io_, [child] { child->callbacks.on_started(Launched{child->pid, ""}); });
+  for (int i = 0; i < 2; ++i) {
+    Spool& spool = child->spools[i];
+    spool.path = PathOf(instance_id, i == 0 ? ".out" : ".err");
+    spool.fd = ::open(spool.path.c_str(), O_RDWR | O_CLOEXEC);
+    if (spool.fd < 0) continue;
+    spool.offset = spool.punched = FirstUnread(spool.fd);
+    struct stat st {};
+    if (::fstat(spool.fd, &st) == 0 && st.st_size - spool.offset > kMaxBacklogBytes) {
+      const int64_t skipped = st.st_size - kMaxBacklogBytes - spool.offset;
+      spool.offset = st.st_size - kMaxBacklogBytes;
+      const std::string note = fmt::format(
+          "[micro: {} bytes written while no daemon read them were skipped; the newest {} "
+          "follow]\n",
+          skipped, kMaxBacklogBytes);
+      asio::post(io_, [child, i, note] {
+        if (child->callbacks.on_output) {
+          child->callbacks.on_output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, note);
+        }
+      });
+    }
+  }
+  const bool alive = record->ticks >= 0 && StartTicks(record->pid) == record->ticks;
+  if (alive) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, record->pid, 0));
+    if (pidfd >= 0) child->pidfd = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd);
+  }
+  Track(child);
+  if (!child->pidfd) {
+    // Gone already (or no pidfd to watch it by): its output, then its end.
+    asio::post(io_, [this, child] {
+      Finish(child, Exit{-1, 0, "it exited while no daemon was running (exit status unknown)"});
+    });
+    return;
+  }
+  child->pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                           [this, child](const boost::system::error_code& ec) {
+                             if (ec || child->finished) return;
+                             Finish(child, Exit{-1, 0,
+                                                "it exited (exit status unknown: adopted from "
+                                                "an earlier daemon)"});
+                           });
 }
 
-void ProcessDriver::WatchPipe(const std::shared_ptr<Child>& child, int index) {
-  child->pipes[index]->async_wait(asio::posix::stream_descriptor::wait_read,
-                                  [this, child, index](const boost::system::error_code& ec) {
-                                    if (!ec) DrainPipe(child, index);
-                                  });
+void ProcessDriver::Track(const std::shared_ptr<Child>& child) {
+  if (!child->adopted) by_pid_[child->pid] = child;
+  by_instance_[child->instance_id] = child;
+  bool polled = false;
+  for (int i = 0; i < 2; ++i) {
+    Spool& spool = child->spools[i];
+    if (spool.fd < 0) continue;
+    if (inotify_) {
+      spool.watch = ::inotify_add_watch(inotify_->native_handle(), spool.path.c_str(), IN_MODIFY);
+    }
+    if (spool.watch >= 0) {
+      by_watch_[spool.watch] = {child, i};
+    } else {
+      polled = true;
+    }
+  }
+  if (polled) {
+    // No watch (inotify's limit): read every 100 ms instead.
+    child->poll = std::make_unique<asio::steady_timer>(io_);
+    auto tick = std::make_shared<std::function<void()>>();
+    *tick = [this, weak = std::weak_ptr<Child>(child), tick] {
+      auto c = weak.lock();
+      if (!c || c->finished) return;
+      c->poll->expires_after(std::chrono::milliseconds(100));
+      c->poll->async_wait([this, weak, tick](const boost::system::error_code& ec) {
+        auto c = weak.lock();
+        if (ec || !c || c->finished) return;
+        for (int i = 0; i < 2; ++i) DrainSpool(c, i);
+        (*tick)();
+      });
+    };
+    (*tick)();
+  }
+  asio::post(io_, [this, child] {
+    child->callbacks.on_started(Launched{child->pid, ""});
+    // What is already there: an adopted instance's backlog, or a quick first line.
+    for (int i = 0; i < 2; ++i) DrainSpool(child, i);
+  });
 }
 
-void ProcessDriver::DrainPipe(const std::shared_ptr<Child>& child, int index) {
-  if (!child->pipes[index]) return;
-  switch (ReadPipe(child, index, kReadBudget)) {
-    case PipeState::kEmpty:
-      return WatchPipe(child, index);
-    case PipeState::kMore:
-      // Let every other handler run first, then go on reading.
-      return asio::post(io_, [this, child, index] { DrainPipe(child, index); });
-    case PipeState::kClosed:
-      child->pipes[index].reset();
-      return;
+void ProcessDriver::WatchInotify() {
+  inotify_->async_wait(
+      asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec) return;
+        alignas(inotify_event) char buffer[16 << 10];
+        std::set<std::pair<Child*, int>> seen;
+        std::vector<std::pair<std::shared_ptr<Child>, int>> ready;
+        for (;;) {
+          const ssize_t n = ::read(inotify_->native_handle(), buffer, sizeof buffer);
+          if (n <= 0) break;
+          for (ssize_t at = 0; at < n;) {
+            const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+            at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            auto it = by_watch_.find(event->wd);
+            if (it == by_watch_.end()) continue;
+            auto child = it->second.first.lock();
+            if (child && seen.insert({child.get(), it->second.second}).second) {
+              ready.emplace_back(child, it->second.second);
+            }
+          }
+        }
+        for (auto& [child, index] : ready) DrainSpool(child, index);
+        WatchInotify();
+      });
+}
+
+void ProcessDriver::DrainSpool(const std::shared_ptr<Child>& child, int index) {
+  if (child->finished) return;
+  if (ReadSpool(child, index, kReadBudget) == ReadState::kMore) {
+    // Let every other handler run first, then go on reading.
+    asio::post(io_, [this, child, index] { DrainSpool(child, index); });
   }
 }
 
-ProcessDriver::PipeState ProcessDriver::ReadPipe(const std::shared_ptr<Child>& child, int index,
-                                                 size_t budget) {
-  // One buffer for every pipe: reads happen on the io thread only, and a buffer per instance
+ProcessDriver::ReadState ProcessDriver::ReadSpool(const std::shared_ptr<Child>& child, int index,
+                                                  size_t budget) {
+  // One buffer for every spool: reads happen on the io thread only, and a buffer per instance
   // would cost 1,000 supervised processes megabytes for nothing.
   static char buffer[64 << 10];
-  auto& pipe = child->pipes[index];
-  if (!pipe) return PipeState::kClosed;
+  Spool& spool = child->spools[index];
+  if (spool.fd < 0) return ReadState::kClosed;
   // At most `budget` bytes per call: a service that writes without pause must not keep the
   // event loop (and every other service, and the daemon's signals) waiting on its output.
-  for (size_t read = 0; read < budget;) {
-    const ssize_t n = ::read(pipe->native_handle(), buffer, std::min(sizeof buffer, budget - read));
-    if (n > 0) {
-      read += static_cast<size_t>(n);
-      if (child->callbacks.on_output) {
-        child->callbacks.on_output(index == 0 ? OutputStream::kStdout : OutputStream::kStderr,
-                                   std::string_view(buffer, static_cast<size_t>(n)));
-      }
-      continue;
-    }
+  size_t read = 0;
+  int64_t line_end = -1;
+  ReadState state = ReadState::kMore;
+  while (read < budget) {
+    const ssize_t n =
+        ::pread(spool.fd, buffer, std::min(sizeof buffer, budget - read), spool.offset);
     if (n < 0 && errno == EINTR) continue;
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? PipeState::kEmpty
-                                                              : PipeState::kClosed;
+    if (n <= 0) {
+      state = ReadState::kEmpty;
+      break;
+    }
+    const void* last = ::memrchr(buffer, '\n', static_cast<size_t>(n));
+    if (last != nullptr) line_end = spool.offset + (static_cast<const char*>(last) - buffer) + 1;
+    spool.offset += n;
+    read += static_cast<size_t>(n);
+    if (child->callbacks.on_output) {
+      child->callbacks.on_output(index == 0 ? OutputStream::kStdout : OutputStream::kStderr,
+                                 std::string_view(buffer, static_cast<size_t>(n)));
+    }
   }
-  return PipeState::kMore;
+  // What was read, to its last complete line, needs no disk any more; and the next daemon
+  // starts reading after it.
+  if (line_end > spool.punched) {
+    ::fallocate(spool.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, spool.punched,
+                line_end - spool.punched);
+    spool.punched = line_end;
+  }
+  return state;
 }
 
 void ProcessDriver::OnSigchld() {
@@ -426,37 +733,58 @@ void ProcessDriver::OnSigchld() {
     auto it = by_pid_.find(pid);
     if (it == by_pid_.end()) continue;  // an orphaned grandchild, reaped as subreaper
     std::shared_ptr<Child> child = it->second;
-    by_pid_.erase(it);
     Exit exit;
     if (WIFEXITED(status)) exit.code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
-    // The output written before the exit is in the pipes: deliver it, then let go of them, so a
-    // grandchild that still holds them cannot delay the exit.
-    for (int i = 0; i < 2; ++i) {
-      ReadPipe(child, i, kFinalReadBudget);
-      child->pipes[i].reset();
-    }
-    auto by_instance = by_instance_.find(child->instance_id);
-    if (by_instance != by_instance_.end() && by_instance->second == child) {
-      by_instance_.erase(by_instance);
-    }
-    // Whatever the instance left behind goes with it (systemd's control-group kill mode), and
-    // the exit is reported only once it is gone: after a stop, nothing of it runs any more.
-    if (cgroups_) {
-      for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
-      AwaitEmptyCgroup(child, exit, kEmptyCgroupPolls);
-    } else {
-      // No cgroup: the process group, and whatever carries the instance's id in its
-      // environment (a setsid grandchild, say). Finding those reads all of /proc, which is no
-      // work for the event loop: the scanner does it, and the exit is reported after it.
-      ::kill(-child->pid, SIGKILL);
-      KillMarked("MICRO_INSTANCE_ID=" + child->instance_id, SIGKILL,
-                 [child, exit](std::vector<pid_t>) { child->callbacks.on_exit(exit); });
-    }
+    Finish(child, exit);
   }
   sigchld_.async_wait([this](const boost::system::error_code& ec, int) {
     if (!ec) OnSigchld();
   });
+}
+
+void ProcessDriver::Finish(const std::shared_ptr<Child>& child, Exit exit) {
+  if (child->finished) return;
+  child->finished = true;
+  // An adopted instance found dead has no process group to kill: its pid may be another's now.
+  const bool had_process = !child->adopted || child->pidfd != nullptr;
+  if (!child->adopted) by_pid_.erase(child->pid);
+  if (child->poll) child->poll->cancel();
+  if (child->pidfd) {
+    boost::system::error_code ignored;
+    child->pidfd->close(ignored);
+  }
+  // The output written before the exit is in the spools: deliver it, then let go of them, so a
+  // grandchild that still writes cannot delay the exit.
+  for (int i = 0; i < 2; ++i) {
+    ReadSpool(child, i, kFinalReadBudget);
+    Spool& spool = child->spools[i];
+    if (spool.watch >= 0 && inotify_) {
+      ::inotify_rm_watch(inotify_->native_handle(), spool.watch);
+      by_watch_.erase(spool.watch);
+    }
+    if (spool.fd >= 0) ::close(spool.fd);
+    spool.fd = -1;
+    if (!spool.path.empty()) ::unlink(spool.path.c_str());
+  }
+  ::unlink(PathOf(child->instance_id, ".instance").c_str());
+  auto by_instance = by_instance_.find(child->instance_id);
+  if (by_instance != by_instance_.end() && by_instance->second == child) {
+    by_instance_.erase(by_instance);
+  }
+  // Whatever the instance left behind goes with it (systemd's control-group kill mode), and
+  // the exit is reported only once it is gone: after a stop, nothing of it runs any more.
+  if (cgroups_) {
+    for (int p : cgroups_->Pids(child->instance_id)) ::kill(p, SIGKILL);
+    AwaitEmptyCgroup(child, exit, kEmptyCgroupPolls);
+  } else {
+    // No cgroup: the process group, and whatever carries the instance's id in its
+    // environment (a setsid grandchild, say). Finding those reads all of /proc, which is no
+    // work for the event loop: the scanner does it, and the exit is reported after it.
+    if (had_process) ::kill(-child->pid, SIGKILL);
+    KillMarked("MICRO_INSTANCE_ID=" + child->instance_id, SIGKILL,
+               [child, exit](std::vector<pid_t>) { child->callbacks.on_exit(exit); });
+  }
 }
 
 void ProcessDriver::AwaitEmptyCgroup(const std::shared_ptr<Child>& child, Exit exit, int polls) {
@@ -498,48 +826,69 @@ void ProcessDriver::KillMarked(std::string marker, int signal,
   });
 }
 
-void ProcessDriver::RemoveLeftovers(std::function<void()> done) {
-  KillMarked("MICRO_SUPERVISOR_ID=" + supervisor_id_, 0,
-             [this, done = std::move(done)](std::vector<pid_t> pids) mutable {
-               RemoveLeftovers(std::move(pids), std::move(done));
-             });
+void ProcessDriver::RemoveLeftovers(const std::set<std::string>& keep, std::function<void()> done) {
+  asio::post(scanner_, [this, keep, done = std::move(done)]() mutable {
+    std::vector<pid_t> pids;
+    for (auto& [pid, instance] : PidsWithEnvAndInstance("MICRO_SUPERVISOR_ID=" + supervisor_id_)) {
+      if (keep.count(instance) == 0) pids.push_back(pid);
+    }
+    asio::post(io_, [this, keep, pids = std::move(pids), done = std::move(done)]() mutable {
+      // The records and spools of what is not kept go too (their output with them).
+      std::error_code ec;
+      std::vector<fs::path> stale;
+      for (const auto& entry : fs::directory_iterator(state_dir_, ec)) {
+        const std::string id = entry.path().stem().string();
+        if (keep.count(id) == 0 && by_instance_.count(id) == 0) stale.push_back(entry.path());
+      }
+      for (const fs::path& path : stale) fs::remove(path, ec);
+      RemoveLeftovers(std::move(pids), keep, std::move(done));
+    });
+  });
 }
 
-void ProcessDriver::RemoveLeftovers(std::vector<pid_t> pids, std::function<void()> done) {
+void ProcessDriver::RemoveLeftovers(std::vector<pid_t> pids, const std::set<std::string>& keep,
+                                    std::function<void()> done) {
   if (cgroups_) {
     for (const std::string& instance : cgroups_->Instances()) {
+      if (keep.count(instance)) continue;
       for (int pid : cgroups_->Pids(instance)) pids.push_back(pid);
     }
   }
   std::sort(pids.begin(), pids.end());
   pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
   for (pid_t pid : pids) ::kill(pid, SIGTERM);
-  AwaitGone(std::move(pids), kLeftoverPolls, std::move(done));
+  AwaitGone(std::move(pids), kLeftoverPolls, keep, std::move(done));
 }
 
 // Reading /proc is file I/O: it runs on the scanner thread, the decision on the io thread.
-void ProcessDriver::AwaitGone(std::vector<pid_t> pids, int polls, std::function<void()> done) {
-  asio::post(scanner_, [this, pids = std::move(pids), polls, done = std::move(done)]() mutable {
+void ProcessDriver::AwaitGone(std::vector<pid_t> pids, int polls, std::set<std::string> keep,
+                              std::function<void()> done) {
+  asio::post(scanner_, [this, pids = std::move(pids), polls, keep = std::move(keep),
+                        done = std::move(done)]() mutable {
     pids.erase(std::remove_if(pids.begin(), pids.end(), Gone), pids.end());
-    asio::post(io_, [this, pids = std::move(pids), polls, done = std::move(done)]() mutable {
-      AwaitGoneStep(std::move(pids), polls, std::move(done));
+    asio::post(io_, [this, pids = std::move(pids), polls, keep = std::move(keep),
+                     done = std::move(done)]() mutable {
+      AwaitGoneStep(std::move(pids), polls, std::move(keep), std::move(done));
     });
   });
 }
 
-void ProcessDriver::AwaitGoneStep(std::vector<pid_t> pids, int polls, std::function<void()> done) {
+void ProcessDriver::AwaitGoneStep(std::vector<pid_t> pids, int polls, std::set<std::string> keep,
+                                  std::function<void()> done) {
   if (pids.empty() || polls == 0) {
     for (pid_t pid : pids) ::kill(pid, SIGKILL);
     if (cgroups_) {
-      for (const std::string& instance : cgroups_->Instances()) cgroups_->Remove(instance);
+      for (const std::string& instance : cgroups_->Instances()) {
+        if (keep.count(instance) == 0) cgroups_->Remove(instance);
+      }
     }
     asio::post(io_, std::move(done));
     return;
   }
   auto timer = std::make_shared<asio::steady_timer>(io_, kLeftoverPoll);
-  timer->async_wait([this, timer, pids = std::move(pids), polls,
+  timer->async_wait([this, timer, pids = std::move(pids), polls, keep = std::move(keep),
                      done = std::move(done)](const boost::system::error_code&) mutable {
-    AwaitGone(std::move(pids), polls - 1, std::move(done));
+    AwaitGone(std::move(pids), polls - 1, std::move(keep), std::move(done));
   });
 }
 

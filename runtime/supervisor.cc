@@ -138,19 +138,55 @@ void Supervisor::Restore(std::function<void(Status)> done) {
 
 void Supervisor::StartRestored(std::vector<DeployedService> deployed,
                                std::function<void(Status)> done) {
-  auto after_processes = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
-    auto start = [this, deployed = std::move(deployed), done = std::move(done)]() mutable {
-      restoring_ = false;
-      for (DeployedService& d : deployed) AddService(std::move(d));
-      done(absl::OkStatus());
+  processes_.Recover([this, deployed = std::move(deployed),
+                      done = std::move(done)](std::vector<Recovered> recovered) mutable {
+    AdoptRecovered(std::move(deployed), std::move(recovered), std::move(done));
+  });
+}
+
+void Supervisor::AdoptRecovered(std::vector<DeployedService> deployed,
+                                std::vector<Recovered> recovered,
+                                std::function<void(Status)> done) {
+  // An instance is adopted when its service is deployed and it runs the current options, or
+  // the previous ones while an update is under way; a number is taken once.
+  std::map<Key, std::vector<Recovered>> adopted;
+  std::set<std::string> keep;
+  std::set<std::pair<std::string, int>> numbers;
+  for (Recovered& r : recovered) {
+    auto label = [&](const char* key) {
+      auto it = r.labels.find(key);
+      return it == r.labels.end() ? std::string() : it->second;
     };
-    if (containers_) {
-      containers_->RemoveLeftovers(std::move(start));
-    } else {
-      start();
+    const int64_t revision = std::atoll(label("revision").c_str());
+    const int number = std::atoi(label("number").c_str());
+    for (const DeployedService& d : deployed) {
+      const ServiceSpec& spec = d.spec;
+      if (label("service") != fmt::format("{}/{}/{}", spec.ns, spec.name, spec.version)) continue;
+      const bool current = revision == d.revision;
+      const bool previous = d.rollout.active() && d.previous && revision == d.previous_revision;
+      if ((current || previous) && r.instance_id == DriverId(spec, std::to_string(number)) &&
+          numbers.insert({label("service"), number}).second) {
+        keep.insert(r.instance_id);
+        adopted[{spec.ns, spec.name, spec.version}].push_back(std::move(r));
+      }
+      break;
     }
+  }
+  auto start = [this, deployed = std::move(deployed), adopted = std::move(adopted),
+                done = std::move(done)]() mutable {
+    restoring_ = false;
+    for (DeployedService& d : deployed) {
+      const Key key{d.spec.ns, d.spec.name, d.spec.version};
+      auto it = adopted.find(key);
+      AddService(std::move(d),
+                 it == adopted.end() ? std::vector<Recovered>{} : std::move(it->second));
+    }
+    done(absl::OkStatus());
   };
-  processes_.RemoveLeftovers(std::move(after_processes));
+  processes_.RemoveLeftovers(keep, [this, start = std::move(start)]() mutable {
+    if (!containers_) return start();
+    containers_->RemoveLeftovers({}, std::move(start));
+  });
 }
 
 // Runs `write` on the state writer, then `then` with its outcome on the io thread. The writer
@@ -199,18 +235,68 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
               creating_.erase(key);
               creating_instances_ -= instances;
               if (!status.ok()) return done(status);
-              AddService(std::move(*deployed));
+              AddService(std::move(*deployed), {});
               done(View(*services_[key]));
             });
   });
 }
 
-void Supervisor::AddService(DeployedService deployed) {
+void Supervisor::AddService(DeployedService deployed, std::vector<Recovered> adopted) {
   auto service = std::make_shared<Service>();
   service->deployed = std::move(deployed);
   service->logs = LogsFor(service->spec());
   services_[{service->spec().ns, service->spec().name, service->spec().version}] = service;
   const Rollout& rollout = service->deployed.rollout;
+  if (!adopted.empty()) {
+    ++service->generation;
+    for (const Recovered& r : adopted) {
+      auto label = [&](const char* key) {
+        auto it = r.labels.find(key);
+        return it == r.labels.end() ? std::string() : it->second;
+      };
+      const int64_t revision = std::atoll(label("revision").c_str());
+      const DeployedService& d = service->deployed;
+      auto spec =
+          std::make_shared<const ServiceSpec>(revision == d.revision ? d.spec : *d.previous);
+      const int number = std::atoi(label("number").c_str());
+      auto instance = std::make_shared<Instance>(timers_, spec, revision, number, seed_++);
+      instance->id = fmt::format("{}-{}", spec->name, number);
+      instance->driver_id = r.instance_id;
+      instance->view.id = instance->id;
+      instance->view.address = label("address");
+      instance->view.revision = revision;
+      instance->view.restarts = std::atoi(label("restarts").c_str());
+      instance->driver = &processes_;
+      instance->adopted_started_unix_ms =
+          std::max<int64_t>(1, std::atoll(label("started_unix_ms").c_str()));
+      service->instances.push_back(instance);
+      Adopt(service, instance);
+    }
+    if (rollout.active()) {
+      const bool back = rollout.state == RolloutState::kRollingBack;
+      std::shared_ptr<const ServiceSpec> revert;
+      if (!back && service->spec().update.auto_revert && service->deployed.previous) {
+        revert = std::make_shared<const ServiceSpec>(*service->deployed.previous);
+      }
+      return StartRollout(service, std::max(1, service->spec().update.max_parallel), back,
+                          std::move(revert), service->deployed.previous_revision);
+    }
+    // As many as the options ask: the missing ones start, extra ones (a rollout's) stop.
+    int on_current = 0;
+    for (const auto& instance : service->instances) on_current += !instance->retiring;
+    for (auto it = service->instances.rbegin();
+         on_current > service->spec().instances && it != service->instances.rend(); ++it) {
+      Retire(service, *it);
+      --on_current;
+    }
+    while (on_current < service->spec().instances) {
+      auto instance = NewInstance(service);
+      service->instances.push_back(instance);
+      StartInstance(service, instance);
+      ++on_current;
+    }
+    return;
+  }
   if (!rollout.active()) return Launch(service);
   // An update was under way when the last daemon stopped: take it up again from no instances,
   // all at once, with its health gates, and go back if it still fails.
@@ -406,7 +492,19 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
   request.network_mode = spec.network_mode;
   request.memory_bytes = spec.memory_bytes;
   request.max_processes = spec.max_processes;
+  // What a next daemon needs to adopt this run (runtime/process_driver.h).
+  request.labels = {{"service", fmt::format("{}/{}/{}", spec.ns, spec.name, spec.version)},
+                    {"number", std::to_string(instance->number)},
+                    {"revision", std::to_string(instance->revision)},
+                    {"restarts", std::to_string(instance->view.restarts)},
+                    {"address", instance->view.address},
+                    {"started_unix_ms", std::to_string(clock_.UnixMillis())}};
+  instance->launching = true;
+  instance->driver->Start(request, Callbacks(service, instance, run));
+}
 
+LaunchCallbacks Supervisor::Callbacks(const std::shared_ptr<Service>& service,
+                                      const std::shared_ptr<Instance>& instance, uint64_t run) {
   LaunchCallbacks callbacks;
   callbacks.on_started = [this, service, instance, run](Result<Launched> launched) {
     if (instance->run != run) return;
@@ -428,13 +526,24 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
     instance->running = true;
     instance->view.pid = launched->pid;
     instance->view.container_id = launched->container_id;
-    instance->view.started_unix_ms = clock_.UnixMillis();
     instance->view.error.clear();
     instance->run_started = clock_.Now();
     const HealthCheck& health = instance->spec->health;
-    instance->view.status =
-        health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
-    Note(service, instance->id, fmt::format("started, pid {}", launched->pid));
+    if (instance->adopted_started_unix_ms > 0) {
+      // Adopted: it has been running all along; its health check goes on from here.
+      instance->view.started_unix_ms = instance->adopted_started_unix_ms;
+      instance->run_started -=
+          milliseconds(clock_.UnixMillis() - instance->adopted_started_unix_ms);
+      instance->adopted_started_unix_ms = 0;
+      instance->view.status = Phase::kRunning;
+      Note(service, instance->id,
+           fmt::format("adopted from an earlier daemon, pid {}", launched->pid));
+    } else {
+      instance->view.started_unix_ms = clock_.UnixMillis();
+      instance->view.status =
+          health.kind == HealthCheckKind::kNone ? Phase::kRunning : Phase::kStarting;
+      Note(service, instance->id, fmt::format("started, pid {}", launched->pid));
+    }
     if (instance->stop_requested) {
       // A stop came while it was starting: carry it out now, grace period and all.
       BeginStop(service, instance);
@@ -454,8 +563,7 @@ void Supervisor::StartInstance(const std::shared_ptr<Service>& service,
   callbacks.on_exit = [this, service, instance, run](Exit exit) {
     OnExit(service, instance, run, std::move(exit));
   };
-  instance->launching = true;
-  instance->driver->Start(request, std::move(callbacks));
+  return callbacks;
 }
 
 void Supervisor::OnExit(const std::shared_ptr<Service>& service,
@@ -900,6 +1008,34 @@ void Supervisor::StopAll(std::function<void()> done) {
     }
     one_done();
   });
+}
+
+void Supervisor::LeaveRunning(std::function<void()> done) {
+  asio::post(io_, [this, done = std::move(done)]() mutable {
+    stopping_all_ = true;
+    for (auto& [key, service] : services_) {
+      ++service->generation;
+      service->rolling.reset();
+      if (service->building) processes_.Signal(service->build_id, SIGKILL);
+      for (const auto& instance : service->instances) {
+        instance->probe_timer->Cancel();
+        instance->timer->Cancel();
+        instance->gate_timer->Cancel();
+        instance->deadline_timer->Cancel();
+      }
+      Note(service, "", "the daemon stops and leaves the instances running (keep_services)");
+      service->logs->CloseFollowers(absl::UnavailableError("the daemon is shutting down"));
+    }
+    done();
+  });
+}
+
+void Supervisor::Adopt(const std::shared_ptr<Service>& service,
+                       const std::shared_ptr<Instance>& instance) {
+  const uint64_t run = ++instance->run;
+  instance->view.status = Phase::kStarting;
+  instance->launching = true;
+  processes_.Attach(instance->driver_id, Callbacks(service, instance, run));
 }
 
 void Supervisor::KillAll() {

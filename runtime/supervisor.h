@@ -105,6 +105,9 @@ class Supervisor final : public Engine {
 
   // Stops every instance, keeping the desired state, for the daemon's shutdown.
   void StopAll(std::function<void()> done);
+  // For a shutdown that leaves the instances running for the next daemon to adopt: stops
+  // watching them (builds are killed: a next daemon runs them again), closes log followers.
+  void LeaveRunning(std::function<void()> done);
   // SIGKILL to every running instance now (a StopAll's grace period cut short).
   void KillAll();
 
@@ -114,11 +117,18 @@ class Supervisor final : public Engine {
   using Key = std::tuple<std::string, std::string, std::string>;  // ns, name, version
 
   void StartRestored(std::vector<DeployedService> deployed, std::function<void(Status)> done);
+  // Adopts what the process driver recovered that belongs to a deployed service at a revision
+  // it runs; the rest of an earlier daemon's processes is removed; then the services start.
+  void AdoptRecovered(std::vector<DeployedService> deployed, std::vector<Recovered> recovered,
+                      std::function<void(Status)> done);
+  void AddService(DeployedService deployed, std::vector<Recovered> adopted);
+  void Adopt(const std::shared_ptr<Service>& service, const std::shared_ptr<Instance>& instance);
+  LaunchCallbacks Callbacks(const std::shared_ptr<Service>& service,
+                            const std::shared_ptr<Instance>& instance, uint64_t run);
   void Persist(std::function<Status()> write, std::function<void(Status)> then);
   void Restart(const std::shared_ptr<Service>& service,
                std::function<void(Result<ServiceView>)> done);
   void Remove(std::vector<std::shared_ptr<Service>> services, std::function<void(Status)> done);
-  void AddService(DeployedService deployed);
   void Launch(const std::shared_ptr<Service>& service);
   // The spec's env_secrets resolved; FAILED_PRECONDITION naming the variable if one cannot be.
   Result<Env> ResolveSecrets(const ServiceSpec& spec) const;

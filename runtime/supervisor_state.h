@@ -49,6 +49,8 @@ struct Supervisor::Instance {
   bool counted = true;
   bool retiring = false;  // a rollout stops it; it leaves the service once stopped
   int probe_failures = 0;
+  // Being adopted from an earlier daemon: when that one started it (0: a start of our own).
+  int64_t adopted_started_unix_ms = 0;
   Clock::TimePoint run_started;
   std::vector<std::function<void()>> on_stopped;
   LineSplitter out, err;

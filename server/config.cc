@@ -453,6 +453,15 @@ const std::vector<Key>& Keys() {
          c.docker_socket = path;
          return absl::OkStatus();
        }},
+      {"runtime.keep_services", "MICRO_RUNTIME_KEEP_SERVICES", "keep-services", "",
+       "on a graceful stop, leave the services running for the next daemon to adopt (default "
+       "false: they stop with the daemon)",
+       [](DaemonConfig& c, const std::string& v) {
+         auto on = ParseBool(v);
+         if (!on.ok()) return on.status();
+         c.keep_services = *on;
+         return absl::OkStatus();
+       }},
       {"runtime.docker_timeout_seconds", "MICRO_RUNTIME_DOCKER_TIMEOUT_SECONDS",
        "runtime-docker-timeout-seconds", "N",
        "how long one Docker Engine call may take before it fails (1..3600, default 30)",

@@ -76,7 +76,10 @@ struct DaemonConfig {
   // The Docker Engine socket of the container driver: DOCKER_HOST (unix://PATH) or the default.
   std::string docker_socket = "/var/run/docker.sock";
   int64_t docker_timeout_seconds = 30;  // each Docker Engine call
-  std::string config_file;              // where the file layer came from; empty if none
+  // A graceful stop leaves the services running for the next daemon to adopt (an upgrade);
+  // off: they stop with the daemon.
+  bool keep_services = false;
+  std::string config_file;  // where the file layer came from; empty if none
 };
 
 // The flags of `micro server`, for parsing and --help.

@@ -224,7 +224,9 @@ Status Daemon::PrepareTls() {
 // The drivers (the container one only if its engine answers), the supervisor and its service.
 void Daemon::MakeRuntime(const runtime::FdBudget& fd_budget) {
   const std::string supervisor_id = SupervisorId(data_dir_->path());
-  process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id);
+  // Instances' output is spooled under <data dir>/runtime, where a next daemon finds it.
+  process_driver_ = std::make_unique<runtime::ProcessDriver>(io_, supervisor_id, true,
+                                                             data_dir_->path() + "/runtime");
   auto containers = std::make_unique<runtime::ContainerDriver>(
       io_, config_.docker_socket, supervisor_id,
       std::chrono::seconds(config_.docker_timeout_seconds));
@@ -587,7 +589,12 @@ void Daemon::Shutdown() {
     }
     return std::chrono::steady_clock::now() >= hard_deadline;
   };
-  supervisor_->StopAll([&runtime_stopped] { runtime_stopped = true; });
+  if (config_.keep_services && !forced) {
+    spdlog::info("runtime: leaving the services running for the next daemon (keep_services)");
+    supervisor_->LeaveRunning([&runtime_stopped] { runtime_stopped = true; });
+  } else {
+    supervisor_->StopAll([&runtime_stopped] { runtime_stopped = true; });
+  }
   while (!runtime_stopped && !past_hard_deadline()) io_.run_for(std::chrono::milliseconds(5));
   if (!runtime_stopped) {
     spdlog::error(

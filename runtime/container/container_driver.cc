@@ -240,7 +240,8 @@ void ContainerDriver::SendSignal(const std::string& instance_id, int signal) {
   }
 }
 
-void ContainerDriver::RemoveLeftovers(std::function<void()> done) {
+void ContainerDriver::RemoveLeftovers(
+    const std::set<std::string>& /*keep: containers are not adopted*/, std::function<void()> done) {
   boost::asio::post(control_, [this, done = std::move(done)] {
     Result<std::vector<ContainerSummary>> containers =
         client_.ListByLabel(kSupervisorLabel, supervisor_id_);

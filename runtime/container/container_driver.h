@@ -57,7 +57,7 @@ class ContainerDriver final : public Driver {
   void Start(const LaunchRequest& request, LaunchCallbacks callbacks) override;
   // SIGKILL also force-removes the container. The exit is then reported as that signal.
   void Signal(const std::string& instance_id, int signal) override;
-  void RemoveLeftovers(std::function<void()> done) override;
+  void RemoveLeftovers(const std::set<std::string>& keep, std::function<void()> done) override;
 
  private:
   struct Instance;

@@ -387,7 +387,7 @@ TEST_CASE("process driver removes what an earlier daemon left running", "[runtim
     StopAtEnd stop_io(io);  // before the driver goes
     std::promise<void> done;
     io.Call([&] {
-      driver.RemoveLeftovers([&] { done.set_value(); });
+      driver.RemoveLeftovers({}, [&] { done.set_value(); });
       return 0;
     });
     REQUIRE(done.get_future().wait_for(15s) == std::future_status::ready);

@@ -33,7 +33,7 @@ class FakeDriver final : public Driver {
     std::lock_guard lock(mu_);
     signals_.push_back({instance_id, signal});
   }
-  void RemoveLeftovers(std::function<void()> done) override {
+  void RemoveLeftovers(const std::set<std::string>&, std::function<void()> done) override {
     boost::asio::post(io_, std::move(done));
   }
 

@@ -78,10 +78,14 @@ std::shared_ptr<grpc::Channel> AuthedChannel(const std::string& address, const s
 }
 
 MicroDaemon::MicroDaemon(const std::vector<std::string>& extra_args,
-                         const std::map<std::string, std::string>& env)
+                         const std::map<std::string, std::string>& env, const std::string& binary)
     : data_dir_(dir_.path() + "/data"), home_(dir_.path() + "/home") {
-  std::vector<std::string> argv = {MicroBinary(), "server",     "--address",
-                                   "127.0.0.1:0", "--data-dir", data_dir_};
+  std::vector<std::string> argv = {binary.empty() ? MicroBinary() : binary,
+                                   "server",
+                                   "--address",
+                                   "127.0.0.1:0",
+                                   "--data-dir",
+                                   data_dir_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   for (size_t i = 0; i + 1 < extra_args.size(); ++i) {
     if (extra_args[i] == "--data-dir") data_dir_ = extra_args[i + 1];

@@ -31,8 +31,10 @@ class MicroDaemon {
  public:
   // Starts the daemon with `extra_args` after the defaults (which they may override). A
   // `--data-dir DIR` among them replaces the temporary data dir, here too: the caller owns DIR.
+  // `binary`: the daemon's executable (default MicroBinary()), for a test of an upgrade.
   explicit MicroDaemon(const std::vector<std::string>& extra_args = {},
-                       const std::map<std::string, std::string>& env = {});
+                       const std::map<std::string, std::string>& env = {},
+                       const std::string& binary = "");
   // Stops the daemon gracefully if it still runs (SIGTERM; SIGKILL after 20 s), so the services
   // it supervises stop with it instead of living on as orphans.
   ~MicroDaemon();

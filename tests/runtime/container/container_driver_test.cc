@@ -390,7 +390,7 @@ TEST_CASE("RemoveLeftovers removes this supervisor's containers and no others", 
   std::string unlabelled = create({}, false);
 
   ContainerDriver driver(io.io(), socket, supervisor);
-  driver.RemoveLeftovers([&] { done = true; });
+  driver.RemoveLeftovers({}, [&] { done = true; });
   REQUIRE(Eventually([&] { return done.load(); }));
   CHECK(Gone(client, running));
   CHECK(Gone(client, created));
@@ -422,7 +422,7 @@ TEST_CASE("destroying the driver leaves running containers to the next RemoveLef
   CHECK(state->running);
 
   ContainerDriver next(io.io(), socket, supervisor);
-  next.RemoveLeftovers([&] { done = true; });
+  next.RemoveLeftovers({}, [&] { done = true; });
   REQUIRE(Eventually([&] { return done.load(); }));
   CHECK(Gone(client, request.instance_id));
   CHECK_FALSE(recorder.Exited(std::chrono::milliseconds(100)).has_value());
