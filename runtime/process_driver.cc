@@ -38,8 +38,9 @@ constexpr int kEmptyCgroupPolls = 1000;
 // rest, if a grandchild keeps writing, is not waited for).
 constexpr size_t kReadBudget = 64 << 10;
 constexpr size_t kFinalReadBudget = 1 << 20;
-// Of the output an adopted instance wrote while no daemon read it, at most this much (the
-// newest) is delivered; the rest is skipped with a note.
+// Output not yet read, in one spool, beyond which the oldest is skipped with a note: what an
+// adopted instance wrote while no daemon ran, or a service writing faster than the daemon can
+// record. It bounds the disk a spool takes while a daemon runs.
 constexpr int64_t kMaxBacklogBytes = 8 << 20;
 constexpr auto kEmptyCgroupPoll = std::chrono::milliseconds(2);
 
@@ -574,21 +575,8 @@ void ProcessDriver::Attach(const std::string& instance_id, LaunchCallbacks callb
     spool.path = PathOf(instance_id, i == 0 ? ".out" : ".err");
     spool.fd = ::open(spool.path.c_str(), O_RDWR | O_CLOEXEC);
     if (spool.fd < 0) continue;
+    // Past a backlog of kMaxBacklogBytes, ReadSpool skips ahead.
     spool.offset = spool.punched = FirstUnread(spool.fd);
-    struct stat st {};
-    if (::fstat(spool.fd, &st) == 0 && st.st_size - spool.offset > kMaxBacklogBytes) {
-      const int64_t skipped = st.st_size - kMaxBacklogBytes - spool.offset;
-      spool.offset = st.st_size - kMaxBacklogBytes;
-      const std::string note = fmt::format(
-          "[micro: {} bytes written while no daemon read them were skipped; the newest {} "
-          "follow]\n",
-          skipped, kMaxBacklogBytes);
-      asio::post(io_, [child, i, note] {
-        if (child->callbacks.on_output) {
-          child->callbacks.on_output(i == 0 ? OutputStream::kStdout : OutputStream::kStderr, note);
-        }
-      });
-    }
   }
   const bool alive = record->ticks >= 0 && StartTicks(record->pid) == record->ticks;
   if (alive) {
@@ -698,6 +686,22 @@ ProcessDriver::ReadState ProcessDriver::ReadSpool(const std::shared_ptr<Child>& 
   size_t read = 0;
   int64_t line_end = -1;
   ReadState state = ReadState::kMore;
+  struct stat st {};
+  if (::fstat(spool.fd, &st) == 0 && st.st_size - spool.offset > kMaxBacklogBytes) {
+    // Too far behind: the newest kMaxBacklogBytes stay, from a line's start, and a note says
+    // how much went.
+    int64_t resume = st.st_size - kMaxBacklogBytes;
+    const ssize_t n = ::pread(spool.fd, buffer, sizeof buffer, resume);
+    const void* brk = n > 0 ? std::memchr(buffer, '\n', static_cast<size_t>(n)) : nullptr;
+    if (brk != nullptr) resume += static_cast<const char*>(brk) - buffer + 1;
+    const std::string note = fmt::format(
+        "[micro: {} bytes of output skipped: written faster than the daemon could record them, "
+        "or while no daemon ran]\n",
+        resume - spool.offset);
+    spool.offset = resume;
+    line_end = resume;
+    if (child->callbacks.on_output) child->callbacks.on_output(OutputStream::kStderr, note);
+  }
   while (read < budget) {
     const ssize_t n =
         ::pread(spool.fd, buffer, std::min(sizeof buffer, budget - read), spool.offset);

@@ -48,8 +48,8 @@ check "the unit runs the daemon with the packaged config and data dir" grep -qx 
 check "the unit restarts on failure" grep -qx 'Restart=on-failure' "$unit"
 check "the unit delegates its cgroup (the runtime's per-instance cgroups)" \
   grep -qx 'Delegate=yes' "$unit"
-check "the unit leaves the supervised services to the daemon (KillMode=mixed)" \
-  grep -qx 'KillMode=mixed' "$unit"
+check "the unit leaves the supervised services to the daemon (KillMode=process)" \
+  grep -qx 'KillMode=process' "$unit"
 check "the data dir is the only writable path" grep -qx 'ReadWritePaths=/var/lib/micro' "$unit"
 stop_timeout=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\?$/\1/p' "$unit")
 # shutdown_grace_seconds (10) + a service's grace_period (10) + a container stop's engine
