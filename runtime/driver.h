@@ -33,7 +33,8 @@ struct LaunchRequest {
 // An instance an earlier daemon started that a driver found again (Recover).
 struct Recovered {
   std::string instance_id;
-  int pid = 0;  // 0: it has exited since (its output may still wait in the spool)
+  bool container = false;  // found by the container driver
+  int pid = 0;             // 0: it has exited since (its output may still wait in the spool)
   std::map<std::string, std::string> labels;  // LaunchRequest::labels
 };
 
@@ -78,9 +79,11 @@ class Driver {
   virtual void Recover(std::function<void(std::vector<Recovered>)> done) { done({}); }
 
   // Takes over a recovered instance as if Start had started it: on_started with its pid, its
-  // output from where the earlier daemon stopped reading, on_exit when it ends (at once if it
-  // already has; then with Exit::error set, its status being unknown).
-  virtual void Attach(const std::string& /*instance_id*/, LaunchCallbacks callbacks) {
+  // output from where the earlier daemon stopped reading (for a driver that cannot tell, the
+  // output from `since_unix_ms` on: the engine's record of the last line received), on_exit
+  // when it ends (at once if it already has; with Exit::error set if its status is unknown).
+  virtual void Attach(const std::string& /*instance_id*/, int64_t /*since_unix_ms*/,
+                      LaunchCallbacks callbacks) {
     callbacks.on_started(absl::UnimplementedError("this driver does not adopt instances"));
   }
 

@@ -549,7 +549,11 @@ void ProcessDriver::Recover(std::function<void(std::vector<Recovered>)> done) {
       auto record = ReadRecord(entry.path().string());
       if (!record) continue;
       const bool alive = record->ticks >= 0 && StartTicks(record->pid) == record->ticks;
-      found.push_back({entry.path().stem().string(), alive ? record->pid : 0, record->labels});
+      Recovered r;
+      r.instance_id = entry.path().stem().string();
+      r.pid = alive ? record->pid : 0;
+      r.labels = std::move(record->labels);
+      found.push_back(std::move(r));
     }
     asio::post(io_, [done = std::move(done), found = std::move(found)]() mutable {
       done(std::move(found));
@@ -557,7 +561,8 @@ void ProcessDriver::Recover(std::function<void(std::vector<Recovered>)> done) {
   });
 }
 
-void ProcessDriver::Attach(const std::string& instance_id, LaunchCallbacks callbacks) {
+void ProcessDriver::Attach(const std::string& instance_id, int64_t /*since_unix_ms*/,
+                           LaunchCallbacks callbacks) {
   auto record = ReadRecord(PathOf(instance_id, ".instance"));
   if (!record) {
     asio::post(io_, [cb = std::move(callbacks.on_started), instance_id] {

@@ -47,7 +47,9 @@ class ProcessDriver final : public Driver {
   void Start(const LaunchRequest& request, LaunchCallbacks callbacks) override;
   void Signal(const std::string& instance_id, int signal) override;
   void Recover(std::function<void(std::vector<Recovered>)> done) override;
-  void Attach(const std::string& instance_id, LaunchCallbacks callbacks) override;
+  // `since_unix_ms` is not needed: a spool knows where reading stopped.
+  void Attach(const std::string& instance_id, int64_t since_unix_ms,
+              LaunchCallbacks callbacks) override;
   void RemoveLeftovers(const std::set<std::string>& keep, std::function<void()> done) override;
 
   // "cgroup v1 (pids, memory)", "cgroup v2", or "process groups (no writable cgroups)".

@@ -140,7 +140,13 @@ void Supervisor::StartRestored(std::vector<DeployedService> deployed,
                                std::function<void(Status)> done) {
   processes_.Recover([this, deployed = std::move(deployed),
                       done = std::move(done)](std::vector<Recovered> recovered) mutable {
-    AdoptRecovered(std::move(deployed), std::move(recovered), std::move(done));
+    if (!containers_)
+      return AdoptRecovered(std::move(deployed), std::move(recovered), std::move(done));
+    containers_->Recover([this, deployed = std::move(deployed), recovered = std::move(recovered),
+                          done = std::move(done)](std::vector<Recovered> more) mutable {
+      for (Recovered& r : more) recovered.push_back(std::move(r));
+      AdoptRecovered(std::move(deployed), std::move(recovered), std::move(done));
+    });
   });
 }
 
@@ -150,7 +156,7 @@ void Supervisor::AdoptRecovered(std::vector<DeployedService> deployed,
   // An instance is adopted when its service is deployed and it runs the current options, or
   // the previous ones while an update is under way; a number is taken once.
   std::map<Key, std::vector<Recovered>> adopted;
-  std::set<std::string> keep;
+  std::set<std::string> keep, keep_containers;
   std::set<std::pair<std::string, int>> numbers;
   for (Recovered& r : recovered) {
     auto label = [&](const char* key) {
@@ -164,9 +170,11 @@ void Supervisor::AdoptRecovered(std::vector<DeployedService> deployed,
       if (label("service") != fmt::format("{}/{}/{}", spec.ns, spec.name, spec.version)) continue;
       const bool current = revision == d.revision;
       const bool previous = d.rollout.active() && d.previous && revision == d.previous_revision;
-      if ((current || previous) && r.instance_id == DriverId(spec, std::to_string(number)) &&
+      const bool container = spec.driver == DriverKind::kContainer;
+      if ((current || previous) && r.container == container &&
+          r.instance_id == DriverId(spec, std::to_string(number)) &&
           numbers.insert({label("service"), number}).second) {
-        keep.insert(r.instance_id);
+        (container ? keep_containers : keep).insert(r.instance_id);
         adopted[{spec.ns, spec.name, spec.version}].push_back(std::move(r));
       }
       break;
@@ -183,9 +191,10 @@ void Supervisor::AdoptRecovered(std::vector<DeployedService> deployed,
     }
     done(absl::OkStatus());
   };
-  processes_.RemoveLeftovers(keep, [this, start = std::move(start)]() mutable {
+  processes_.RemoveLeftovers(keep, [this, keep_containers = std::move(keep_containers),
+                                    start = std::move(start)]() mutable {
     if (!containers_) return start();
-    containers_->RemoveLeftovers({}, std::move(start));
+    containers_->RemoveLeftovers(keep_containers, std::move(start));
   });
 }
 
@@ -266,7 +275,7 @@ void Supervisor::AddService(DeployedService deployed, std::vector<Recovered> ado
       instance->view.address = label("address");
       instance->view.revision = revision;
       instance->view.restarts = std::atoi(label("restarts").c_str());
-      instance->driver = &processes_;
+      instance->driver = DriverFor(*spec);
       instance->adopted_started_unix_ms =
           std::max<int64_t>(1, std::atoll(label("started_unix_ms").c_str()));
       service->instances.push_back(instance);
@@ -1035,7 +1044,13 @@ void Supervisor::Adopt(const std::shared_ptr<Service>& service,
   const uint64_t run = ++instance->run;
   instance->view.status = Phase::kStarting;
   instance->launching = true;
-  processes_.Attach(instance->driver_id, Callbacks(service, instance, run));
+  // Where its log stops: a driver that cannot tell where the earlier daemon stopped reading
+  // (the container engine's log) goes on from there.
+  int64_t since = 0;
+  if (auto last = service->logs->Read({instance->id, 0, 1}); last.ok() && !last->empty()) {
+    since = last->back().unix_ms + 1;
+  }
+  instance->driver->Attach(instance->driver_id, since, Callbacks(service, instance, run));
 }
 
 void Supervisor::KillAll() {

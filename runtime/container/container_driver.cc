@@ -75,28 +75,81 @@ Result<std::string> ContainerDriver::DefaultSocket(const std::map<std::string, s
 Status ContainerDriver::Ping() { return client_.Ping(); }
 
 void ContainerDriver::Start(const LaunchRequest& request, LaunchCallbacks callbacks) {
+  Launch(request.instance_id, std::move(callbacks),
+         [this, request](std::shared_ptr<Instance> instance) { Run(instance, request); });
+}
+
+void ContainerDriver::Attach(const std::string& instance_id, int64_t since_unix_ms,
+                             LaunchCallbacks callbacks) {
+  Launch(instance_id, std::move(callbacks),
+         [this, since_unix_ms](std::shared_ptr<Instance> i) { RunAdopted(i, since_unix_ms); });
+}
+
+void ContainerDriver::Launch(const std::string& instance_id, LaunchCallbacks callbacks,
+                             std::function<void(std::shared_ptr<Instance>)> body) {
   ReapFinishedThreads();
   auto instance = std::make_shared<Instance>();
-  instance->id = request.instance_id;
+  instance->id = instance_id;
   instance->callbacks = std::move(callbacks);
   Status refused;
   {
     std::lock_guard lock(mu_);
-    if (!instances_.emplace(request.instance_id, instance).second) {
-      refused = absl::AlreadyExistsError("instance " + request.instance_id + " is still running");
+    if (!instances_.emplace(instance_id, instance).second) {
+      refused = absl::AlreadyExistsError("instance " + instance_id + " is still running");
     } else {
       try {
-        instance->thread = std::thread(&ContainerDriver::Run, this, instance, request);
+        instance->thread = std::thread(std::move(body), instance);
       } catch (const std::system_error& error) {
-        instances_.erase(request.instance_id);
-        refused = absl::ResourceExhaustedError("cannot start a thread for instance " +
-                                               request.instance_id + ": " + error.what());
+        instances_.erase(instance_id);
+        refused = absl::ResourceExhaustedError("cannot start a thread for instance " + instance_id +
+                                               ": " + error.what());
       }
     }
   }
   if (!refused.ok()) {
     Post([on_started = instance->callbacks.on_started, refused] { on_started(refused); });
   }
+}
+
+void ContainerDriver::RunAdopted(std::shared_ptr<Instance> instance, int64_t since_unix_ms) {
+  const std::string& name = instance->id;
+  Result<std::unique_ptr<PendingWait>> wait = client_.BeginWait(name);
+  Result<ContainerState> state = wait.ok() ? client_.Inspect(name) : wait.status();
+  if (!state.ok()) {
+    Finish(instance);
+    Post([instance, error = state.status()] { instance->callbacks.on_started(error); });
+    return;
+  }
+  Post([instance, launched = Launched{state->pid, state->id}] {
+    instance->callbacks.on_started(launched);
+  });
+  Follow(instance, **wait, since_unix_ms);
+}
+
+void ContainerDriver::Recover(std::function<void(std::vector<Recovered>)> done) {
+  boost::asio::post(control_, [this, done = std::move(done)]() mutable {
+    std::vector<Recovered> found;
+    Result<std::vector<ContainerSummary>> containers =
+        client_.ListByLabel(kSupervisorLabel, supervisor_id_);
+    if (containers.ok()) {
+      for (const ContainerSummary& container : *containers) {
+        auto instance = container.labels.find(kInstanceLabel);
+        if (instance == container.labels.end()) continue;
+        Recovered r;
+        r.instance_id = instance->second;
+        r.container = true;
+        const std::string prefix = kLabelPrefix;
+        for (const auto& [key, value] : container.labels) {
+          if (key.compare(0, prefix.size(), prefix) == 0)
+            r.labels[key.substr(prefix.size())] = value;
+        }
+        Result<ContainerState> state = client_.Inspect(container.id);
+        r.pid = state.ok() && state->running ? state->pid : 0;
+        found.push_back(std::move(r));
+      }
+    }
+    Post([done = std::move(done), found = std::move(found)]() mutable { done(std::move(found)); });
+  });
 }
 
 void ContainerDriver::Run(std::shared_ptr<Instance> instance, LaunchRequest request) {
@@ -118,6 +171,12 @@ void ContainerDriver::Run(std::shared_ptr<Instance> instance, LaunchRequest requ
   Post([instance, launched = Launched{state->pid, state->id}] {
     instance->callbacks.on_started(launched);
   });
+  Follow(instance, **wait, 0);
+}
+
+void ContainerDriver::Follow(const std::shared_ptr<Instance>& instance, PendingWait& wait,
+                             int64_t since_unix_ms) {
+  const std::string& name = instance->id;
   int pending = 0;
   {
     std::lock_guard lock(mu_);
@@ -126,7 +185,7 @@ void ContainerDriver::Run(std::shared_ptr<Instance> instance, LaunchRequest requ
   }
   if (pending != 0) SendSignal(name, pending);
 
-  Exit exit = Supervise(instance, **wait);
+  Exit exit = Supervise(instance, wait, since_unix_ms);
   if (Status removed = RemoveContainer(name); !removed.ok() && !absl::IsCancelled(removed)) {
     spdlog::warn("container driver: {}", std::string(removed.message()));
   }
@@ -150,6 +209,8 @@ Result<std::unique_ptr<PendingWait>> ContainerDriver::CreateContainer(
   for (const auto& [key, value] : request.env) config.env.push_back(key + "=" + value);
   config.working_dir = request.working_dir;
   config.labels = {{kSupervisorLabel, supervisor_id_}, {kInstanceLabel, request.instance_id}};
+  // What a next daemon needs to adopt it (Recover).
+  for (const auto& [key, value] : request.labels) config.labels[kLabelPrefix + key] = value;
   config.memory_bytes = request.memory_bytes;
   config.pids_limit = request.max_processes;
   config.network_mode = request.network_mode.empty() ? "host" : request.network_mode;
@@ -171,7 +232,8 @@ Result<std::unique_ptr<PendingWait>> ContainerDriver::CreateContainer(
   return client_.BeginWait(*id);
 }
 
-Exit ContainerDriver::Supervise(const std::shared_ptr<Instance>& instance, PendingWait& wait) {
+Exit ContainerDriver::Supervise(const std::shared_ptr<Instance>& instance, PendingWait& wait,
+                                int64_t since_unix_ms) {
   // The log stream ends once the container has stopped and everything it wrote was sent, so
   // reading it to the end before the exit status is what delivers all output before on_exit.
   auto forward = [this, instance](OutputStream stream, std::string_view data) {
@@ -179,7 +241,7 @@ Exit ContainerDriver::Supervise(const std::shared_ptr<Instance>& instance, Pendi
       instance->callbacks.on_output(stream, text);
     });
   };
-  Status logs = client_.FollowLogs(instance->id, forward);
+  Status logs = client_.FollowLogs(instance->id, forward, since_unix_ms);
   if (!logs.ok() && !absl::IsCancelled(logs)) {
     spdlog::warn("container driver: instance {}: {}", instance->id, std::string(logs.message()));
   }
@@ -240,9 +302,9 @@ void ContainerDriver::SendSignal(const std::string& instance_id, int signal) {
   }
 }
 
-void ContainerDriver::RemoveLeftovers(
-    const std::set<std::string>& /*keep: containers are not adopted*/, std::function<void()> done) {
-  boost::asio::post(control_, [this, done = std::move(done)] {
+void ContainerDriver::RemoveLeftovers(const std::set<std::string>& keep,
+                                      std::function<void()> done) {
+  boost::asio::post(control_, [this, keep, done = std::move(done)] {
     Result<std::vector<ContainerSummary>> containers =
         client_.ListByLabel(kSupervisorLabel, supervisor_id_);
     if (!containers.ok()) {
@@ -254,7 +316,10 @@ void ContainerDriver::RemoveLeftovers(
           // Ours, from this daemon: not a leftover.
           std::lock_guard lock(mu_);
           auto label = container.labels.find(kInstanceLabel);
-          if (label != container.labels.end() && instances_.count(label->second) > 0) continue;
+          if (label != container.labels.end() &&
+              (instances_.count(label->second) > 0 || keep.count(label->second) > 0)) {
+            continue;
+          }
         }
         Status removed = client_.Remove(container.id, /*force=*/true);
         if (!removed.ok() && !AlreadyGone(removed)) {

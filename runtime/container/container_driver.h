@@ -57,15 +57,31 @@ class ContainerDriver final : public Driver {
   void Start(const LaunchRequest& request, LaunchCallbacks callbacks) override;
   // SIGKILL also force-removes the container. The exit is then reported as that signal.
   void Signal(const std::string& instance_id, int signal) override;
+  // Containers of this supervisor an earlier daemon started (the labels micro.label.*).
+  void Recover(std::function<void(std::vector<Recovered>)> done) override;
+  // Follows the container's output from `since_unix_ms` on (the engine keeps its log) and waits
+  // for its exit, whose status the engine knows.
+  void Attach(const std::string& instance_id, int64_t since_unix_ms,
+              LaunchCallbacks callbacks) override;
   void RemoveLeftovers(const std::set<std::string>& keep, std::function<void()> done) override;
+
+  static constexpr const char* kLabelPrefix = "micro.label.";
 
  private:
   struct Instance;
 
+  // Registers an instance and runs `body` on a thread of its own; false (after on_started with
+  // the reason) if it cannot.
+  void Launch(const std::string& instance_id, LaunchCallbacks callbacks,
+              std::function<void(std::shared_ptr<Instance>)> body);
   void Run(std::shared_ptr<Instance> instance, LaunchRequest request);
+  void RunAdopted(std::shared_ptr<Instance> instance, int64_t since_unix_ms);
   // Creates the container (replacing a leftover of the same name) and registers a wait on it.
   Result<std::unique_ptr<PendingWait>> CreateContainer(const LaunchRequest& request);
-  Exit Supervise(const std::shared_ptr<Instance>& instance, PendingWait& wait);
+  Exit Supervise(const std::shared_ptr<Instance>& instance, PendingWait& wait,
+                 int64_t since_unix_ms = 0);
+  // After on_started: pending signals, Supervise, removal, on_exit.
+  void Follow(const std::shared_ptr<Instance>& instance, PendingWait& wait, int64_t since_unix_ms);
   // Force-removes a container, waiting out a removal already under way.
   Status RemoveContainer(const std::string& name);
   void SendSignal(const std::string& instance_id, int signal);

@@ -580,9 +580,15 @@ Result<std::unique_ptr<PendingWait>> DockerClient::BeginWait(const std::string& 
 }
 
 Status DockerClient::FollowLogs(const std::string& id,
-                                const std::function<void(OutputStream, std::string_view)>& sink) {
-  Result<std::string> target =
-      VersionedPath("/containers/" + UrlEncode(id) + "/logs?follow=1&stdout=1&stderr=1");
+                                const std::function<void(OutputStream, std::string_view)>& sink,
+                                int64_t since_unix_ms) {
+  std::string query = "/logs?follow=1&stdout=1&stderr=1";
+  if (since_unix_ms > 0) {
+    // Seconds with a fraction, as the engine takes them.
+    query += "&since=" + std::to_string(since_unix_ms / 1000) + "." +
+             std::to_string(1000 + since_unix_ms % 1000).substr(1) + "000000";
+  }
+  Result<std::string> target = VersionedPath("/containers/" + UrlEncode(id) + query);
   if (!target.ok()) return target.status();
   Connection connection(*this, "logs", timeout_);
   if (Status open = connection.Open(); !open.ok()) return open;

@@ -128,8 +128,10 @@ class DockerClient {
   [[nodiscard]] Result<std::unique_ptr<PendingWait>> BeginWait(const std::string& id);
   // Follows stdout and stderr (containers without a TTY) from the start until the stream ends,
   // which the engine does once the container has stopped and all of its output was sent.
+  // `since_unix_ms` > 0: only what was written from then on.
   [[nodiscard]] Status FollowLogs(const std::string& id,
-                                  const std::function<void(OutputStream, std::string_view)>& sink);
+                                  const std::function<void(OutputStream, std::string_view)>& sink,
+                                  int64_t since_unix_ms = 0);
   // Containers (running or not) carrying the label key=value.
   [[nodiscard]] Result<std::vector<ContainerSummary>> ListByLabel(const std::string& key,
                                                                   const std::string& value);

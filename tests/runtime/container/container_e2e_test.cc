@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -269,6 +270,81 @@ TEST_CASE("a rolling update of containers starts each new one before an old one 
   CHECK(Containers(socket, "micro.instance=micro.rolled.latest.0").empty());
   CHECK(Containers(socket, "micro.instance=micro.rolled.latest.1").empty());
   CHECK(daemon.Cli({"kill", "rolled"}).exit_code == 0);
+}
+
+TEST_CASE("kill -9 of the daemon: the next one adopts the running container and its output",
+          "[e2e][container][adopt]") {
+  const std::string socket = DockerSocket();
+  if (socket.empty()) {
+    WARN("SKIPPED: no dockerd (MICRO_TEST_DOCKER_SOCKET unset or missing)");
+    return;
+  }
+  TempDir data, source;
+  std::ofstream(source.path() + "/micro.yaml")
+      << "name: ticker\n"
+         "driver: container\n"
+         "image: micro-test:latest\n"
+         "command: /bin/sh\n"
+         "args: [-c, 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done']\n"
+         "grace_period: 1s\n";
+  const auto status = [](const MicroDaemon& daemon) {
+    ProgramResult result = daemon.Cli({"status", "ticker", "--output", "json"});
+    return result.exit_code == 0 ? nlohmann::json::parse(result.out)["services"][0]
+                                 : nlohmann::json();
+  };
+  const auto ticks = [](const MicroDaemon& daemon) {
+    std::set<int> seen;
+    std::istringstream out(daemon.Cli({"logs", "ticker", "--lines", "all"}).out);
+    std::string line;
+    while (std::getline(out, line)) {
+      const size_t at = line.find("[stdout] tick ");
+      if (at != std::string::npos) seen.insert(std::stoi(line.substr(at + 14)));
+    }
+    return seen;
+  };
+  std::string container;
+  {
+    MicroDaemon daemon({"--data-dir", data.path(), "--runtime-docker-socket", socket});
+    REQUIRE(daemon.WaitUntilServing());
+    REQUIRE(daemon.Cli({"run", source.path()}).exit_code == 0);
+    REQUIRE(WaitFor([&] { return ticks(daemon).size() > 5; }, 60s));
+    container = status(daemon)["instances"][0]["container_id"];
+    ::kill(daemon.process().pid(), SIGKILL);
+    daemon.process().Wait(10s);
+  }
+  std::this_thread::sleep_for(1s);  // about 20 ticks with no daemon
+  MicroDaemon daemon({"--data-dir", data.path(), "--runtime-docker-socket", socket});
+  REQUIRE(daemon.WaitUntilServing());
+  REQUIRE(WaitFor(
+      [&] {
+        nlohmann::json s = status(daemon);
+        return !s.is_null() && s["instances"][0]["status"] == "STATUS_RUNNING" &&
+               s["instances"][0]["container_id"] == container;
+      },
+      30s));
+  // The ticks written while no daemon ran came from the engine's log.
+  std::set<int> seen;
+  REQUIRE(WaitFor(
+      [&] {
+        seen = ticks(daemon);
+        return !seen.empty() && *seen.rbegin() > 40;
+      },
+      30s));
+  const int newest = *seen.rbegin();
+  INFO("newest tick " << newest << ", ticks seen " << seen.size());
+  CHECK(static_cast<int>(seen.size()) >= newest - 2);  // at most a line or two at the kill
+  CHECK(daemon.Cli({"logs", "ticker"}).out.find("adopted from an earlier daemon") !=
+        std::string::npos);
+  // Its end is seen as for a container of its own: removed by the engine, restarted.
+  RunProgram({"/usr/bin/docker", "-H", "unix://" + socket, "kill", container});
+  REQUIRE(WaitFor(
+      [&] {
+        nlohmann::json s = status(daemon);
+        return !s.is_null() && s["instances"][0]["status"] == "STATUS_RUNNING" &&
+               s["instances"][0]["container_id"] != container && s["restarts"] == 1;
+      },
+      60s));
+  CHECK(daemon.Cli({"kill", "ticker"}).exit_code == 0);
 }
 
 TEST_CASE("a container service with a missing image reports the engine's error",
