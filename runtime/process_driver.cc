@@ -473,7 +473,9 @@ ProcessDriver::~ProcessDriver() {
   if (inotify_) inotify_->close(ignored);
   scanner_.join();
   // Instances still running keep their spools (a next daemon adopts them); the descriptors go.
-  for (auto& [pid, child] : by_pid_) {
+  for (auto& [id, child] : by_instance_) {
+    if (child->pidfd) child->pidfd->close(ignored);
+    if (child->poll) child->poll->cancel();
     for (Spool& spool : child->spools) {
       if (spool.fd >= 0) ::close(spool.fd);
       spool.fd = -1;
@@ -624,25 +626,24 @@ void ProcessDriver::Track(const std::shared_ptr<Child>& child) {
   if (polled) {
     // No watch (inotify's limit): read every 100 ms instead.
     child->poll = std::make_unique<asio::steady_timer>(io_);
-    auto tick = std::make_shared<std::function<void()>>();
-    *tick = [this, weak = std::weak_ptr<Child>(child), tick] {
-      auto c = weak.lock();
-      if (!c || c->finished) return;
-      c->poll->expires_after(std::chrono::milliseconds(100));
-      c->poll->async_wait([this, weak, tick](const boost::system::error_code& ec) {
-        auto c = weak.lock();
-        if (ec || !c || c->finished) return;
-        for (int i = 0; i < 2; ++i) DrainSpool(c, i);
-        (*tick)();
-      });
-    };
-    (*tick)();
+    PollSpools(child);
   }
   asio::post(io_, [this, child] {
     child->callbacks.on_started(Launched{child->pid, ""});
     // What is already there: an adopted instance's backlog, or a quick first line.
     for (int i = 0; i < 2; ++i) DrainSpool(child, i);
   });
+}
+
+void ProcessDriver::PollSpools(const std::shared_ptr<Child>& child) {
+  child->poll->expires_after(std::chrono::milliseconds(100));
+  child->poll->async_wait(
+      [this, weak = std::weak_ptr<Child>(child)](const boost::system::error_code& ec) {
+        auto c = weak.lock();
+        if (ec || !c || c->finished) return;
+        for (int i = 0; i < 2; ++i) DrainSpool(c, i);
+        PollSpools(c);
+      });
 }
 
 void ProcessDriver::WatchInotify() {

@@ -62,6 +62,8 @@ class ProcessDriver final : public Driver {
   // Registers a started or adopted child: its spools watched, on_started posted.
   void Track(const std::shared_ptr<Child>& child);
   void WatchInotify();
+  // Reads the child's spools every 100 ms (when inotify could not watch them).
+  void PollSpools(const std::shared_ptr<Child>& child);
   void DrainSpool(const std::shared_ptr<Child>& child, int index);
   // Reads up to `budget` bytes and hands them on; says whether the spool is read to its end,
   // may have more, or is closed.
