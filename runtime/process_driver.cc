@@ -38,6 +38,10 @@ constexpr int kEmptyCgroupPolls = 1000;
 // rest, if a grandchild keeps writing, is not waited for).
 constexpr size_t kReadBudget = 64 << 10;
 constexpr size_t kFinalReadBudget = 1 << 20;
+// And lines: recording a line costs far more than reading its bytes, so a service writing short
+// lines without pause (`yes`) must not make one step long either.
+constexpr size_t kReadLineBudget = 2048;
+constexpr size_t kFinalReadLineBudget = 32768;
 // Output not yet read, in one spool, beyond which the oldest is skipped with a note: what an
 // adopted instance wrote while no daemon ran, or a service writing faster than the daemon can
 // record. It bounds the disk a spool takes while a daemon runs.
@@ -674,14 +678,14 @@ void ProcessDriver::WatchInotify() {
 
 void ProcessDriver::DrainSpool(const std::shared_ptr<Child>& child, int index) {
   if (child->finished) return;
-  if (ReadSpool(child, index, kReadBudget) == ReadState::kMore) {
+  if (ReadSpool(child, index, kReadBudget, kReadLineBudget) == ReadState::kMore) {
     // Let every other handler run first, then go on reading.
     asio::post(io_, [this, child, index] { DrainSpool(child, index); });
   }
 }
 
 ProcessDriver::ReadState ProcessDriver::ReadSpool(const std::shared_ptr<Child>& child, int index,
-                                                  size_t budget) {
+                                                  size_t budget, size_t line_budget) {
   // One buffer for every spool: reads happen on the io thread only, and a buffer per instance
   // would cost 1,000 supervised processes megabytes for nothing.
   static char buffer[64 << 10];
@@ -708,13 +712,19 @@ ProcessDriver::ReadState ProcessDriver::ReadSpool(const std::shared_ptr<Child>& 
     line_end = resume;
     if (child->callbacks.on_output) child->callbacks.on_output(OutputStream::kStderr, note);
   }
-  while (read < budget) {
-    const ssize_t n =
-        ::pread(spool.fd, buffer, std::min(sizeof buffer, budget - read), spool.offset);
+  while (read < budget && line_budget > 0) {
+    ssize_t n = ::pread(spool.fd, buffer, std::min(sizeof buffer, budget - read), spool.offset);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       state = ReadState::kEmpty;
       break;
+    }
+    // No more lines than the budget: the chunk ends after its last one allowed.
+    for (const char* at = buffer; line_budget > 0;) {
+      const void* brk = std::memchr(at, '\n', static_cast<size_t>(buffer + n - at));
+      if (brk == nullptr) break;
+      at = static_cast<const char*>(brk) + 1;
+      if (--line_budget == 0) n = at - buffer;
     }
     const void* last = ::memrchr(buffer, '\n', static_cast<size_t>(n));
     if (last != nullptr) line_end = spool.offset + (static_cast<const char*>(last) - buffer) + 1;
@@ -767,7 +777,7 @@ void ProcessDriver::Finish(const std::shared_ptr<Child>& child, Exit exit) {
   // The output written before the exit is in the spools: deliver it, then let go of them, so a
   // grandchild that still writes cannot delay the exit.
   for (int i = 0; i < 2; ++i) {
-    ReadSpool(child, i, kFinalReadBudget);
+    ReadSpool(child, i, kFinalReadBudget, kFinalReadLineBudget);
     Spool& spool = child->spools[i];
     if (spool.watch >= 0 && inotify_) {
       ::inotify_rm_watch(inotify_->native_handle(), spool.watch);

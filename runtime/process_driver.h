@@ -65,9 +65,10 @@ class ProcessDriver final : public Driver {
   // Reads the child's spools every 100 ms (when inotify could not watch them).
   void PollSpools(const std::shared_ptr<Child>& child);
   void DrainSpool(const std::shared_ptr<Child>& child, int index);
-  // Reads up to `budget` bytes and hands them on; says whether the spool is read to its end,
-  // may have more, or is closed.
-  ReadState ReadSpool(const std::shared_ptr<Child>& child, int index, size_t budget);
+  // Reads up to `budget` bytes or `line_budget` lines and hands them on; says whether the spool
+  // is read to its end, may have more, or is closed.
+  ReadState ReadSpool(const std::shared_ptr<Child>& child, int index, size_t budget,
+                      size_t line_budget);
   void OnSigchld();
   // The rest of the output delivered, the spools and record gone, then the cgroup emptied and
   // on_exit.

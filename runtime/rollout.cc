@@ -12,10 +12,14 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <boost/asio/post.hpp>
+
 #include "runtime/supervisor.h"
 #include "runtime/supervisor_state.h"
 
 namespace micro::runtime {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -117,14 +121,18 @@ void Supervisor::Pump(const std::shared_ptr<Service>& service) {
   }
   if (gating > 0) return;
   // Every instance of the target counts: whatever else remains goes, the highest numbers first
-  // when there are more of the target than wanted.
+  // when there are more of the target than wanted. A copy: a retired instance that is not
+  // running leaves the list (and pumps again) at once.
   int extra = on_target - wanted;
-  for (auto it = service->instances.rbegin(); it != service->instances.rend(); ++it) {
+  const uint64_t id = rollout.id;
+  const auto instances = service->instances;
+  for (auto it = instances.rbegin(); it != instances.rend(); ++it) {
     const auto& instance = *it;
     if (instance->retiring) continue;
     if (instance->revision != revision || extra-- > 0) {
       Retire(service, instance);
       ++retiring;
+      if (!service->rolling || service->rolling->id != id) return;  // finished meanwhile
     }
   }
   if (retiring == 0) FinishRollout(service);
@@ -216,6 +224,7 @@ void Supervisor::RolloutFailed(const std::shared_ptr<Service>& service, const st
 }
 
 void Supervisor::FinishRollout(const std::shared_ptr<Service>& service) {
+  if (!service->rolling) return;
   const bool back = service->rolling->back;
   service->rolling.reset();
   Rollout& rollout = service->deployed.rollout;
@@ -232,10 +241,141 @@ void Supervisor::Retire(const std::shared_ptr<Service>& service,
   instance->retiring = true;
   instance->gate_timer->Cancel();
   instance->deadline_timer->Cancel();
-  StopInstance(service, instance, [this, service, instance] {
-    auto& instances = service->instances;
-    instances.erase(std::remove(instances.begin(), instances.end(), instance), instances.end());
-    Pump(service);
+  // Weak: the waiter is kept by the instance itself until it stops.
+  StopInstance(service, instance,
+               [this, weak_service = std::weak_ptr<Service>(service),
+                weak_instance = std::weak_ptr<Instance>(instance)] {
+                 auto service = weak_service.lock();
+                 auto instance = weak_instance.lock();
+                 if (!service || !instance) return;
+                 auto& instances = service->instances;
+                 instances.erase(std::remove(instances.begin(), instances.end(), instance),
+                                 instances.end());
+                 Pump(service);
+               });
+}
+
+// ---- Update and Rollback: the new options made durable, then a rollout ----
+
+Result<std::shared_ptr<Supervisor::Service>> Supervisor::Updatable(const std::string& ns,
+                                                                   const std::string& name,
+                                                                   const std::string& version) {
+  if (stopping_all_) return absl::UnavailableError("the daemon is shutting down");
+  if (restoring_) return RestoringError();
+  auto it = services_.find({ns, name, version});
+  if (it == services_.end() || it->second->removing || it->second->removed) {
+    // A service being removed is gone for good: saving a new spec now would bring it back at
+    // the next start.
+    return absl::NotFoundError(
+        fmt::format("service {} version {} is not deployed; see 'micro status'", name, version));
+  }
+  return it->second;
+}
+
+void Supervisor::Update(const std::string& ns, const std::string& name, const std::string& version,
+                        std::optional<ServiceSpec> spec,
+                        std::function<void(Result<ServiceView>)> done) {
+  asio::post(
+      io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
+        auto found = Updatable(ns, name, version);
+        if (!found.ok()) return done(found.status());
+        std::shared_ptr<Service> service = *found;
+        if (spec) {
+          if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
+            return done(absl::FailedPreconditionError("the container driver is not available: " +
+                                                      containers_error_));
+          }
+          if (auto secrets = ResolveSecrets(*spec); !secrets.ok()) return done(secrets.status());
+          if (options_.fd_budget) {
+            const uint64_t deployed = DeployedInstances();
+            const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +
+                                    static_cast<uint64_t>(spec->instances);
+            if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
+              return done(s);
+            }
+          }
+        }
+        const DeployedService& now = service->deployed;
+        // What ran before: what a failure goes back to. During an update, what ran before that one.
+        const bool mid_update = now.rollout.state == RolloutState::kRunning && now.previous;
+        auto before = std::make_shared<const ServiceSpec>(mid_update ? *now.previous : now.spec);
+        const int64_t before_revision = mid_update ? now.previous_revision : now.revision;
+        auto updated = std::make_shared<DeployedService>(now);
+        updated->updated_unix_ms = clock_.UnixMillis();
+        updated->revision = std::max(now.revision, now.previous_revision) + 1;
+        if (spec) {
+          updated->spec = std::move(*spec);
+          updated->previous = *before;
+          updated->previous_revision = before_revision;
+        }
+        const bool rolling = updated->spec.update.max_parallel > 0;
+        updated->rollout = {};
+        if (rolling) {
+          updated->rollout = {RolloutState::kRunning, "", updated->revision,
+                              updated->updated_unix_ms, 0};
+        }
+        Persist([this, updated] { return state_.Save(*updated); },
+                [this, service, updated, rolling, before, before_revision,
+                 done = std::move(done)](Status status) mutable {
+                  if (!status.ok()) return done(status);
+                  // A Delete decided meanwhile wrote its removal after this save: it wins.
+                  if (service->removing || service->removed) {
+                    return done(absl::NotFoundError("the service was removed"));
+                  }
+                  service->deployed = std::move(*updated);
+                  service->logs = LogsFor(service->spec());
+                  if (!rolling) return Restart(service, std::move(done));
+                  const UpdatePolicy& policy = service->spec().update;
+                  StartRollout(service, policy.max_parallel, false,
+                               policy.auto_revert ? before : nullptr, before_revision);
+                  done(View(*service));
+                });
+      });
+}
+
+void Supervisor::Rollback(const std::string& ns, const std::string& name,
+                          const std::string& version,
+                          std::function<void(Result<ServiceView>)> done) {
+  asio::post(io_, [this, ns, name, version, done = std::move(done)]() mutable {
+    auto found = Updatable(ns, name, version);
+    if (!found.ok()) return done(found.status());
+    std::shared_ptr<Service> service = *found;
+    const DeployedService& now = service->deployed;
+    if (!now.previous) {
+      return done(absl::FailedPreconditionError(fmt::format(
+          "service {} has no earlier options to go back to: it was not updated since its deploy",
+          name)));
+    }
+    if (now.previous->driver == DriverKind::kContainer && containers_ == nullptr) {
+      return done(absl::FailedPreconditionError("the container driver is not available: " +
+                                                containers_error_));
+    }
+    if (auto secrets = ResolveSecrets(*now.previous); !secrets.ok()) {
+      return done(secrets.status());
+    }
+    auto updated = std::make_shared<DeployedService>(now);
+    updated->spec = *now.previous;
+    updated->revision = now.previous_revision;
+    updated->previous = now.spec;
+    updated->previous_revision = now.revision;
+    updated->updated_unix_ms = clock_.UnixMillis();
+    const bool rolling = updated->spec.update.max_parallel > 0;
+    updated->rollout = {rolling ? RolloutState::kRollingBack : RolloutState::kRolledBack,
+                        fmt::format("rolled back by hand from revision {}", now.revision),
+                        updated->revision, updated->updated_unix_ms,
+                        rolling ? 0 : updated->updated_unix_ms};
+    Persist([this, updated] { return state_.Save(*updated); },
+            [this, service, updated, rolling, done = std::move(done)](Status status) mutable {
+              if (!status.ok()) return done(status);
+              if (service->removing || service->removed) {
+                return done(absl::NotFoundError("the service was removed"));
+              }
+              service->deployed = std::move(*updated);
+              service->logs = LogsFor(service->spec());
+              if (!rolling) return Restart(service, std::move(done));
+              StartRollout(service, service->spec().update.max_parallel, true, nullptr, 0);
+              done(View(*service));
+            });
   });
 }
 

@@ -38,17 +38,6 @@ std::string ReservePort() {
   return out;
 }
 
-// Unique per (namespace, name, version, suffix): see InstanceId.
-std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
-  return InstanceId(spec.ns, spec.name, spec.version, suffix);
-}
-
-Status RestoringError() {
-  return absl::UnavailableError(
-      "the daemon is still restoring the deployed services (stopping what the previous daemon "
-      "left running); retry in a few seconds");
-}
-
 std::string Describe(const Exit& exit) {
   if (!exit.error.empty()) return exit.error;
   if (exit.signal != 0)
@@ -122,82 +111,6 @@ void Supervisor::Note(const std::shared_ptr<Service>& service, const std::string
   service->logs->Append({clock_.UnixMillis(), instance, "system", message, ""});
 }
 
-void Supervisor::Restore(std::function<void(Status)> done) {
-  // Set at once: a call queued behind the restore must not see an empty runtime.
-  restoring_ = true;
-  state_writer_.Submit([this, done = std::move(done)]() mutable {
-    asio::post(io_, [this, deployed = state_.LoadAll(), done = std::move(done)]() mutable {
-      if (!deployed.ok()) {
-        restoring_ = false;
-        return done(deployed.status());
-      }
-      StartRestored(std::move(*deployed), std::move(done));
-    });
-  });
-}
-
-void Supervisor::StartRestored(std::vector<DeployedService> deployed,
-                               std::function<void(Status)> done) {
-  processes_.Recover([this, deployed = std::move(deployed),
-                      done = std::move(done)](std::vector<Recovered> recovered) mutable {
-    if (!containers_)
-      return AdoptRecovered(std::move(deployed), std::move(recovered), std::move(done));
-    containers_->Recover([this, deployed = std::move(deployed), recovered = std::move(recovered),
-                          done = std::move(done)](std::vector<Recovered> more) mutable {
-      for (Recovered& r : more) recovered.push_back(std::move(r));
-      AdoptRecovered(std::move(deployed), std::move(recovered), std::move(done));
-    });
-  });
-}
-
-void Supervisor::AdoptRecovered(std::vector<DeployedService> deployed,
-                                std::vector<Recovered> recovered,
-                                std::function<void(Status)> done) {
-  // An instance is adopted when its service is deployed and it runs the current options, or
-  // the previous ones while an update is under way; a number is taken once.
-  std::map<Key, std::vector<Recovered>> adopted;
-  std::set<std::string> keep, keep_containers;
-  std::set<std::pair<std::string, int>> numbers;
-  for (Recovered& r : recovered) {
-    auto label = [&](const char* key) {
-      auto it = r.labels.find(key);
-      return it == r.labels.end() ? std::string() : it->second;
-    };
-    const int64_t revision = std::atoll(label("revision").c_str());
-    const int number = std::atoi(label("number").c_str());
-    for (const DeployedService& d : deployed) {
-      const ServiceSpec& spec = d.spec;
-      if (label("service") != fmt::format("{}/{}/{}", spec.ns, spec.name, spec.version)) continue;
-      const bool current = revision == d.revision;
-      const bool previous = d.rollout.active() && d.previous && revision == d.previous_revision;
-      const bool container = spec.driver == DriverKind::kContainer;
-      if ((current || previous) && r.container == container &&
-          r.instance_id == DriverId(spec, std::to_string(number)) &&
-          numbers.insert({label("service"), number}).second) {
-        (container ? keep_containers : keep).insert(r.instance_id);
-        adopted[{spec.ns, spec.name, spec.version}].push_back(std::move(r));
-      }
-      break;
-    }
-  }
-  auto start = [this, deployed = std::move(deployed), adopted = std::move(adopted),
-                done = std::move(done)]() mutable {
-    restoring_ = false;
-    for (DeployedService& d : deployed) {
-      const Key key{d.spec.ns, d.spec.name, d.spec.version};
-      auto it = adopted.find(key);
-      AddService(std::move(d),
-                 it == adopted.end() ? std::vector<Recovered>{} : std::move(it->second));
-    }
-    done(absl::OkStatus());
-  };
-  processes_.RemoveLeftovers(keep, [this, keep_containers = std::move(keep_containers),
-                                    start = std::move(start)]() mutable {
-    if (!containers_) return start();
-    containers_->RemoveLeftovers(keep_containers, std::move(start));
-  });
-}
-
 // Runs `write` on the state writer, then `then` with its outcome on the io thread. The writer
 // runs one write at a time in submission order, and every submission comes from the io thread,
 // so the durable state follows the order in which the io thread decided the changes.
@@ -248,75 +161,6 @@ void Supervisor::Create(ServiceSpec spec, std::function<void(Result<ServiceView>
               done(View(*services_[key]));
             });
   });
-}
-
-void Supervisor::AddService(DeployedService deployed, std::vector<Recovered> adopted) {
-  auto service = std::make_shared<Service>();
-  service->deployed = std::move(deployed);
-  service->logs = LogsFor(service->spec());
-  services_[{service->spec().ns, service->spec().name, service->spec().version}] = service;
-  const Rollout& rollout = service->deployed.rollout;
-  if (!adopted.empty()) {
-    ++service->generation;
-    for (const Recovered& r : adopted) {
-      auto label = [&](const char* key) {
-        auto it = r.labels.find(key);
-        return it == r.labels.end() ? std::string() : it->second;
-      };
-      const int64_t revision = std::atoll(label("revision").c_str());
-      const DeployedService& d = service->deployed;
-      auto spec =
-          std::make_shared<const ServiceSpec>(revision == d.revision ? d.spec : *d.previous);
-      const int number = std::atoi(label("number").c_str());
-      auto instance = std::make_shared<Instance>(timers_, spec, revision, number, seed_++);
-      instance->id = fmt::format("{}-{}", spec->name, number);
-      instance->driver_id = r.instance_id;
-      instance->view.id = instance->id;
-      instance->view.address = label("address");
-      instance->view.revision = revision;
-      instance->view.restarts = std::atoi(label("restarts").c_str());
-      instance->driver = DriverFor(*spec);
-      instance->adopted_started_unix_ms =
-          std::max<int64_t>(1, std::atoll(label("started_unix_ms").c_str()));
-      service->instances.push_back(instance);
-      Adopt(service, instance);
-    }
-    if (rollout.active()) {
-      const bool back = rollout.state == RolloutState::kRollingBack;
-      std::shared_ptr<const ServiceSpec> revert;
-      if (!back && service->spec().update.auto_revert && service->deployed.previous) {
-        revert = std::make_shared<const ServiceSpec>(*service->deployed.previous);
-      }
-      return StartRollout(service, std::max(1, service->spec().update.max_parallel), back,
-                          std::move(revert), service->deployed.previous_revision);
-    }
-    // As many as the options ask: the missing ones start, extra ones (a rollout's) stop.
-    int on_current = 0;
-    for (const auto& instance : service->instances) on_current += !instance->retiring;
-    for (auto it = service->instances.rbegin();
-         on_current > service->spec().instances && it != service->instances.rend(); ++it) {
-      Retire(service, *it);
-      --on_current;
-    }
-    while (on_current < service->spec().instances) {
-      auto instance = NewInstance(service);
-      service->instances.push_back(instance);
-      StartInstance(service, instance);
-      ++on_current;
-    }
-    return;
-  }
-  if (!rollout.active()) return Launch(service);
-  // An update was under way when the last daemon stopped: take it up again from no instances,
-  // all at once, with its health gates, and go back if it still fails.
-  Note(service, "", fmt::format("resuming the update to revision {}", service->deployed.revision));
-  const bool back = rollout.state == RolloutState::kRollingBack;
-  std::shared_ptr<const ServiceSpec> revert;
-  if (!back && service->spec().update.auto_revert && service->deployed.previous) {
-    revert = std::make_shared<const ServiceSpec>(*service->deployed.previous);
-  }
-  StartRollout(service, service->spec().instances, back, std::move(revert),
-               service->deployed.previous_revision);
 }
 
 std::shared_ptr<Supervisor::Instance> Supervisor::NewInstance(
@@ -748,128 +592,6 @@ void Supervisor::StopService(const std::shared_ptr<Service>& service, std::funct
   one_done();
 }
 
-Result<std::shared_ptr<Supervisor::Service>> Supervisor::Updatable(const std::string& ns,
-                                                                   const std::string& name,
-                                                                   const std::string& version) {
-  if (stopping_all_) return absl::UnavailableError("the daemon is shutting down");
-  if (restoring_) return RestoringError();
-  auto it = services_.find({ns, name, version});
-  if (it == services_.end() || it->second->removing || it->second->removed) {
-    // A service being removed is gone for good: saving a new spec now would bring it back at
-    // the next start.
-    return absl::NotFoundError(
-        fmt::format("service {} version {} is not deployed; see 'micro status'", name, version));
-  }
-  return it->second;
-}
-
-void Supervisor::Update(const std::string& ns, const std::string& name, const std::string& version,
-                        std::optional<ServiceSpec> spec,
-                        std::function<void(Result<ServiceView>)> done) {
-  asio::post(
-      io_, [this, ns, name, version, spec = std::move(spec), done = std::move(done)]() mutable {
-        auto found = Updatable(ns, name, version);
-        if (!found.ok()) return done(found.status());
-        std::shared_ptr<Service> service = *found;
-        if (spec) {
-          if (spec->driver == DriverKind::kContainer && containers_ == nullptr) {
-            return done(absl::FailedPreconditionError("the container driver is not available: " +
-                                                      containers_error_));
-          }
-          if (auto secrets = ResolveSecrets(*spec); !secrets.ok()) return done(secrets.status());
-          if (options_.fd_budget) {
-            const uint64_t deployed = DeployedInstances();
-            const uint64_t wanted = deployed - static_cast<uint64_t>(service->spec().instances) +
-                                    static_cast<uint64_t>(spec->instances);
-            if (Status s = CheckInstanceBudget(*options_.fd_budget, deployed, wanted); !s.ok()) {
-              return done(s);
-            }
-          }
-        }
-        const DeployedService& now = service->deployed;
-        // What ran before: what a failure goes back to. During an update, what ran before that one.
-        const bool mid_update = now.rollout.state == RolloutState::kRunning && now.previous;
-        auto before = std::make_shared<const ServiceSpec>(mid_update ? *now.previous : now.spec);
-        const int64_t before_revision = mid_update ? now.previous_revision : now.revision;
-        auto updated = std::make_shared<DeployedService>(now);
-        updated->updated_unix_ms = clock_.UnixMillis();
-        updated->revision = std::max(now.revision, now.previous_revision) + 1;
-        if (spec) {
-          updated->spec = std::move(*spec);
-          updated->previous = *before;
-          updated->previous_revision = before_revision;
-        }
-        const bool rolling = updated->spec.update.max_parallel > 0;
-        updated->rollout = {};
-        if (rolling) {
-          updated->rollout = {RolloutState::kRunning, "", updated->revision,
-                              updated->updated_unix_ms, 0};
-        }
-        Persist([this, updated] { return state_.Save(*updated); },
-                [this, service, updated, rolling, before, before_revision,
-                 done = std::move(done)](Status status) mutable {
-                  if (!status.ok()) return done(status);
-                  // A Delete decided meanwhile wrote its removal after this save: it wins.
-                  if (service->removing || service->removed) {
-                    return done(absl::NotFoundError("the service was removed"));
-                  }
-                  service->deployed = std::move(*updated);
-                  service->logs = LogsFor(service->spec());
-                  if (!rolling) return Restart(service, std::move(done));
-                  const UpdatePolicy& policy = service->spec().update;
-                  StartRollout(service, policy.max_parallel, false,
-                               policy.auto_revert ? before : nullptr, before_revision);
-                  done(View(*service));
-                });
-      });
-}
-
-void Supervisor::Rollback(const std::string& ns, const std::string& name,
-                          const std::string& version,
-                          std::function<void(Result<ServiceView>)> done) {
-  asio::post(io_, [this, ns, name, version, done = std::move(done)]() mutable {
-    auto found = Updatable(ns, name, version);
-    if (!found.ok()) return done(found.status());
-    std::shared_ptr<Service> service = *found;
-    const DeployedService& now = service->deployed;
-    if (!now.previous) {
-      return done(absl::FailedPreconditionError(fmt::format(
-          "service {} has no earlier options to go back to: it was not updated since its deploy",
-          name)));
-    }
-    if (now.previous->driver == DriverKind::kContainer && containers_ == nullptr) {
-      return done(absl::FailedPreconditionError("the container driver is not available: " +
-                                                containers_error_));
-    }
-    if (auto secrets = ResolveSecrets(*now.previous); !secrets.ok()) {
-      return done(secrets.status());
-    }
-    auto updated = std::make_shared<DeployedService>(now);
-    updated->spec = *now.previous;
-    updated->revision = now.previous_revision;
-    updated->previous = now.spec;
-    updated->previous_revision = now.revision;
-    updated->updated_unix_ms = clock_.UnixMillis();
-    const bool rolling = updated->spec.update.max_parallel > 0;
-    updated->rollout = {rolling ? RolloutState::kRollingBack : RolloutState::kRolledBack,
-                        fmt::format("rolled back by hand from revision {}", now.revision),
-                        updated->revision, updated->updated_unix_ms,
-                        rolling ? 0 : updated->updated_unix_ms};
-    Persist([this, updated] { return state_.Save(*updated); },
-            [this, service, updated, rolling, done = std::move(done)](Status status) mutable {
-              if (!status.ok()) return done(status);
-              if (service->removing || service->removed) {
-                return done(absl::NotFoundError("the service was removed"));
-              }
-              service->deployed = std::move(*updated);
-              service->logs = LogsFor(service->spec());
-              if (!rolling) return Restart(service, std::move(done));
-              StartRollout(service, service->spec().update.max_parallel, true, nullptr, 0);
-              done(View(*service));
-            });
-  });
-}
-
 // Stops every instance, then launches them again (unless a later update or delete took over).
 void Supervisor::Restart(const std::shared_ptr<Service>& service,
                          std::function<void(Result<ServiceView>)> done) {
@@ -1017,40 +739,6 @@ void Supervisor::StopAll(std::function<void()> done) {
     }
     one_done();
   });
-}
-
-void Supervisor::LeaveRunning(std::function<void()> done) {
-  asio::post(io_, [this, done = std::move(done)]() mutable {
-    stopping_all_ = true;
-    for (auto& [key, service] : services_) {
-      ++service->generation;
-      service->rolling.reset();
-      if (service->building) processes_.Signal(service->build_id, SIGKILL);
-      for (const auto& instance : service->instances) {
-        instance->probe_timer->Cancel();
-        instance->timer->Cancel();
-        instance->gate_timer->Cancel();
-        instance->deadline_timer->Cancel();
-      }
-      Note(service, "", "the daemon stops and leaves the instances running (keep_services)");
-      service->logs->CloseFollowers(absl::UnavailableError("the daemon is shutting down"));
-    }
-    done();
-  });
-}
-
-void Supervisor::Adopt(const std::shared_ptr<Service>& service,
-                       const std::shared_ptr<Instance>& instance) {
-  const uint64_t run = ++instance->run;
-  instance->view.status = Phase::kStarting;
-  instance->launching = true;
-  // Where its log stops: a driver that cannot tell where the earlier daemon stopped reading
-  // (the container engine's log) goes on from there.
-  int64_t since = 0;
-  if (auto last = service->logs->Read({instance->id, 0, 1}); last.ok() && !last->empty()) {
-    since = last->back().unix_ms + 1;
-  }
-  instance->driver->Attach(instance->driver_id, since, Callbacks(service, instance, run));
 }
 
 void Supervisor::KillAll() {

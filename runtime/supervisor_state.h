@@ -11,9 +11,21 @@
 #include <vector>
 
 #include "runtime/backoff.h"
+#include "runtime/instance_id.h"
 #include "runtime/supervisor.h"
 
 namespace micro::runtime {
+
+// The driver's id of an instance or build: unique per (namespace, name, version, suffix).
+inline std::string DriverId(const ServiceSpec& spec, const std::string& suffix) {
+  return InstanceId(spec.ns, spec.name, spec.version, suffix);
+}
+
+inline Status RestoringError() {
+  return absl::UnavailableError(
+      "the daemon is still restoring the deployed services (stopping what the previous daemon "
+      "left running); retry in a few seconds");
+}
 
 struct Supervisor::Instance {
   Instance(Timers& timers, std::shared_ptr<const ServiceSpec> options, int64_t revision_of,

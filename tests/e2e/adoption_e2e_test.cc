@@ -110,7 +110,8 @@ TEST_CASE("kill -9 of the daemon: the next one adopts a chatty service and loses
                i["restarts"] == 1;
       },
       20s));
-  CHECK(daemon.Cli({"logs", "chatty"}).out.find("exit status unknown") != std::string::npos);
+  CHECK(daemon.Cli({"logs", "chatty", "--lines", "all"}).out.find("exit status unknown") !=
+        std::string::npos);
 }
 
 TEST_CASE("an instance that died while no daemon ran is restarted, counted as a crash",

@@ -42,7 +42,7 @@ void WriteManifest(const std::string& dir, const std::string& name, int instance
       << "name: " << name << "\ncommand: /bin/sh\nargs: [-c, \"" << script << "\"]\n"
       << "instances: " << instances << "\ngrace_period: 2s\n"
       << "health_check: {type: command, command: [/bin/true], interval: 100ms}\n"
-      << "update: {max_parallel: 1, min_healthy_time: 500ms, healthy_deadline: 10s}\n";
+      << "update: {max_parallel: 1, min_healthy_time: 2s, healthy_deadline: 20s}\n";
 }
 
 TEST_CASE("a rolling update keeps 2 of 3 instances healthy in every sample, and goes back",
@@ -74,7 +74,7 @@ TEST_CASE("a rolling update keeps 2 of 3 instances healthy in every sample, and 
   }
   INFO("samples: " << samples);
   CHECK(state == "ROLLOUT_STATE_SUCCEEDED");
-  CHECK(samples >= 10);  // three steps of at least 500 ms each
+  CHECK(samples >= 10);  // three steps of at least 2 s each
   CHECK(fewest >= 2);
   nlohmann::json updated = Service(daemon, "web");
   CHECK(updated["revision"] == "2");  // int64 as a JSON string

@@ -717,20 +717,36 @@ namespace micro::runtime {
 namespace {
 
 TEST_CASE("overlapping restarts leave exactly the desired instances", "[runtime][supervisor]") {
-  LiveEngine engine;
-  const std::string marker = "OVERLAP_MARK=" + std::to_string(::getpid());
-  ServiceSpec spec = Spec("overlap", "exec sleep 300");
-  spec.env = {{"OVERLAP_MARK", std::to_string(::getpid())}};
-  spec.instances = 2;
-  REQUIRE(engine.Create(spec).ok());
-  REQUIRE(WaitFor([&] { return engine.Read("overlap")->running == 2; }, 5s));
-  // Three updates in flight at once: each stop waits on the same instances.
-  std::vector<std::thread> updates;
-  for (int i = 0; i < 3; ++i) updates.emplace_back([&] { (void)engine.Restart("overlap"); });
-  for (auto& t : updates) t.join();
-  REQUIRE(WaitFor([&] { return engine.Read("overlap")->running == 2; }, 10s));
-  std::this_thread::sleep_for(300ms);
-  CHECK(LivePidsWithEnv(marker).size() == 2);
+  // All at once (max_parallel 0) and rolling: each later update takes over the earlier one.
+  for (const int max_parallel : {0, 1}) {
+    INFO("max_parallel " << max_parallel);
+    LiveEngine engine;
+    const std::string marker =
+        "OVERLAP_MARK=" + std::to_string(::getpid()) + "-" + std::to_string(max_parallel);
+    ServiceSpec spec = Spec("overlap", "exec sleep 300");
+    spec.env = {{"OVERLAP_MARK", marker.substr(marker.find('=') + 1)}};
+    spec.instances = 2;
+    spec.update.max_parallel = max_parallel;
+    spec.update.min_healthy_time = 200ms;
+    REQUIRE(engine.Create(spec).ok());
+    REQUIRE(WaitFor([&] { return engine.Read("overlap")->running == 2; }, 5s));
+    // Three updates in flight at once: each stop waits on the same instances.
+    std::vector<std::thread> updates;
+    for (int i = 0; i < 3; ++i) updates.emplace_back([&] { (void)engine.Restart("overlap"); });
+    for (auto& t : updates) t.join();
+    REQUIRE(WaitFor(
+        [&] {
+          auto view = engine.Read("overlap");
+          if (!view.ok() || view->running != 2 || view->rollout.active()) return false;
+          for (const InstanceView& i : view->instances) {
+            if (i.revision != view->revision) return false;
+          }
+          return view->instances.size() == 2;
+        },
+        20s));
+    std::this_thread::sleep_for(300ms);
+    CHECK(LivePidsWithEnv(marker).size() == 2);
+  }
 }
 
 }  // namespace

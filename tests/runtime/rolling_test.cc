@@ -304,6 +304,38 @@ TEST_CASE("a daemon that starts mid-update takes the update up again, and goes b
   CHECK(h.driver.Request(IdOf("web", 2)).command == "/srv/web");
 }
 
+TEST_CASE("old instances waiting to restart leave at once, and a smaller update still ends",
+          "[supervisor][rollout]") {
+  Harness h;
+  ServiceSpec v1 = Spec("shrink");
+  v1.instances = 3;
+  v1.backoff.initial = 60s;
+  v1.update.min_healthy_time = 1s;
+  REQUIRE(h.Create(v1).ok());
+  for (int n = 0; n < 3; ++n) h.driver.Launch(IdOf("shrink", n));
+  h.driver.End(IdOf("shrink", 1), 1);  // two of them wait a minute to restart
+  h.driver.End(IdOf("shrink", 2), 1);
+  h.Settle();
+  ServiceSpec v2 = v1;
+  v2.instances = 1;
+  v2.command = "/srv/shrink-v2";
+  REQUIRE(Update(h, "shrink", v2).ok());
+  const std::string fresh = Starting(h.Read("shrink"), 2);
+  h.driver.Launch(fresh);
+  h.Advance(1s);
+  // The two waiting ones are gone without a signal; the running one is asked to stop.
+  ServiceView view = h.Read("shrink");
+  CHECK(view.instances.size() == 2);
+  CHECK(h.driver.signals() == std::vector<Signalled>{{IdOf("shrink", 0), SIGTERM}});
+  CHECK(view.rollout.state == RolloutState::kRunning);
+  h.driver.End(IdOf("shrink", 0), 0);
+  h.Settle();
+  view = h.Read("shrink");
+  CHECK(view.rollout.state == RolloutState::kSucceeded);
+  REQUIRE(view.instances.size() == 1);
+  CHECK(view.instances[0].revision == 2);
+}
+
 TEST_CASE("max_parallel 0 replaces every instance at once", "[supervisor][rollout]") {
   Harness h;
   ServiceSpec v1 = Spec("all");
