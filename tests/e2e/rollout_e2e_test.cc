@@ -60,7 +60,7 @@ TEST_CASE("a rolling update keeps 2 of 3 instances healthy in every sample, and 
   CHECK(update.out.find("to revision 2: replacing 3 instance(s), 1 at a time") !=
         std::string::npos);
   // Sampled every 50 ms until the update ends (at most 60 s).
-  int samples = 0, fewest = 3;
+  int samples = 0, fewest = 3, mixed = 0;
   std::string state;
   const auto give_up = std::chrono::steady_clock::now() + 60s;
   while (std::chrono::steady_clock::now() < give_up) {
@@ -68,13 +68,20 @@ TEST_CASE("a rolling update keeps 2 of 3 instances healthy in every sample, and 
     REQUIRE_FALSE(service.is_null());
     ++samples;
     fewest = std::min(fewest, Healthy(service));
+    std::set<std::string> revisions;
+    for (const auto& i : service["instances"]) {
+      if (i["status"] == "STATUS_RUNNING") revisions.insert(i["revision"].get<std::string>());
+    }
+    mixed += revisions.size() == 2;  // caught mid-update: old and new both serving
     state = RolloutState(service);
     if (state != "ROLLOUT_STATE_RUNNING") break;
     std::this_thread::sleep_for(50ms);
   }
-  INFO("samples: " << samples);
+  INFO("samples: " << samples << ", with both revisions running: " << mixed);
   CHECK(state == "ROLLOUT_STATE_SUCCEEDED");
-  CHECK(samples >= 10);  // three steps of at least 2 s each
+  // Three steps of at least 2 s each: samples throughout (fewer with a sanitizer's slow CLI).
+  CHECK(samples >= 3);
+  CHECK(mixed >= 2);
   CHECK(fewest >= 2);
   nlohmann::json updated = Service(daemon, "web");
   CHECK(updated["revision"] == "2");  // int64 as a JSON string
