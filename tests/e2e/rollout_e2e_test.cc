@@ -126,7 +126,7 @@ TEST_CASE("a client calling through the proxy during a rolling update sees no fa
   TempDir dir;
   std::ofstream(dir.path() + "/micro.yaml")
       << "name: hello\ncommand: " << HELLOWORLD_BINARY << "\ninstances: 3\n"
-      << "health_check: {type: grpc, interval: 200ms}\n"
+      << "health_check: {type: grpc, interval: 200ms, start_period: 20s}\n"
       << "update: {min_healthy_time: 500ms}\n";
   REQUIRE(daemon.Cli({"run", "--wait", dir.path()}).exit_code == 0);
   REQUIRE(WaitFor([&] { return NodeCount(daemon, "hello") == 3; }, 30s));
