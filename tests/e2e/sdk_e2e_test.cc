@@ -147,11 +147,25 @@ TEST_CASE("helloworld deployed twice: called by name in turn, calling another, s
   REQUIRE(WaitFor([&] { return Pids(daemon, "helloworld").size() == 2; },
                   std::chrono::seconds(30)));  // the killed one is back
   REQUIRE(WaitFor([&] { return NodeCount(daemon, "helloworld") == 2; }, std::chrono::seconds(30)));
+  // The killed one's node stayed registered: the count says nothing of its successor, which
+  // may not listen yet. Both answer before the next step.
+  std::set<std::string> answering;
+  REQUIRE(WaitFor(
+      [&] {
+        if (client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply).ok()) {
+          answering.insert(reply.node());
+        }
+        return answering.size() == 2;
+      },
+      std::chrono::seconds(30)));
   pids = Pids(daemon, "helloworld");
   REQUIRE(::kill(pids[1], SIGTERM) == 0);
   CHECK(WaitFor([&] { return NodeCount(daemon, "helloworld") == 1; }, std::chrono::seconds(5)));
   for (int i = 0; i < 4; ++i) {
-    CHECK(client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply).ok());
+    grpc::Status status =
+        client.Call("helloworld", "/helloworld.v1.Greeter/SayHello", request, &reply);
+    INFO(status.error_code() << " " << status.error_message());
+    CHECK(status.ok());
   }
 }
 
