@@ -568,6 +568,24 @@ bool PrintNewLogs(const std::string& name, const std::string& version, const std
   return reader->Finish().ok();
 }
 
+// The service `name` at `version` as the daemon has it now; NOT_FOUND once it is gone.
+grpc::Status ReadService(const std::string& name, const std::string& version,
+                         const ClientOptions& options, v1::Service* out) {
+  v1::ReadRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  grpc::ClientContext context;
+  Prepare(context, options);
+  v1::ReadResponse response;
+  grpc::Status status = Stub(options)->Read(&context, request, &response);
+  if (!status.ok()) return status;
+  if (response.services_size() == 0) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "service " + name + " is gone");
+  }
+  *out = response.services(0);
+  return grpc::Status::OK;
+}
+
 // The --wait-timeout flag in seconds (default 300), or -1 after printing a usage error.
 int64_t WaitSeconds(const ParsedArgs& args) {
   int64_t wait_seconds = 300;
@@ -593,18 +611,10 @@ int WaitForDeploy(const std::string& name, const std::string& version, const Par
   std::map<std::string, v1::Status> seen;
   v1::Status service_seen = v1::STATUS_UNSPECIFIED;
   while (true) {
-    v1::ReadRequest request;
-    request.set_name(name);
-    request.set_version(version);
-    grpc::ClientContext context;
-    Prepare(context, options);
-    v1::ReadResponse response;
-    grpc::Status status = Stub(options)->Read(&context, request, &response);
-    if (!status.ok()) return ReportError(status, options);
-    if (response.services_size() == 0) {
-      return ReportError(absl::NotFoundError("service " + name + " is gone"), options);
+    v1::Service s;
+    if (grpc::Status status = ReadService(name, version, options, &s); !status.ok()) {
+      return ReportError(status, options);
     }
-    const v1::Service& s = response.services(0);
     if (s.status() != service_seen) {
       std::cerr << name << ": " << StatusWord(s.status()) << "\n";
       service_seen = s.status();
@@ -669,18 +679,10 @@ int WaitForRollout(const v1::Service& started, bool rollback, const ParsedArgs& 
   int updated_seen = -1;
   LogCursor build{NowUnixMs() - 1000, {}};
   while (true) {
-    v1::ReadRequest request;
-    request.set_name(name);
-    request.set_version(started.version());
-    grpc::ClientContext context;
-    Prepare(context, options);
-    v1::ReadResponse response;
-    grpc::Status status = Stub(options)->Read(&context, request, &response);
-    if (!status.ok()) return ReportError(status, options);
-    if (response.services_size() == 0) {
-      return ReportError(absl::NotFoundError("service " + name + " is gone"), options);
+    v1::Service s;
+    if (grpc::Status status = ReadService(name, started.version(), options, &s); !status.ok()) {
+      return ReportError(status, options);
     }
-    const v1::Service& s = response.services(0);
     const v1::Rollout& rollout = s.rollout();
     if (rollout.state() != state_seen) {
       std::cerr << name << ": "

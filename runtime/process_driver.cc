@@ -319,25 +319,7 @@ std::vector<std::pair<pid_t, std::string>> PidsWithEnvAndInstance(const std::str
 // Processes whose environment holds `marker` (NAME=VALUE), found through /proc.
 std::vector<pid_t> PidsWithEnv(const std::string& marker) {
   std::vector<pid_t> out;
-  std::error_code ec;
-  const pid_t self = ::getpid();
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = std::stoi(name);
-    if (pid == self) continue;
-    std::ifstream in(entry.path() / "environ", std::ios::binary);
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (size_t start = 0; start < env.size();) {
-      size_t end = env.find('\0', start);
-      if (end == std::string::npos) end = env.size();
-      if (env.compare(start, end - start, marker) == 0) {
-        out.push_back(pid);
-        break;
-      }
-      start = end + 1;
-    }
-  }
+  for (const auto& [pid, instance] : PidsWithEnvAndInstance(marker)) out.push_back(pid);
   return out;
 }
 

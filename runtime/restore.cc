@@ -15,6 +15,16 @@ namespace micro::runtime {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// A label an earlier daemon kept with an instance (Supervisor::StartInstance sets them), or "".
+std::string Label(const Recovered& r, const char* key) {
+  auto it = r.labels.find(key);
+  return it == r.labels.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
 void Supervisor::Restore(std::function<void(Status)> done) {
   // Set at once: a call queued behind the restore must not see an empty runtime.
   restoring_ = true;
@@ -52,21 +62,18 @@ void Supervisor::AdoptRecovered(std::vector<DeployedService> deployed,
   std::set<std::string> keep, keep_containers;
   std::set<std::pair<std::string, int>> numbers;
   for (Recovered& r : recovered) {
-    auto label = [&](const char* key) {
-      auto it = r.labels.find(key);
-      return it == r.labels.end() ? std::string() : it->second;
-    };
-    const int64_t revision = std::atoll(label("revision").c_str());
-    const int number = std::atoi(label("number").c_str());
+    const std::string service = Label(r, "service");
+    const int64_t revision = std::atoll(Label(r, "revision").c_str());
+    const int number = std::atoi(Label(r, "number").c_str());
     for (const DeployedService& d : deployed) {
       const ServiceSpec& spec = d.spec;
-      if (label("service") != fmt::format("{}/{}/{}", spec.ns, spec.name, spec.version)) continue;
+      if (service != fmt::format("{}/{}/{}", spec.ns, spec.name, spec.version)) continue;
       const bool current = revision == d.revision;
       const bool previous = d.rollout.active() && d.previous && revision == d.previous_revision;
       const bool container = spec.driver == DriverKind::kContainer;
       if ((current || previous) && r.container == container &&
           r.instance_id == DriverId(spec, std::to_string(number)) &&
-          numbers.insert({label("service"), number}).second) {
+          numbers.insert({service, number}).second) {
         (container ? keep_containers : keep).insert(r.instance_id);
         adopted[{spec.ns, spec.name, spec.version}].push_back(std::move(r));
       }
@@ -97,40 +104,39 @@ void Supervisor::AddService(DeployedService deployed, std::vector<Recovered> ado
   service->logs = LogsFor(service->spec());
   services_[{service->spec().ns, service->spec().name, service->spec().version}] = service;
   const Rollout& rollout = service->deployed.rollout;
+  // An update under way when the last daemon stopped goes on, with its health gates, and goes
+  // back if it still fails.
+  auto resume = [this, &service, &rollout](int max_parallel) {
+    const DeployedService& d = service->deployed;
+    const bool back = rollout.state == RolloutState::kRollingBack;
+    std::shared_ptr<const ServiceSpec> revert;
+    if (!back && d.spec.update.auto_revert && d.previous) {
+      revert = std::make_shared<const ServiceSpec>(*d.previous);
+    }
+    StartRollout(service, max_parallel, back, std::move(revert), d.previous_revision);
+  };
   if (!adopted.empty()) {
     ++service->generation;
     for (const Recovered& r : adopted) {
-      auto label = [&](const char* key) {
-        auto it = r.labels.find(key);
-        return it == r.labels.end() ? std::string() : it->second;
-      };
-      const int64_t revision = std::atoll(label("revision").c_str());
+      const int64_t revision = std::atoll(Label(r, "revision").c_str());
       const DeployedService& d = service->deployed;
       auto spec =
           std::make_shared<const ServiceSpec>(revision == d.revision ? d.spec : *d.previous);
-      const int number = std::atoi(label("number").c_str());
+      const int number = std::atoi(Label(r, "number").c_str());
       auto instance = std::make_shared<Instance>(timers_, spec, revision, number, seed_++);
       instance->id = fmt::format("{}-{}", spec->name, number);
       instance->driver_id = r.instance_id;
       instance->view.id = instance->id;
-      instance->view.address = label("address");
+      instance->view.address = Label(r, "address");
       instance->view.revision = revision;
-      instance->view.restarts = std::atoi(label("restarts").c_str());
+      instance->view.restarts = std::atoi(Label(r, "restarts").c_str());
       instance->driver = DriverFor(*spec);
       instance->adopted_started_unix_ms =
-          std::max<int64_t>(1, std::atoll(label("started_unix_ms").c_str()));
+          std::max<int64_t>(1, std::atoll(Label(r, "started_unix_ms").c_str()));
       service->instances.push_back(instance);
       Adopt(service, instance);
     }
-    if (rollout.active()) {
-      const bool back = rollout.state == RolloutState::kRollingBack;
-      std::shared_ptr<const ServiceSpec> revert;
-      if (!back && service->spec().update.auto_revert && service->deployed.previous) {
-        revert = std::make_shared<const ServiceSpec>(*service->deployed.previous);
-      }
-      return StartRollout(service, std::max(1, service->spec().update.max_parallel), back,
-                          std::move(revert), service->deployed.previous_revision);
-    }
+    if (rollout.active()) return resume(std::max(1, service->spec().update.max_parallel));
     // As many as the options ask: the missing ones start, extra ones (a rollout's) stop.
     int on_current = 0;
     for (const auto& instance : service->instances) on_current += !instance->retiring;
@@ -149,16 +155,9 @@ void Supervisor::AddService(DeployedService deployed, std::vector<Recovered> ado
     return;
   }
   if (!rollout.active()) return Launch(service);
-  // An update was under way when the last daemon stopped: take it up again from no instances,
-  // all at once, with its health gates, and go back if it still fails.
+  // Nothing of it runs any more: every instance of the update starts at once.
   Note(service, "", fmt::format("resuming the update to revision {}", service->deployed.revision));
-  const bool back = rollout.state == RolloutState::kRollingBack;
-  std::shared_ptr<const ServiceSpec> revert;
-  if (!back && service->spec().update.auto_revert && service->deployed.previous) {
-    revert = std::make_shared<const ServiceSpec>(*service->deployed.previous);
-  }
-  StartRollout(service, service->spec().instances, back, std::move(revert),
-               service->deployed.previous_revision);
+  resume(service->spec().instances);
 }
 
 void Supervisor::LeaveRunning(std::function<void()> done) {
@@ -186,11 +185,13 @@ void Supervisor::Adopt(const std::shared_ptr<Service>& service,
   const uint64_t run = ++instance->run;
   instance->view.status = Phase::kStarting;
   instance->launching = true;
-  // Where its log stops: a driver that cannot tell where the earlier daemon stopped reading
-  // (the container engine's log) goes on from there.
+  // Where its log stops, for the container engine's log, which cannot tell where the earlier
+  // daemon stopped reading (a process's spool can: no log read for it).
   int64_t since = 0;
-  if (auto last = service->logs->Read({instance->id, 0, 1}); last.ok() && !last->empty()) {
-    since = last->back().unix_ms + 1;
+  if (instance->spec->driver == DriverKind::kContainer) {
+    if (auto last = service->logs->Read({instance->id, 0, 1}); last.ok() && !last->empty()) {
+      since = last->back().unix_ms + 1;
+    }
   }
   instance->driver->Attach(instance->driver_id, since, Callbacks(service, instance, run));
 }

@@ -314,23 +314,32 @@ void Supervisor::Update(const std::string& ns, const std::string& name, const st
           updated->rollout = {RolloutState::kRunning, "", updated->revision,
                               updated->updated_unix_ms, 0};
         }
-        Persist([this, updated] { return state_.Save(*updated); },
-                [this, service, updated, rolling, before, before_revision,
-                 done = std::move(done)](Status status) mutable {
-                  if (!status.ok()) return done(status);
-                  // A Delete decided meanwhile wrote its removal after this save: it wins.
-                  if (service->removing || service->removed) {
-                    return done(absl::NotFoundError("the service was removed"));
-                  }
-                  service->deployed = std::move(*updated);
-                  service->logs = LogsFor(service->spec());
-                  if (!rolling) return Restart(service, std::move(done));
-                  const UpdatePolicy& policy = service->spec().update;
-                  StartRollout(service, policy.max_parallel, false,
-                               policy.auto_revert ? before : nullptr, before_revision);
-                  done(View(*service));
-                });
+        const bool revert = updated->spec.update.auto_revert;
+        ApplyUpdate(service, std::move(updated), false, revert ? before : nullptr, before_revision,
+                    std::move(done));
       });
+}
+
+void Supervisor::ApplyUpdate(const std::shared_ptr<Service>& service,
+                             std::shared_ptr<DeployedService> updated, bool back,
+                             std::shared_ptr<const ServiceSpec> revert_spec,
+                             int64_t revert_revision,
+                             std::function<void(Result<ServiceView>)> done) {
+  Persist([this, updated] { return state_.Save(*updated); },
+          [this, service, updated, back, revert_spec, revert_revision,
+           done = std::move(done)](Status status) mutable {
+            if (!status.ok()) return done(status);
+            // A Delete decided meanwhile wrote its removal after this save: it wins.
+            if (service->removing || service->removed) {
+              return done(absl::NotFoundError("the service was removed"));
+            }
+            service->deployed = std::move(*updated);
+            service->logs = LogsFor(service->spec());
+            const int max_parallel = service->spec().update.max_parallel;
+            if (max_parallel == 0) return Restart(service, std::move(done));
+            StartRollout(service, max_parallel, back, std::move(revert_spec), revert_revision);
+            done(View(*service));
+          });
 }
 
 void Supervisor::Rollback(const std::string& ns, const std::string& name,
@@ -364,18 +373,7 @@ void Supervisor::Rollback(const std::string& ns, const std::string& name,
                         fmt::format("rolled back by hand from revision {}", now.revision),
                         updated->revision, updated->updated_unix_ms,
                         rolling ? 0 : updated->updated_unix_ms};
-    Persist([this, updated] { return state_.Save(*updated); },
-            [this, service, updated, rolling, done = std::move(done)](Status status) mutable {
-              if (!status.ok()) return done(status);
-              if (service->removing || service->removed) {
-                return done(absl::NotFoundError("the service was removed"));
-              }
-              service->deployed = std::move(*updated);
-              service->logs = LogsFor(service->spec());
-              if (!rolling) return Restart(service, std::move(done));
-              StartRollout(service, service->spec().update.max_parallel, true, nullptr, 0);
-              done(View(*service));
-            });
+    ApplyUpdate(service, std::move(updated), true, nullptr, 0, std::move(done));
   });
 }
 

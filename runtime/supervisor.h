@@ -140,6 +140,13 @@ class Supervisor final : public Engine {
   std::shared_ptr<Instance> NewInstance(const std::shared_ptr<Service>& service);
   // The service's current state saved on the state writer (errors are logged).
   void SaveDeployed(const std::shared_ptr<Service>& service);
+  // Saves `updated`, then makes it the service's state and replaces the instances: a rollout
+  // (`back`: going back; a failure goes to `revert_spec` if given), or all at once
+  // (max_parallel 0). `done` once it has begun.
+  void ApplyUpdate(const std::shared_ptr<Service>& service,
+                   std::shared_ptr<DeployedService> updated, bool back,
+                   std::shared_ptr<const ServiceSpec> revert_spec, int64_t revert_revision,
+                   std::function<void(Result<ServiceView>)> done);
   // Looks up a service for Update or Rollback: NOT_FOUND if absent or being removed.
   Result<std::shared_ptr<Service>> Updatable(const std::string& ns, const std::string& name,
                                              const std::string& version);
