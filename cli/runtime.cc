@@ -892,8 +892,9 @@ int StatusCommand(const std::vector<std::string>& args, const Env& env) {
   const CommandSpec spec{
       "micro status [NAME] [flags]",
       "Shows the deployed services: NAME VERSION STATUS INSTANCES (running/desired) RESTARTS\n"
-      "UPTIME (of the oldest running instance) LAST EXIT ERROR. With NAME, also one row per\n"
-      "instance: ID PID STATUS RESTARTS STARTED LAST EXIT NEXT START (when in backoff) ERROR.\n\n"
+      "UPTIME (of the oldest running instance) LAST EXIT ERROR. With NAME, also the revision\n"
+      "and the latest update (rolling, rolled back and why), and one row per instance:\n"
+      "ID REVISION PID STATUS RESTARTS STARTED LAST EXIT NEXT START (when in backoff) ERROR.\n\n"
       "Examples:\n"
       "  micro status\n"
       "  micro status hello -o json",
